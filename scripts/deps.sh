@@ -11,9 +11,9 @@ pkgs=(
   libevent-dev libssl-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
   libarchive-dev libseccomp-dev
   # tests
-  libcmocka-dev bats curl iproute2 procps
+  libcmocka-dev bats curl iproute2 procps busybox-static
   # benchmark peers and load generators
-  etcd-server etcd-client wrk
+  etcd-server etcd-client wrk crun runc
 )
 
 missing=()
