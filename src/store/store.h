@@ -77,15 +77,15 @@ struct store_op {
     enum store_op_type type;
     const uint8_t *key;
     size_t key_len;
-    bool prefix;         /* GET/DELETE: every key starting with key */
+    bool prefix;          /* GET/DELETE: every key starting with key */
     const uint8_t *value; /* PUT */
     size_t value_len;
-    int64_t lease;       /* PUT: 0 = none */
-    bool prev_kv;        /* PUT/DELETE: return the previous value */
-    rev_t rev;           /* GET: read at this revision, 0 = current */
-    int64_t limit;       /* GET: at most this many keys, 0 = no limit */
-    bool count_only;     /* GET: only count */
-    bool keys_only;      /* GET: leave values out */
+    int64_t lease;   /* PUT: 0 = none */
+    bool prev_kv;    /* PUT/DELETE: return the previous value */
+    rev_t rev;       /* GET: read at this revision, 0 = current */
+    int64_t limit;   /* GET: at most this many keys, 0 = no limit */
+    bool count_only; /* GET: only count */
+    bool keys_only;  /* GET: leave values out */
 };
 
 enum store_cmp_target {
@@ -104,13 +104,13 @@ struct store_cmp {
     size_t key_len;
     enum store_cmp_target target;
     enum store_cmp_op op;
-    int64_t num;         /* VERSION, CREATE, MOD, LEASE */
+    int64_t num;          /* VERSION, CREATE, MOD, LEASE */
     const uint8_t *value; /* VALUE */
     size_t value_len;
 };
 
 enum store_cmd_type {
-    STORE_CMD_TXN = 1,          /* also a plain put or delete: a txn with one op */
+    STORE_CMD_TXN = 1, /* also a plain put or delete: a txn with one op */
     STORE_CMD_LEASE_GRANT = 2,
     STORE_CMD_LEASE_REVOKE = 3,
     STORE_CMD_COMPACT = 4,
@@ -147,13 +147,13 @@ struct store_op_result {
     enum store_op_type type;
     struct store_kv *kvs; /* GET: the keys; PUT/DELETE: previous values if asked */
     size_t nkvs;
-    int64_t count;        /* GET: keys matching (before limit); DELETE: keys deleted */
-    bool more;            /* GET: limit cut the list */
+    int64_t count; /* GET: keys matching (before limit); DELETE: keys deleted */
+    bool more;     /* GET: limit cut the list */
 };
 
 struct store_result {
-    rev_t rev;            /* store revision after the command */
-    bool succeeded;       /* TXN: which branch ran */
+    rev_t rev;      /* store revision after the command */
+    bool succeeded; /* TXN: which branch ran */
     struct store_op_result *ops;
     size_t nops;
     int64_t lease_id, ttl_sec; /* LEASE_GRANT */
@@ -202,8 +202,8 @@ enum store_event_type { STORE_EVENT_PUT = 1, STORE_EVENT_DELETE = 2 };
 
 struct store_event {
     enum store_event_type type;
-    struct store_kv kv;      /* DELETE: key, mod_rev = revision of the delete */
-    struct store_kv prev;    /* valid if has_prev */
+    struct store_kv kv;   /* DELETE: key, mod_rev = revision of the delete */
+    struct store_kv prev; /* valid if has_prev */
     bool has_prev;
 };
 
@@ -218,8 +218,13 @@ int store_watch_open(struct store *s, const uint8_t *key, size_t key_len, bool p
  * -SC_E_COMPACTED when compaction overtook it.  Pointers in ev are valid until
  * the next store_apply(). */
 int store_watch_next(struct store *s, struct store_watch *w, struct store_event *ev);
-/* The revision the watch will deliver next (for resuming elsewhere). */
-rev_t store_watch_next_rev(const struct store_watch *w);
+/* The revision of the next change the watch has not looked at yet: a watch
+ * resumed from it misses nothing (and repeats nothing if the caller stopped at
+ * a revision boundary, see store_watch_at_boundary). */
+rev_t store_watch_next_rev(const struct store *s, const struct store_watch *w);
+/* True when the next change belongs to a later revision than the last one
+ * looked at, so stopping here splits no multi-key revision. */
+bool store_watch_at_boundary(const struct store *s, const struct store_watch *w);
 /* True when the watch has seen every event the store holds. */
 bool store_watch_caught_up(const struct store *s, const struct store_watch *w);
 void store_watch_close(struct store *s, struct store_watch *w);
@@ -233,6 +238,9 @@ void store_snapshot_encode(const struct store *s, struct sc_buf *out);
  * now + TTL. */
 int store_snapshot_decode(struct store *s, const uint8_t *data, size_t len, usec_t now,
                           struct sc_error *e);
+
+/* Checks every invariant of the design block in mvcc.c; 0 or -1 with a reason. */
+int store_check(const struct store *s, char *why, size_t n);
 
 /* Bytes of memory held by keys and values (for /metrics). */
 size_t store_bytes(const struct store *s);
