@@ -1,0 +1,472 @@
+/*
+ * cell_linux.c: the Linux backend of the Cell supervisor.
+ *
+ * One Cell start is: cgroups made at create time (limits written once), then one
+ * clone3(CLONE_NEWNS|NEWPID|NEWIPC|NEWUTS[|NEWNET]|CLONE_PIDFD|CLONE_INTO_CGROUP)
+ * whose child waits on a pipe while the parent moves it into the v1 cgroups and,
+ * under CELL_NET_BRIDGE, creates its veth pair with the peer born inside the
+ * child's namespace; the child then builds its own sandbox (cell_sandbox.c) and
+ * execs.  The parent learns "exec happened" from EOF on a close-on-exec error
+ * pipe, or reads the child's error message from it.  Afterwards everything the
+ * supervisor needs is behind one epoll fd per Cell (the pidfd and the log pipe),
+ * so a libevent loop can supervise many Cells without threads.
+ *
+ * Design (backend part; the lifecycle is in cell.c)
+ *   1. A Cell's processes all live in its pid namespace: when PID 1 is reaped the
+ *      kernel has already killed and reaped the rest, so "reaped" means "no
+ *      process left".  cgroup.kill is still sent on kill for belt and braces.
+ *   2. Mounts exist only in the Cell's mount namespace, which dies with its last
+ *      process; nothing is ever mounted in the node's namespace.
+ *   3. The host veth is deleted when the Cell dies (so a restart can recreate it)
+ *      and the address is released only by cell_free.
+ *   4. cgroups exist from create to free; a restart reuses them, and OOM kills
+ *      are counted against the value read at start.
+ */
+#include "cell/cell_linux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+struct linux_host {
+    struct cg_layout cg;
+    void *seccomp;
+    int landlock_abi;
+    unsigned cap_last;
+    /* networking */
+    char bridge[IFNAMSIZ];
+    uint32_t net; /* host order */
+    uint8_t prefix;
+    int bridge_idx; /* 0 until the first bridged Cell */
+    uint8_t *ip_used;
+    size_t n_ips;
+    int nlfd;
+};
+
+struct linux_cell {
+    struct cg_cell cg;
+    int pidfd, logfd;
+    pid_t pid;
+    uint32_t ip; /* host order, 0 if none */
+    char veth[IFNAMSIZ];
+};
+
+static int pidfd_signal(int pidfd, int sig)
+{
+    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+/* ---- host ---------------------------------------------------------------------- */
+
+static int linux_host_init(struct cell_host *h, const struct cell_host_config *cfg,
+                           struct sc_error *e)
+{
+    if (geteuid() != 0)
+        return sc_error_set(e, -EPERM, "host", "the Linux Cell backend needs root");
+    struct linux_host *lh = xcalloc(1, sizeof(*lh));
+    lh->nlfd = -1;
+    int r = cg_layout_discover(&lh->cg, cfg->cgroup_parent ? cfg->cgroup_parent : "swiftcube", e);
+    if (r >= 0)
+        r = sandbox_seccomp_build(&lh->seccomp, e);
+    if (r < 0) {
+        cg_layout_done(&lh->cg);
+        free(lh);
+        return r;
+    }
+    lh->landlock_abi = sandbox_landlock_abi();
+    lh->cap_last = 40;
+    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    if (f) {
+        if (fscanf(f, "%u", &lh->cap_last) != 1)
+            lh->cap_last = 40;
+        fclose(f);
+    }
+    snprintf(lh->bridge, sizeof(lh->bridge), "%s", cfg->bridge ? cfg->bridge : "scbr0");
+    lh->net = cfg->net_addr_be ? ntohl(cfg->net_addr_be) : 0x0a580000u; /* 10.88.0.0 */
+    lh->prefix = cfg->net_prefix ? cfg->net_prefix : 24;
+    if (lh->prefix < 16 || lh->prefix > 30) {
+        free(lh->seccomp);
+        cg_layout_done(&lh->cg);
+        free(lh);
+        return sc_error_set(e, -SC_E_INVALID, "net_prefix", "Cell range prefix must be 16..30");
+    }
+    lh->net &= ~((1u << (32 - lh->prefix)) - 1);
+    lh->n_ips = (size_t)1 << (32 - lh->prefix);
+    h->impl = lh;
+    return 0;
+}
+
+static void linux_host_done(struct cell_host *h)
+{
+    struct linux_host *lh = h->impl;
+    /* The bridge is node state shared with later supervisors; it stays. */
+    if (lh->nlfd >= 0)
+        close(lh->nlfd);
+    sandbox_seccomp_free(lh->seccomp);
+    cg_layout_done(&lh->cg);
+    free(lh->ip_used);
+    free(lh);
+}
+
+static int bridge_ensure(struct linux_host *lh, struct sc_error *e)
+{
+    if (lh->bridge_idx > 0)
+        return 0;
+    if (lh->nlfd < 0) {
+        lh->nlfd = nl_open();
+        if (lh->nlfd < 0)
+            return sc_error_set(e, lh->nlfd, "net", "netlink: %s", strerror(-lh->nlfd));
+    }
+    int idx = (int)if_nametoindex(lh->bridge);
+    if (idx <= 0) {
+        int r = nl_bridge_add(lh->nlfd, lh->bridge);
+        if (r < 0 && r != -EEXIST)
+            return sc_error_set(e, r, "net", "create bridge %s: %s", lh->bridge, strerror(-r));
+        idx = (int)if_nametoindex(lh->bridge);
+        if (idx <= 0)
+            return sc_error_set(e, -ENODEV, "net", "bridge %s vanished", lh->bridge);
+    }
+    int r = nl_addr_add(lh->nlfd, idx, htonl(lh->net + 1), lh->prefix);
+    if (r >= 0)
+        r = nl_link_up(lh->nlfd, idx);
+    if (r < 0)
+        return sc_error_set(e, r, "net", "configure bridge %s: %s", lh->bridge, strerror(-r));
+    lh->bridge_idx = idx;
+    lh->ip_used = xcalloc(lh->n_ips, 1);
+    lh->ip_used[0] = lh->ip_used[1] = lh->ip_used[lh->n_ips - 1] = 1; /* net, gw, bcast */
+    return 0;
+}
+
+/* ---- create / destroy ------------------------------------------------------------ */
+
+static int linux_create(struct cell *c, struct sc_error *e)
+{
+    struct linux_host *lh = c->host->impl;
+    if (access(c->spec.root, X_OK) < 0)
+        return sc_error_set(e, -errno, "root", "image root %s: %m", c->spec.root);
+    struct linux_cell *lc = xcalloc(1, sizeof(*lc));
+    lc->pidfd = lc->logfd = -1;
+    int r = 0;
+    if (c->spec.net == CELL_NET_BRIDGE) {
+        r = bridge_ensure(lh, e);
+        if (r < 0)
+            goto fail;
+        size_t i = 2;
+        while (i < lh->n_ips - 1 && lh->ip_used[i])
+            i++;
+        if (i >= lh->n_ips - 1) {
+            r = sc_error_set(e, -EADDRNOTAVAIL, "net", "the node's Cell range is full");
+            goto fail;
+        }
+        lh->ip_used[i] = 1;
+        lc->ip = lh->net + (uint32_t)i;
+        snprintf(lc->veth, sizeof(lc->veth), "scv%x", (unsigned)lc->ip);
+        struct in_addr a = {.s_addr = htonl(lc->ip)};
+        inet_ntop(AF_INET, &a, c->st.ip, sizeof(c->st.ip));
+    }
+    r = cg_cell_create(&lh->cg, &lc->cg, c->spec.name, &c->spec, e);
+    if (r < 0)
+        goto fail;
+    c->fd = epoll_create1(EPOLL_CLOEXEC);
+    if (c->fd < 0) {
+        r = sc_error_set(e, -errno, "epoll", "epoll_create1: %m");
+        cg_cell_remove(&lc->cg);
+        goto fail;
+    }
+    c->impl = lc;
+    return 0;
+fail:
+    if (lc->ip)
+        lh->ip_used[lc->ip - lh->net] = 0;
+    free(lc);
+    return r;
+}
+
+static void veth_del(struct linux_host *lh, struct linux_cell *lc)
+{
+    if (!lc->veth[0] || lh->nlfd < 0)
+        return;
+    int idx = (int)if_nametoindex(lc->veth);
+    if (idx > 0)
+        (void)nl_link_del(lh->nlfd, idx);
+}
+
+/* Drains the log pipe; returns true if bytes arrived. */
+static bool drain_log(struct cell *c, struct linux_cell *lc)
+{
+    bool got = false;
+    char buf[4096];
+    while (lc->logfd >= 0) {
+        ssize_t n = read(lc->logfd, buf, sizeof(buf));
+        if (n > 0) {
+            cell_log_append(c, buf, (size_t)n);
+            got = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) { /* every writer is gone */
+            epoll_ctl(c->fd, EPOLL_CTL_DEL, lc->logfd, NULL);
+            close(lc->logfd);
+            lc->logfd = -1;
+        }
+        break;
+    }
+    return got;
+}
+
+/* Collects PID 1 if it has exited (blocking when wait is true). */
+static bool reap(struct cell *c, bool wait)
+{
+    struct linux_cell *lc = c->impl;
+    struct linux_host *lh = c->host->impl;
+    if (lc->pidfd < 0)
+        return true;
+    siginfo_t si = {0};
+    int flags = WEXITED | (wait ? 0 : WNOHANG);
+    while (waitid((idtype_t)P_PIDFD, (id_t)lc->pidfd, &si, flags) < 0)
+        if (errno != EINTR)
+            return false;
+    if (si.si_pid == 0)
+        return false;
+    drain_log(c, lc);
+    if (lc->logfd >= 0) { /* a writer might survive only outside the pid ns: never */
+        epoll_ctl(c->fd, EPOLL_CTL_DEL, lc->logfd, NULL);
+        close(lc->logfd);
+        lc->logfd = -1;
+    }
+    epoll_ctl(c->fd, EPOLL_CTL_DEL, lc->pidfd, NULL);
+    close(lc->pidfd);
+    lc->pidfd = -1;
+    lc->pid = 0;
+    c->st.oom_killed = cg_cell_oom_kills(&lc->cg) > lc->cg.oom_base;
+    veth_del(lh, lc);
+    if (si.si_code == CLD_EXITED)
+        cell_mark_dead(c, si.si_status, 0);
+    else
+        cell_mark_dead(c, -1, si.si_status);
+    return true;
+}
+
+static void linux_destroy(struct cell *c)
+{
+    struct linux_cell *lc = c->impl;
+    struct linux_host *lh = c->host->impl;
+    if (!lc)
+        return;
+    if (lc->pidfd >= 0) {
+        (void)cg_cell_kill(&lc->cg);
+        (void)pidfd_signal(lc->pidfd, SIGKILL);
+        reap(c, true);
+    }
+    veth_del(lh, lc);
+    (void)cg_cell_remove(&lc->cg);
+    if (lc->ip)
+        lh->ip_used[lc->ip - lh->net] = 0;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    free(lc);
+    c->impl = NULL;
+}
+
+/* ---- start ------------------------------------------------------------------------- */
+
+struct child_error {
+    int r;
+    char msg[256];
+};
+
+_noreturn_ static void child_main(const struct sandbox_plan *plan, int syncfd, int errfd, int logfd)
+{
+    struct sc_error e = {0};
+    char b;
+    int r;
+    if (read(syncfd, &b, 1) != 1)
+        _exit(126); /* the parent gave up on us */
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) {
+        r = sc_error_set(&e, -errno, "stdio", "stdio: %m");
+        goto fail;
+    }
+    /* Whatever the supervisor had open (libevent's fds, other Cells' pipes) stays
+     * out of the Cell even if someone forgot O_CLOEXEC. */
+    (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    r = sandbox_enter(plan, &e);
+fail : {
+    struct child_error ce = {.r = r};
+    snprintf(ce.msg, sizeof(ce.msg), "%s", e.msg);
+    (void)!write(errfd, &ce, sizeof(ce));
+    _exit(127);
+}
+}
+
+static int linux_start(struct cell *c, struct sc_error *e)
+{
+    struct linux_host *lh = c->host->impl;
+    struct linux_cell *lc = c->impl;
+    int syncp[2] = {-1, -1}, errp[2] = {-1, -1}, logp[2] = {-1, -1};
+    int r;
+    if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(logp, O_CLOEXEC) < 0) {
+        r = sc_error_set(e, -errno, "start", "pipe2: %m");
+        goto out;
+    }
+    struct sandbox_plan plan = {
+        .spec = &c->spec,
+        .seccomp_prog = lh->seccomp,
+        .landlock_abi = lh->landlock_abi,
+        .cap_last = lh->cap_last,
+        .net_bridge = c->spec.net == CELL_NET_BRIDGE,
+        .ip_be = htonl(lc->ip),
+        .gw_be = htonl(lh->net + 1),
+        .prefix = lh->prefix,
+    };
+    lc->cg.oom_base = cg_cell_oom_kills(&lc->cg);
+    uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD;
+    if (c->spec.net != CELL_NET_HOST)
+        flags |= CLONE_NEWNET;
+    int pidfd = -1;
+    struct clone_args ca = {
+        .flags = flags,
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    if (lc->cg.v2fd >= 0) {
+        ca.flags |= CLONE_INTO_CGROUP;
+        ca.cgroup = (uint64_t)lc->cg.v2fd;
+    }
+    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid < 0) {
+        r = sc_error_set(e, -errno, "start", "clone3: %m");
+        goto out;
+    }
+    if (pid == 0) {
+        close(syncp[1]);
+        close(errp[0]);
+        close(logp[0]);
+        child_main(&plan, syncp[0], errp[1], logp[1]);
+    }
+    close(syncp[0]);
+    close(errp[1]);
+    close(logp[1]);
+    syncp[0] = errp[1] = logp[1] = -1;
+    lc->pidfd = pidfd;
+    lc->pid = (pid_t)pid;
+    r = cg_cell_attach(&lc->cg, (pid_t)pid, e);
+    if (r >= 0 && c->spec.net == CELL_NET_BRIDGE) {
+        r = nl_veth_add(lh->nlfd, lc->veth, lh->bridge_idx, "eth0", (pid_t)pid);
+        if (r < 0)
+            sc_error_set(e, r, "net", "veth %s: %s", lc->veth, strerror(-r));
+    }
+    if (r >= 0 && write(syncp[1], "g", 1) != 1)
+        r = sc_error_set(e, -errno, "start", "release the child: %m");
+    if (r >= 0) {
+        struct child_error ce;
+        ssize_t n;
+        while ((n = read(errp[0], &ce, sizeof(ce))) < 0 && errno == EINTR)
+            ;
+        if (n == (ssize_t)sizeof(ce))
+            r = sc_error_set(e, ce.r < 0 ? ce.r : -EIO, "start", "%s", ce.msg);
+        else if (n != 0)
+            r = sc_error_set(e, -EIO, "start", "short report from the Cell child");
+    }
+    if (r < 0) {
+        (void)pidfd_signal(pidfd, SIGKILL);
+        siginfo_t si;
+        while (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR)
+            ;
+        close(pidfd);
+        lc->pidfd = -1;
+        lc->pid = 0;
+        veth_del(lh, lc);
+        goto out;
+    }
+    lc->logfd = TAKE_FD(logp[0]);
+    fcntl(lc->logfd, F_SETFL, O_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = lc->pidfd;
+    epoll_ctl(c->fd, EPOLL_CTL_ADD, lc->pidfd, &ev);
+    ev.data.fd = lc->logfd;
+    epoll_ctl(c->fd, EPOLL_CTL_ADD, lc->logfd, &ev);
+    c->st.pid = (int)pid;
+    r = 0;
+out:
+    for (int i = 0; i < 2; i++) {
+        if (syncp[i] >= 0)
+            close(syncp[i]);
+        if (errp[i] >= 0)
+            close(errp[i]);
+        if (logp[i] >= 0)
+            close(logp[i]);
+    }
+    return r;
+}
+
+/* ---- running --------------------------------------------------------------------- */
+
+static int linux_term(struct cell *c)
+{
+    struct linux_cell *lc = c->impl;
+    return lc->pidfd >= 0 ? pidfd_signal(lc->pidfd, SIGTERM) : -ESRCH;
+}
+
+static int linux_kill(struct cell *c)
+{
+    struct linux_cell *lc = c->impl;
+    if (lc->pidfd < 0)
+        return 0;
+    (void)cg_cell_kill(&lc->cg);
+    int r = pidfd_signal(lc->pidfd, SIGKILL);
+    return r == -ESRCH ? 0 : r;
+}
+
+static int linux_process(struct cell *c)
+{
+    struct linux_cell *lc = c->impl;
+    int ev = 0;
+    if (drain_log(c, lc))
+        ev |= CELL_EV_LOG;
+    if (reap(c, false))
+        ev |= CELL_EV_EXIT;
+    return ev;
+}
+
+static int linux_usage(const struct cell *c, struct cell_usage *u)
+{
+    const struct linux_cell *lc = c->impl;
+    return cg_cell_usage(&lc->cg, u);
+}
+
+const struct cell_ops cell_linux_ops = {
+    .name = "linux",
+    .host_init = linux_host_init,
+    .host_done = linux_host_done,
+    .create = linux_create,
+    .start = linux_start,
+    .term = linux_term,
+    .kill = linux_kill,
+    .process = linux_process,
+    .usage = linux_usage,
+    .destroy = linux_destroy,
+};

@@ -1,0 +1,81 @@
+/*
+ * cell_linux.h: the pieces of the Linux Cell backend, shared between its files:
+ * cgroups (cell_cgroup.c), rtnetlink (cell_netlink.c) and the sandbox applied in
+ * the cloned child (cell_sandbox.c).  Nothing here is part of the public
+ * interface; cell.h stays free of Linux.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cell/cell_int.h"
+
+/* ---- cgroups ----------------------------------------------------------------- */
+
+enum cg_ctl { CG_CPU, CG_CPUACCT, CG_MEMORY, CG_PIDS, CG_N };
+
+/* Where each controller lives on this host, decided once from mountinfo. */
+struct cg_layout {
+    char *v2;         /* <cgroup2 mount>/<own cgroup>/<parent>, or NULL without cgroup2 */
+    char *v1[CG_N];   /* <v1 mount>/<own cgroup>/<parent> for controllers found in v1 */
+    bool in_v2[CG_N]; /* controller enabled in the v2 hierarchy instead */
+};
+
+/* One Cell's cgroups. */
+struct cg_cell {
+    char *v2;       /* directory, or NULL */
+    int v2fd;       /* O_DIRECTORY fd of v2, for CLONE_INTO_CGROUP; -1 if none */
+    char *v1[CG_N]; /* directories (may repeat when controllers share a mount) */
+    uint64_t oom_base;
+};
+
+int cg_layout_discover(struct cg_layout *l, const char *parent, struct sc_error *e);
+void cg_layout_done(struct cg_layout *l);
+int cg_cell_create(const struct cg_layout *l, struct cg_cell *cg, const char *name,
+                   const struct cell_spec_copy *s, struct sc_error *e);
+/* Moves pid into the Cell's v1 cgroups (v2 is joined by CLONE_INTO_CGROUP). */
+int cg_cell_attach(const struct cg_cell *cg, pid_t pid, struct sc_error *e);
+/* cgroup.kill where v2 has it; returns -EOPNOTSUPP otherwise. */
+int cg_cell_kill(const struct cg_cell *cg);
+/* Number of processes still in the Cell's cgroups (0 when empty). */
+int cg_cell_nprocs(const struct cg_cell *cg);
+uint64_t cg_cell_oom_kills(const struct cg_cell *cg);
+int cg_cell_usage(const struct cg_cell *cg, struct cell_usage *u);
+/* Removes every directory; returns the first error but tries them all. */
+int cg_cell_remove(struct cg_cell *cg);
+
+/* ---- rtnetlink --------------------------------------------------------------- */
+
+int nl_open(void);
+int nl_link_up(int fd, int ifindex);
+int nl_link_del(int fd, int ifindex);
+int nl_bridge_add(int fd, const char *name);
+int nl_addr_add(int fd, int ifindex, uint32_t addr_be, uint8_t prefix);
+int nl_route_default(int fd, uint32_t gw_be);
+/* A veth pair: host end `host` (up, enslaved to master), peer `peer` moved into the
+ * network namespace of peer_pid. */
+int nl_veth_add(int fd, const char *host, int master, const char *peer, pid_t peer_pid);
+
+/* ---- the sandbox ------------------------------------------------------------- */
+
+/* Everything the child needs, prepared by the parent before clone3 so that the
+ * child allocates as little as possible. */
+struct sandbox_plan {
+    const struct cell_spec_copy *spec;
+    const void *seccomp_prog; /* struct sock_fprog *, shared by all Cells */
+    int landlock_abi;
+    unsigned cap_last;
+    bool net_bridge;
+    uint32_t ip_be, gw_be;
+    uint8_t prefix;
+};
+
+/* Runs in the child after the parent released it; returns only on failure, with
+ * a message in e. */
+int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e);
+/* Builds the seccomp filter once per host: returns a malloc'd struct sock_fprog. */
+int sandbox_seccomp_build(void **ret, struct sc_error *e);
+void sandbox_seccomp_free(void *prog);
+int sandbox_landlock_abi(void);

@@ -1,0 +1,842 @@
+/*
+ * test_cell.c: the Cell supervisor, run for real: every Linux case builds a tiny
+ * busybox root tree in a temp dir, starts a Cell over it and looks from both
+ * sides (what the program inside saw, what the node sees afterwards).  The
+ * in-Cell probe (src/cell/cell_probe.c) reports exact errno names.  Network
+ * cases first move the test process into a network namespace of its own, so the
+ * bridge and veths they make never touch the node's network.  The sim backend
+ * has its own cases at the end.
+ *
+ * Needs root (namespaces, cgroups); skips (exit 77 in the case) otherwise.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "cell/cell.h"
+#include "cell/cell_sim.h"
+
+#define NOBODY 65534
+
+static char root_dir[64];
+static char vol_dir[64];
+
+static void copy_file(const char *from, const char *to, mode_t mode)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    assert_true(in >= 0);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    assert_true(out >= 0);
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        assert_int_equal(write(out, buf, (size_t)n), n);
+    close(in);
+    close(out);
+}
+
+/* A root tree: busybox (static) + the probe + the mount points a Cell needs. */
+static void make_root(void)
+{
+    if (geteuid() != 0)
+        skip();
+    snprintf(root_dir, sizeof(root_dir), "/tmp/sc-cell-root-XXXXXX");
+    assert_non_null(mkdtemp(root_dir));
+    chmod(root_dir, 0755);
+    static const char *const dirs[] = {"bin", "tmp", "run", "proc", "dev", "data", "etc"};
+    char p[256];
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+        snprintf(p, sizeof(p), "%s/%s", root_dir, dirs[i]);
+        assert_int_equal(mkdir(p, 0755), 0);
+    }
+    snprintf(p, sizeof(p), "%s/bin/busybox", root_dir);
+    copy_file("/bin/busybox", p, 0755);
+    snprintf(p, sizeof(p), "%s/bin/cell_probe", root_dir);
+    copy_file(SC_CELL_PROBE, p, 0755);
+    static const char *const applets[] = {"sh",    "true", "false", "cat",     "echo",
+                                          "sleep", "ls",   "id",    "hostname"};
+    for (size_t i = 0; i < ELEMENTSOF(applets); i++) {
+        snprintf(p, sizeof(p), "%s/bin/%s", root_dir, applets[i]);
+        assert_int_equal(symlink("busybox", p), 0);
+    }
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    if (dir[0])
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct cell_host *linux_host(void)
+{
+    struct cell_host_config cfg = {
+        .backend = "linux", .cgroup_parent = "swiftcube-test", .bridge = "sctbr0"};
+    struct cell_host *h = NULL;
+    struct sc_error e = {0};
+    int r = cell_host_new(&cfg, &h, &e);
+    if (r < 0)
+        fail_msg("cell_host_new: %d %s", r, e.msg);
+    return h;
+}
+
+static struct cell_spec base_spec(const char *const *argv)
+{
+    static char name[32];
+    snprintf(name, sizeof(name), "t-%d", (int)getpid());
+    struct cell_spec s = {
+        .name = name,
+        .root = root_dir,
+        .argv = argv,
+        .uid = NOBODY,
+        .gid = NOBODY,
+        .net = CELL_NET_NONE,
+    };
+    return s;
+}
+
+static struct cell *start(struct cell_host *h, const struct cell_spec *s)
+{
+    struct cell *c = NULL;
+    struct sc_error e = {0};
+    int r = cell_create(h, s, &c, &e);
+    if (r < 0)
+        fail_msg("cell_create: %d %s", r, e.msg);
+    r = cell_start(c, &e);
+    if (r < 0)
+        fail_msg("cell_start: %d %s", r, e.msg);
+    return c;
+}
+
+/* The whole log ring as a string (the caller frees). */
+static char *log_text(struct cell *c)
+{
+    uint64_t cur = 0;
+    size_t cap = CELL_LOG_MAX;
+    char *b = xmalloc(cap + 1);
+    size_t n = cell_log_read(c, &cur, b, cap, NULL);
+    b[n] = '\0';
+    return b;
+}
+
+/* Runs spec to completion and returns its log; *st gets the final status. */
+static char *run(struct cell_host *h, const struct cell_spec *s, struct cell_status *st)
+{
+    struct cell *c = start(h, s);
+    assert_int_equal(cell_wait(c, 10 * USEC_PER_SEC), 0);
+    cell_status(c, st);
+    char *log = log_text(c);
+    cell_free(c);
+    return log;
+}
+
+static void expect_in(const char *log, const char *want)
+{
+    if (!strstr(log, want))
+        fail_msg("expected \"%s\" in the Cell's output:\n%s", want, log);
+}
+
+/* Polls the Cell until its log holds needle (or 10 s pass). */
+static bool wait_for_log(struct cell *c, const char *needle)
+{
+    for (int i = 0; i < 200; i++) {
+        char *log = log_text(c);
+        bool found = strstr(log, needle) != NULL;
+        free(log);
+        if (found)
+            return true;
+        struct pollfd p = {.fd = cell_fd(c), .events = POLLIN};
+        poll(&p, 1, 50);
+        assert_true(cell_process(c) >= 0);
+    }
+    return false;
+}
+
+static void teardown_root(void)
+{
+    rm_tree(root_dir);
+    rm_tree(vol_dir);
+}
+
+/* ---- Linux: isolation --------------------------------------------------------- */
+
+static void root_is_read_only(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c",
+                          "cell_probe write /bin/x; cell_probe write /x; cell_probe write /tmp/x; "
+                          "cell_probe id",
+                          NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    expect_in(log, "write /bin/x: EROFS");
+    expect_in(log, "write /x: EROFS");
+    expect_in(log, "write /tmp/x: ok");
+    expect_in(log, "uid 65534 gid 65534");
+    assert_int_equal(st.exit_code, 0);
+    /* and the node's tree is untouched */
+    char p[128];
+    snprintf(p, sizeof(p), "%s/x", root_dir);
+    assert_int_equal(access(p, F_OK), -1);
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void writes_only_where_granted(void **state)
+{
+    make_root();
+    snprintf(vol_dir, sizeof(vol_dir), "/tmp/sc-cell-vol-XXXXXX");
+    assert_non_null(mkdtemp(vol_dir));
+    char p[128];
+    snprintf(p, sizeof(p), "%s/out", vol_dir);
+    assert_int_equal(mkdir(p, 0777), 0);
+    chmod(p, 0777);
+    chmod(vol_dir, 0777); /* so that only Landlock, not permissions, can refuse */
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c", "cell_probe write /data/out/f; cell_probe write /data/f",
+                          NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell_volume vol = {.source = vol_dir, .path = "/data"};
+    const char *grants[] = {"fs.write:/data/out"};
+    s.volumes = &vol;
+    s.n_volumes = 1;
+    s.grants = grants;
+    s.n_grants = 1;
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    expect_in(log, "write /data/out/f: ok");
+    expect_in(log, "write /data/f: EACCES");
+    snprintf(p, sizeof(p), "%s/out/f", vol_dir);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof(p), "%s/f", vol_dir);
+    assert_int_equal(access(p, F_OK), -1);
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void only_granted_port_binds(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {
+        "sh", "-c", "cell_probe bind 8080; cell_probe bind 8081; cell_probe connect 8080", NULL};
+    struct cell_spec s = base_spec(argv);
+    const char *grants[] = {"net.listen:8080"};
+    s.grants = grants;
+    s.n_grants = 1;
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    expect_in(log, "bind 8080: ok");
+    expect_in(log, "bind 8081: EACCES");
+    expect_in(log, "connect 8080: EACCES"); /* no net.connect grant */
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void host_processes_are_invisible(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c", "cell_probe ps; hostname", NULL};
+    struct cell_spec s = base_spec(argv);
+    s.hostname = "inside";
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    /* sh is PID 1 and the probe its child: nothing of the node's */
+    expect_in(log, "count 2\n");
+    expect_in(log, "pids: 1 ");
+    expect_in(log, "inside\n");
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void privileged_operations_fail(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c",
+                          "cell_probe mount; cell_probe sleep 30 & sleep 0.1; "
+                          "cell_probe ptrace $!; kill $!; cell_probe caps; cell_probe modload; "
+                          "cell_probe userns",
+                          NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    expect_in(log, "mount /tmp: EPERM");
+    expect_in(log, "ptrace ");
+    assert_null(strstr(log, "ptrace 2: ok"));
+    assert_non_null(strstr(log, ": EPERM\ncapset"));
+    expect_in(log, "capset sys_admin: EPERM");
+    expect_in(log, "ambient sys_admin: EPERM");
+    expect_in(log, "setuid 0: EPERM");
+    expect_in(log, "CapInh:\t0000000000000000");
+    expect_in(log, "CapPrm:\t0000000000000000");
+    expect_in(log, "CapEff:\t0000000000000000");
+    expect_in(log, "CapBnd:\t0000000000000000");
+    expect_in(log, "CapAmb:\t0000000000000000");
+    expect_in(log, "NoNewPrivs:\t1");
+    expect_in(log, "Seccomp:\t2");
+    expect_in(log, "init_module : EPERM");
+    expect_in(log, "finit_module : EPERM");
+    /* unprivileged user namespaces work on this node; only the filter stops them */
+    expect_in(log, "unshare user: EPERM");
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+/* ---- Linux: limits ------------------------------------------------------------ */
+
+static void memory_hog_is_oom_killed(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *hog[] = {"cell_probe", "hog", "256", NULL};
+    struct cell_spec s = base_spec(hog);
+    s.memory_bytes = 32ull << 20;
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    assert_int_equal(st.state, CELL_DEAD);
+    assert_int_equal(st.exit_signal, SIGKILL);
+    assert_true(st.oom_killed);
+    assert_null(strstr(log, "survived"));
+    free(log);
+    /* the same program under its limit survives and is not reported as OOM */
+    const char *small[] = {"cell_probe", "hog", "8", NULL};
+    s.argv = small;
+    log = run(h, &s, &st);
+    expect_in(log, "hog 8: survived");
+    assert_int_equal(st.exit_code, 0);
+    assert_false(st.oom_killed);
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void fork_bomb_stops_at_pids_limit(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"cell_probe", "forkbomb", NULL};
+    struct cell_spec s = base_spec(argv);
+    s.pids_max = 16;
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    /* PID 1 itself is one of the 16 */
+    expect_in(log, "forks 15: EAGAIN");
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void limits_and_usage_read_back(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c", "cell_probe hog 12; cell_probe sleep 30 & wait", NULL};
+    struct cell_spec s = base_spec(argv);
+    s.memory_bytes = 64ull << 20;
+    s.cpu_millis = 250;
+    s.pids_max = 32;
+    struct cell *c = start(h, &s);
+    assert_true(wait_for_log(c, "sleeping"));
+    struct cell_usage u;
+    assert_int_equal(cell_usage(c, &u), 0);
+    assert_true(u.memory_peak_bytes >= 12ull << 20);
+    assert_true(u.memory_peak_bytes <= 64ull << 20);
+    assert_int_equal(u.pids, 2); /* sh + the probe */
+    assert_true(u.cpu_usec > 0);
+    char p[256], buf[64] = "";
+    snprintf(p, sizeof(p), "/sys/fs/cgroup/cpu/swiftcube-test/%s/cpu.cfs_quota_us", s.name);
+    FILE *f = fopen(p, "r");
+    if (f) { /* hybrid host: cpu in v1 */
+        assert_non_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        assert_string_equal(buf, "25000\n");
+    }
+    cell_free(c);
+    cell_host_free(h);
+    teardown_root();
+}
+
+/* ---- Linux: lifecycle --------------------------------------------------------- */
+
+static void sigterm_ignored_then_killed_after_grace(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"cell_probe", "ignore-term", NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell *c = start(h, &s);
+    assert_true(wait_for_log(c, "ignoring"));
+    usec_t t0 = now_usec(CLOCK_MONOTONIC);
+    assert_int_equal(cell_stop(c, 300 * USEC_PER_MSEC), 0);
+    struct cell_status st;
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_STOPPING);
+    assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+    usec_t took = now_usec(CLOCK_MONOTONIC) - t0;
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_DEAD);
+    assert_true(st.stop_forced);
+    assert_int_equal(st.exit_signal, SIGKILL);
+    assert_true(took >= 300 * USEC_PER_MSEC);
+    assert_true(took < 2 * USEC_PER_SEC);
+
+    cell_free(c);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void polite_stop_and_restart(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"cell_probe", "sleep", "30", NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell *c = start(h, &s);
+    struct cell_status st;
+    for (unsigned run = 0; run < 2; run++) {
+        if (run == 1) {
+            struct sc_error e = {0};
+            assert_int_equal(cell_start(c, &e), 0);
+        }
+        assert_true(wait_for_log(c, run == 0 ? "sleeping" : "sleeping\nsleeping"));
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        cell_stop(c, 5 * USEC_PER_SEC);
+        assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < USEC_PER_SEC);
+        cell_status(c, &st);
+        assert_false(st.stop_forced);
+        assert_int_equal(st.exit_code, 0);
+        assert_int_equal(st.restarts, run);
+    }
+    cell_free(c);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static int count_lines_with(const char *file, const char *needle)
+{
+    FILE *f = fopen(file, "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += !needle || strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+static void enter_own_netns(void)
+{
+    assert_int_equal(unshare(CLONE_NEWNET), 0);
+    int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "1", 1), 1); /* so the Cell's 0 is its own doing */
+    close(fd);
+}
+
+static void nothing_remains_after_stop(void **state)
+{
+    make_root();
+    enter_own_netns();
+    int mounts_before = count_lines_with("/proc/self/mountinfo", NULL);
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c",
+                          "cell_probe sleep & cell_probe sleep & cell_probe sleep & wait", NULL};
+    struct cell_spec s = base_spec(argv);
+    s.net = CELL_NET_BRIDGE;
+    s.pids_max = 10;
+    s.memory_bytes = 64 << 20;
+    struct cell *c = start(h, &s);
+    usleep(200 * 1000);
+    /* what the node sees of the Cell */
+    char dirs[3][256];
+    snprintf(dirs[0], sizeof(dirs[0]), "/sys/fs/cgroup/unified/swiftcube-test/%s", s.name);
+    snprintf(dirs[1], sizeof(dirs[1]), "/sys/fs/cgroup/pids/swiftcube-test/%s", s.name);
+    snprintf(dirs[2], sizeof(dirs[2]), "/sys/fs/cgroup/memory/swiftcube-test/%s", s.name);
+    char procs[300];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", dirs[1]);
+    int pids[16], n = 0;
+    FILE *f = fopen(procs, "r");
+    assert_non_null(f);
+    while (n < 16 && fscanf(f, "%d", &pids[n]) == 1)
+        n++;
+    fclose(f);
+    assert_int_equal(n, 4); /* sh + three probes */
+    struct cell_status st;
+    cell_status(c, &st);
+    char veth[IF_NAMESIZE];
+    struct in_addr ip;
+    assert_int_equal(inet_pton(AF_INET, st.ip, &ip), 1);
+    snprintf(veth, sizeof(veth), "scv%x", ntohl(ip.s_addr));
+    assert_true(if_nametoindex(veth) > 0);
+
+    cell_stop(c, 200 * USEC_PER_MSEC); /* sh as PID 1 ignores SIGTERM: forced */
+    assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+    cell_free(c);
+
+    for (int i = 0; i < n; i++)
+        assert_int_equal(kill(pids[i], 0) == -1 && errno == ESRCH, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(access(dirs[i], F_OK), -1);
+    assert_int_equal(if_nametoindex(veth), 0);
+    assert_int_equal(count_lines_with("/proc/self/mountinfo", NULL), mounts_before);
+    assert_int_equal(count_lines_with("/proc/self/mountinfo", root_dir), 0);
+    cell_host_free(h);
+    teardown_root();
+}
+
+/* ---- Linux: networking ------------------------------------------------------- */
+
+static void bridged_cell_is_reachable_and_does_not_forward(void **state)
+{
+    make_root();
+    enter_own_netns();
+    /* the node side listens on the bridge address for the Cell's connect */
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c",
+                          "cat /proc/sys/net/ipv4/ip_forward; cell_probe connect 9000 10.88.0.1; "
+                          "cell_probe connect 9001 10.88.0.1; cell_probe serve 8080",
+                          NULL};
+    struct cell_spec s = base_spec(argv);
+    s.net = CELL_NET_BRIDGE;
+    const char *grants[] = {"net.listen:8080", "net.connect:9000"};
+    s.grants = grants;
+    s.n_grants = 2;
+    struct cell *c = NULL;
+    struct sc_error e = {0};
+    assert_int_equal(cell_create(h, &s, &c, &e), 0); /* creates the bridge */
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9000)};
+    inet_pton(AF_INET, "10.88.0.1", &a.sin_addr);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    int r = cell_start(c, &e);
+    if (r < 0)
+        fail_msg("start: %s", e.msg);
+    struct cell_status st;
+    cell_status(c, &st);
+    assert_string_equal(st.ip, "10.88.0.2");
+    assert_true(wait_for_log(c, "serve 8080"));
+    char *log = log_text(c);
+    expect_in(log, "0\nconnect 9000: ok");
+    expect_in(log, "connect 9001: EACCES");
+    expect_in(log, "serve 8080: ok");
+    free(log);
+    int cs = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons(8080)};
+    inet_pton(AF_INET, "10.88.0.2", &b.sin_addr);
+    assert_int_equal(connect(cs, (struct sockaddr *)&b, sizeof(b)), 0);
+    char buf[64] = "";
+    assert_int_equal(read(cs, buf, sizeof(buf) - 1), 20);
+    assert_string_equal(buf, "hello from the cell\n");
+    close(cs);
+    close(ls);
+    assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+    cell_status(c, &st);
+    assert_int_equal(st.exit_code, 0);
+    cell_free(c);
+    cell_host_free(h);
+    teardown_root();
+}
+
+/* ---- Linux: logs, errors, many Cells ---------------------------------------- */
+
+static void log_ring_is_bounded_and_followable(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c",
+                          "echo out; echo err >&2; i=0; while [ $i -lt 300 ]; do "
+                          "echo line-$i; i=$((i+1)); done; echo last",
+                          NULL};
+    struct cell_spec s = base_spec(argv);
+    s.log_bytes = 1024;
+    struct cell *c = start(h, &s);
+    assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+    uint64_t cur = 0, dropped = 0;
+    char buf[4096];
+    size_t n = cell_log_read(c, &cur, buf, sizeof(buf) - 1, &dropped);
+    buf[n] = '\0';
+    assert_int_equal(n, 1024);
+    assert_true(dropped > 0);
+    assert_int_equal(cur, cell_log_end(c));
+    assert_int_equal(dropped + n, cell_log_end(c));
+    assert_non_null(strstr(buf, "line-299\nlast\n"));
+    assert_null(strstr(buf, "out\nerr\n"));
+    cell_free(c);
+
+    /* unbounded by default size: stdout and stderr both land in order */
+    s.log_bytes = 0;
+    const char *two[] = {"sh", "-c", "echo out; echo err >&2", NULL};
+    s.argv = two;
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    assert_string_equal(log, "out\nerr\n");
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void bad_specs_are_refused_before_anything_runs(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"true", NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell *c = NULL;
+    struct sc_error e = {0};
+    s.uid = 0;
+    assert_int_equal(cell_create(h, &s, &c, &e), -SC_E_INVALID);
+    s.uid = NOBODY;
+    const char *bad[] = {"net.listen:99999"};
+    s.grants = bad;
+    s.n_grants = 1;
+    assert_int_equal(cell_create(h, &s, &c, &e), -SC_E_INVALID);
+    assert_string_equal(e.field, "grants");
+    s.n_grants = 0;
+    s.root = "/nonexistent-root";
+    assert_int_equal(cell_create(h, &s, &c, &e), -ENOENT);
+    s.root = root_dir;
+    /* a missing program fails cell_start with the child's message */
+    const char *missing[] = {"/bin/nope", NULL};
+    s.argv = missing;
+    assert_int_equal(cell_create(h, &s, &c, &e), 0);
+    assert_int_equal(cell_start(c, &e), -ENOENT);
+    expect_in(e.msg, "exec /bin/nope");
+    struct cell_status st;
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_CREATED);
+    /* an fs grant for a path absent from the image is an error, not a silent no-op */
+    cell_free(c);
+    const char *absent[] = {"fs.read:/absent"};
+    s.argv = argv;
+    s.grants = absent;
+    s.n_grants = 1;
+    assert_int_equal(cell_create(h, &s, &c, &e), 0);
+    assert_int_equal(cell_start(c, &e), -ENOENT);
+    expect_in(e.msg, "/absent");
+    cell_free(c);
+    cell_host_free(h);
+    teardown_root();
+}
+
+static void many_cells_on_one_poll_loop(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    enum { N = 8 };
+    struct cell *cs[N];
+    char names[N][16];
+    const char *argv[] = {"sh", "-c", "echo hi; sleep 0.2", NULL};
+    for (int i = 0; i < N; i++) {
+        struct cell_spec s = base_spec(argv);
+        snprintf(names[i], sizeof(names[i]), "m%d-%d", i, (int)getpid() % 10000);
+        s.name = names[i];
+        cs[i] = start(h, &s);
+    }
+    int dead = 0;
+    usec_t until = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+    while (dead < N && now_usec(CLOCK_MONOTONIC) < until) {
+        struct pollfd p[N];
+        for (int i = 0; i < N; i++)
+            p[i] = (struct pollfd){.fd = cell_fd(cs[i]), .events = POLLIN};
+        assert_true(poll(p, N, 1000) >= 0);
+        for (int i = 0; i < N; i++)
+            if (p[i].revents) {
+                int ev = cell_process(cs[i]);
+                assert_true(ev >= 0);
+                dead += (ev & CELL_EV_EXIT) != 0;
+            }
+    }
+    assert_int_equal(dead, N);
+    for (int i = 0; i < N; i++) {
+        char *log = log_text(cs[i]);
+        assert_string_equal(log, "hi\n");
+        free(log);
+    }
+    cell_host_free(h); /* frees the Cells */
+    teardown_root();
+}
+
+/* ---- sim backend --------------------------------------------------------------- */
+
+static struct cell_host *sim_host(void)
+{
+    struct cell_host_config cfg = {.backend = "sim"};
+    struct cell_host *h = NULL;
+    assert_int_equal(cell_host_new(&cfg, &h, NULL), 0);
+    assert_string_equal(cell_host_backend(h), "sim");
+    return h;
+}
+
+static void sim_lifecycle(void **state)
+{
+    struct cell_host *h = sim_host();
+    const char *argv[] = {"/bin/true", NULL};
+    struct cell_spec s = {
+        .name = "s1", .root = "/img", .argv = argv, .uid = 1, .gid = 1, .memory_bytes = 1 << 20};
+    struct cell *c;
+    assert_int_equal(cell_create(h, &s, &c, NULL), 0);
+    assert_int_equal(cell_fd(c), -1);
+    struct cell_status st;
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_CREATED);
+    assert_int_equal(cell_start(c, NULL), 0);
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_RUNNING);
+    assert_int_equal(cell_process(c), CELL_EV_EXIT);
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_DEAD);
+    assert_int_equal(st.exit_code, 0);
+    assert_int_equal(cell_start(c, NULL), 0);
+    assert_int_equal(cell_wait(c, USEC_PER_SEC), 0);
+    cell_status(c, &st);
+    assert_int_equal(st.restarts, 1);
+    /* a second Cell with the same name is refused */
+    struct cell *d;
+    struct sc_error e = {0};
+    assert_int_equal(cell_create(h, &s, &d, &e), -EEXIST);
+    cell_host_free(h);
+}
+
+static void sim_stop_grace_oom_and_logs(void **state)
+{
+    struct cell_host *h = sim_host();
+    const char *argv[] = {"server", NULL};
+    struct cell_spec s = {
+        .name = "s2", .root = "/img", .argv = argv, .uid = 1, .gid = 1, .memory_bytes = 4 << 20};
+    struct cell *c;
+    assert_int_equal(cell_create(h, &s, &c, NULL), 0);
+    assert_int_equal(cell_start(c, NULL), 0);
+    assert_int_equal(cell_process(c), 0); /* a server keeps running */
+    struct cell_usage u;
+    cell_usage(c, &u);
+    assert_int_equal(u.pids, 1);
+    assert_int_equal(u.memory_bytes, 1 << 20);
+    assert_int_equal(cell_sim_write_log(c, "hello\n"), 0);
+    uint64_t cur = 0;
+    char buf[16] = "";
+    assert_int_equal(cell_log_read(c, &cur, buf, sizeof(buf), NULL), 6);
+    assert_string_equal(buf, "hello\n");
+    /* stop honoured */
+    cell_stop(c, 0);
+    assert_int_equal(cell_process(c), CELL_EV_EXIT);
+    struct cell_status st;
+    cell_status(c, &st);
+    assert_int_equal(st.exit_signal, SIGTERM);
+    assert_false(st.stop_forced);
+    /* stop ignored: only the deadline ends it */
+    cell_sim_ignore_term(c, true);
+    assert_int_equal(cell_start(c, NULL), 0);
+    cell_stop(c, 20 * USEC_PER_MSEC);
+    assert_int_equal(cell_process(c), 0);
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_STOPPING);
+    assert_int_equal(cell_wait(c, USEC_PER_SEC), 0);
+    cell_status(c, &st);
+    assert_true(st.stop_forced);
+    assert_int_equal(st.exit_signal, SIGKILL);
+    /* OOM */
+    assert_int_equal(cell_start(c, NULL), 0);
+    assert_int_equal(cell_sim_oom(c), 0);
+    assert_int_equal(cell_process(c), CELL_EV_EXIT);
+    cell_status(c, &st);
+    assert_true(st.oom_killed);
+    assert_int_equal(st.restarts, 2);
+    cell_host_free(h);
+}
+
+static void sim_scales_to_thousands(void **state)
+{
+    struct cell_host *h = sim_host();
+    enum { N = 5000 };
+    const char *argv[] = {"server", NULL};
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "c%d", i);
+        struct cell_spec s = {.name = name, .root = "/img", .argv = argv, .uid = 1, .gid = 1};
+        struct cell *c;
+        assert_int_equal(cell_create(h, &s, &c, NULL), 0);
+        assert_int_equal(cell_start(c, NULL), 0);
+    }
+    cell_host_free(h);
+}
+
+static void quantities_and_grants_parse(void **state)
+{
+    uint64_t v;
+    assert_int_equal(cell_parse_cpu("100m", &v), 0);
+    assert_int_equal(v, 100);
+    assert_int_equal(cell_parse_cpu("1.5", &v), 0);
+    assert_int_equal(v, 1500);
+    assert_int_equal(cell_parse_cpu("-1", &v), -SC_E_INVALID);
+    assert_int_equal(cell_parse_cpu("10x", &v), -SC_E_INVALID);
+    assert_int_equal(cell_parse_bytes("64Mi", &v), 0);
+    assert_int_equal(v, 64ull << 20);
+    assert_int_equal(cell_parse_bytes("1G", &v), 0);
+    assert_int_equal(v, 1000000000ull);
+    assert_int_equal(cell_parse_bytes("12Qi", &v), -SC_E_INVALID);
+    assert_int_equal(cell_parse_bytes("99999999999999Ti", &v), -SC_E_INVALID);
+    struct cell_grant g;
+    assert_int_equal(cell_grant_parse("net.listen:8080", &g, NULL), 0);
+    assert_int_equal(g.kind, CELL_GRANT_NET_LISTEN);
+    assert_int_equal(g.port, 8080);
+    assert_int_equal(cell_grant_parse("fs.write:/data", &g, NULL), 0);
+    assert_string_equal(g.path, "/data");
+    assert_int_equal(cell_grant_parse("fs.write:data", &g, NULL), -SC_E_INVALID);
+    assert_int_equal(cell_grant_parse("fs.read:/a/../b", &g, NULL), -SC_E_INVALID);
+    assert_int_equal(cell_grant_parse("net.connect:0", &g, NULL), -SC_E_INVALID);
+    assert_int_equal(cell_grant_parse("net.connect:80x", &g, NULL), -SC_E_INVALID);
+    assert_int_equal(cell_grant_parse("sys.admin", &g, NULL), -SC_E_INVALID);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(root_is_read_only),
+        cmocka_unit_test(writes_only_where_granted),
+        cmocka_unit_test(only_granted_port_binds),
+        cmocka_unit_test(host_processes_are_invisible),
+        cmocka_unit_test(privileged_operations_fail),
+        cmocka_unit_test(memory_hog_is_oom_killed),
+        cmocka_unit_test(fork_bomb_stops_at_pids_limit),
+        cmocka_unit_test(limits_and_usage_read_back),
+        cmocka_unit_test(sigterm_ignored_then_killed_after_grace),
+        cmocka_unit_test(polite_stop_and_restart),
+        cmocka_unit_test(nothing_remains_after_stop),
+        cmocka_unit_test(bridged_cell_is_reachable_and_does_not_forward),
+        cmocka_unit_test(log_ring_is_bounded_and_followable),
+        cmocka_unit_test(bad_specs_are_refused_before_anything_runs),
+        cmocka_unit_test(many_cells_on_one_poll_loop),
+        cmocka_unit_test(sim_lifecycle),
+        cmocka_unit_test(sim_stop_grace_oom_and_logs),
+        cmocka_unit_test(sim_scales_to_thousands),
+        cmocka_unit_test(quantities_and_grants_parse),
+    };
+    return sc_test_main(tests, argc, argv);
+}
