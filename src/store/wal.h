@@ -14,9 +14,17 @@
  *     u64 index
  *     ... payload (length bytes)
  *
+ * The header is WAL_SEG_HEADER_BYTES: 8 bytes magic "SCWALSEG", u32 version (1),
+ * u32 crc32c, u64 sequence, u64 first index, u32 carried length, u32 zero; then
+ * `carried length` bytes of records copied from older segments (see below).  The
+ * crc32c covers the other header bytes and the carried records.  All integers
+ * are little-endian (docs/wal.md has the details).
+ *
  * Replay hands records to the caller in file order.  An ENTRY record with index i
  * overrides every entry >= i seen before it (how Raft truncates a conflicting
- * suffix: it appends, it never rewrites); the caller keeps the newest.
+ * suffix: it appends, it never rewrites); the caller keeps the newest.  The
+ * newest STATE and SNAPSHOT records are copied to the start of every new
+ * segment, so that wal_compact() never removes the only copy of the hard state.
  *
  * Crash rules (what recovery guarantees):
  *  - a record is acknowledged only after wal_sync() returned 0 for it;
@@ -38,6 +46,8 @@
 
 #include "base/err.h"
 
+struct sc_buf;
+
 enum wal_rec_type {
     WAL_REC_ENTRY = 1,    /* a log entry: payload is an encoded command */
     WAL_REC_STATE = 2,    /* Raft hard state: payload = term, vote, commit */
@@ -45,6 +55,7 @@ enum wal_rec_type {
 };
 
 #define WAL_REC_HEADER_BYTES 25
+#define WAL_SEG_HEADER_BYTES 40
 #define WAL_MAX_RECORD_BYTES (8u << 20) /* bigger payloads are refused */
 
 struct wal_record {
@@ -54,7 +65,14 @@ struct wal_record {
     size_t len;
 };
 
-/* The system calls the WAL makes, replaceable for fault injection. */
+/* The system calls the WAL and the snapshot files make, replaceable for fault
+ * injection.  Each returns >= 0 or a negative errno (never -1 + errno); pwrite and
+ * pread may be short.  The directory hooks (after `ud`) exist because a crash
+ * can lose a file creation, rename or unlink that no directory fsync covered:
+ * the test disk models that too.  `list` calls cb once per name in dir (not "."
+ * or ".."), stops when cb returns non-zero and returns that, and returns -ENOENT
+ * when dir does not exist; `mkdir` creates one directory (parents must exist)
+ * and returns 0 when it already exists. */
 struct wal_io {
     int (*open)(void *ud, const char *path, int flags, mode_t mode);
     ssize_t (*pwrite)(void *ud, int fd, const void *buf, size_t n, off_t off);
@@ -64,19 +82,31 @@ struct wal_io {
     int (*fallocate)(void *ud, int fd, off_t off, off_t len);
     int (*close)(void *ud, int fd);
     void *ud;
+    int (*fsync_dir)(void *ud, const char *dir);
+    int (*unlink)(void *ud, const char *path);
+    int (*rename)(void *ud, const char *from, const char *to);
+    int (*mkdir)(void *ud, const char *path);
+    int (*list)(void *ud, const char *dir, int (*cb)(void *cbud, const char *name), void *cbud);
 };
 extern const struct wal_io wal_io_posix;
+/* Helpers over an io for wal.c and snap.c: the whole of n bytes at off (short
+ * writes continued), and the whole file appended to out. */
+int wal_io_write_all(const struct wal_io *io, int fd, const void *buf, size_t n, uint64_t off);
+int wal_io_read_all(const struct wal_io *io, int fd, struct sc_buf *out);
 
 struct wal_options {
-    size_t segment_bytes;     /* default 64 MiB */
-    const struct wal_io *io;  /* default &wal_io_posix */
+    size_t segment_bytes;    /* default 64 MiB */
+    const struct wal_io *io; /* default &wal_io_posix */
 };
 
 struct wal_stats {
-    uint64_t bytes_written;   /* since open */
+    uint64_t bytes_written; /* since open */
     uint64_t syncs;
     uint64_t segments;        /* files in the directory */
     uint64_t disk_bytes;      /* their allocated size */
+    uint64_t records_written; /* since open */
+    uint64_t torn_bytes;      /* torn tail zeroed by the last wal_replay() */
+    bool failed;              /* a sync failed: the log refuses everything */
 };
 
 struct wal;
@@ -87,11 +117,15 @@ void wal_close(struct wal *w);
 
 /* Reads every record in order, calling cb for each (a negative return from cb
  * stops replay and is returned); truncates a torn tail; positions the log for
- * appending.  Records before the first index kept by wal_compact() are skipped. */
+ * appending.  wal_compact() removes whole segments only, so entries below its
+ * index may still be handed out: the caller skips those its snapshot covers. */
 int wal_replay(struct wal *w, int (*cb)(void *ud, const struct wal_record *r), void *ud,
                struct sc_error *e);
 
-/* Buffers a record in memory. */
+/* Buffers a record in memory (copying its payload).  A payload over
+ * WAL_MAX_RECORD_BYTES is refused with -SC_E_VALUE_TOO_LARGE, and more than
+ * WAL_MAX_BUFFERED_BYTES unflushed with -ENOBUFS. */
+#define WAL_MAX_BUFFERED_BYTES (64u << 20)
 int wal_append(struct wal *w, const struct wal_record *r, struct sc_error *e);
 /* Writes everything buffered to the segment files (rotating as needed: a full
  * segment is synced before the next one is started).  No fsync of the tail. */
@@ -101,7 +135,8 @@ int wal_flush(struct wal *w, struct sc_error *e);
  * is unknown, see the PostgreSQL fsync discussion); later calls fail too. */
 int wal_sync(struct wal *w, struct sc_error *e);
 /* Removes whole segments that hold only entries below index (after a snapshot at
- * index - 1 or later is durable). */
+ * index - 1 or later is durable), oldest first, never the current one; then
+ * fsyncs the directory.  Returns the number of segments removed. */
 int wal_compact(struct wal *w, uint64_t index, struct sc_error *e);
 
 void wal_get_stats(const struct wal *w, struct wal_stats *st);
@@ -111,5 +146,4 @@ void wal_get_stats(const struct wal *w, struct wal_stats *st);
  * zeros: preallocated space), or -SC_E_CORRUPT if the record is malformed. */
 ssize_t wal_record_decode(const uint8_t *buf, size_t len, struct wal_record *r);
 /* Encodes one record (header + payload) at the end of out. */
-struct sc_buf;
 void wal_record_encode(const struct wal_record *r, struct sc_buf *out);
