@@ -1,0 +1,29 @@
+/*
+ * server.h: sctld's store server: HTTP/1.1 + JSON over libevent in front of
+ * cubestore, with a durable log and group commit (docs/api.md, docs/store.md).
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/util.h"
+#include "store/store.h"
+
+struct srv_config {
+    const char *data_dir;
+    const char *listen; /* HOST:PORT; port 0 picks a free one */
+    struct store_limits limits;
+    size_t max_body_bytes;
+    size_t watch_buffer_bytes; /* unsent events a watch may hold */
+    usec_t watch_stall_usec;   /* ... for this long while full, then it is cut off */
+    size_t max_watches;
+    uint64_t snapshot_every;     /* entries between snapshots */
+    int64_t auto_compact_retain; /* revisions kept by automatic compaction, 0 = off */
+    size_t wal_segment_bytes;
+};
+
+void srv_config_default(struct srv_config *c);
+/* Recovers the store from data_dir, serves until SIGTERM/SIGINT, shuts down
+ * cleanly.  Returns 0 after a clean shutdown, negative on a fatal error (logged). */
+int srv_run(const struct srv_config *c);
