@@ -1100,7 +1100,10 @@ int srv_run(const struct srv_config *cfg)
     s->http = evhttp_new(s->base);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
                                             EVHTTP_REQ_DELETE);
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)s->cfg.max_body_bytes);
+    /* libevent 2.1 answers a body over its own limit with an HTML 413 and has no
+     * hook to change that page: give it 1 MiB of slack so that bodies just over
+     * our limit get our JSON error (body_of), and only absurd ones get libevent's. */
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)(s->cfg.max_body_bytes + (1u << 20)));
     evhttp_set_max_headers_size(s->http, 64 * 1024);
     evhttp_set_timeout(s->http, 120);
     evhttp_set_gencb(s->http, handle, s);
