@@ -191,8 +191,13 @@ int cg_layout_discover(struct cg_layout *l, const char *parent, struct sc_error 
 
 void cg_layout_done(struct cg_layout *l)
 {
-    /* The parents stay: other supervisors' Cells may live there; rmdir of a
-     * non-empty parent would fail anyway, so try and ignore the result. */
+    /* The parents are shared with other supervisors on the node: rmdir removes
+     * them only when no Cell is left in them, which is what we want. */
+    if (l->v2)
+        (void)rmdir(l->v2);
+    for (int c = 0; c < CG_N; c++)
+        if (l->v1[c])
+            (void)rmdir(l->v1[c]);
     free(l->v2);
     for (int c = 0; c < CG_N; c++)
         free(l->v1[c]);

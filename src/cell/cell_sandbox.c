@@ -31,6 +31,7 @@
 #include <linux/mount.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,6 +518,10 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
         return sc_error_set(e, -errno, "hostname", "sethostname: %m");
     if ((r = drop_privileges(p, e)) < 0)
         return r;
+    /* A Cell never outlives its supervisor (PID 1's death empties the pid
+     * namespace).  Set after setresuid, which would have cleared it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return sc_error_set(e, -errno, "start", "parent-death signal: %m");
     if ((r = apply_landlock(p, e)) < 0)
         return r;
     if (chdir(s->cwd) < 0)
