@@ -78,6 +78,7 @@ struct proposal {
 
 struct stream {
     struct srv *srv;
+    bool prev_kv;
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     struct store_watch *w;
@@ -113,6 +114,16 @@ struct srv {
     bool shutting_down;
     int exit_code;
     struct sc_buf scratch;
+    /* Encoded events by revision-log position, shared by every stream without
+     * prev_kv: one encoding per event instead of one per watcher. */
+    struct {
+        uint64_t base;
+        size_t n, cap;
+        struct {
+            uint32_t off, len;
+        } * ent;
+        struct sc_buf text;
+    } fmt;
     usec_t last_compact_check;
     /* metrics */
     struct sc_hist req_hist;
@@ -444,6 +455,42 @@ static size_t stream_unsent(const struct stream *st)
     return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
+static void fmt_reset(struct srv *s)
+{
+    s->fmt.n = 0;
+    s->fmt.base = 0;
+    sc_buf_reset(&s->fmt.text);
+}
+
+/* Appends the encoding of ev to b, through the shared cache when it can. */
+static void encode_event(struct srv *s, const struct stream *st, const struct store_event *ev,
+                         struct sc_buf *b)
+{
+    if (st->prev_kv || s->fmt.text.len > (8u << 20)) {
+        api_json_event(b, ev);
+        return;
+    }
+    if (s->fmt.n == 0)
+        s->fmt.base = ev->pos;
+    if (ev->pos < s->fmt.base || ev->pos - s->fmt.base > (1u << 20)) {
+        api_json_event(b, ev);
+        return;
+    }
+    size_t i = (size_t)(ev->pos - s->fmt.base);
+    if (i >= s->fmt.n) {
+        s->fmt.ent = sc_grow(s->fmt.ent, &s->fmt.cap, i + 1, sizeof(*s->fmt.ent));
+        memset(&s->fmt.ent[s->fmt.n], 0, (i + 1 - s->fmt.n) * sizeof(*s->fmt.ent));
+        s->fmt.n = i + 1;
+    }
+    if (s->fmt.ent[i].len == 0) {
+        size_t off = s->fmt.text.len;
+        api_json_event(&s->fmt.text, ev);
+        s->fmt.ent[i].off = (uint32_t)off;
+        s->fmt.ent[i].len = (uint32_t)(s->fmt.text.len - off);
+    }
+    sc_buf_put(b, s->fmt.text.data + s->fmt.ent[i].off, s->fmt.ent[i].len);
+}
+
 /* Formats events until the stream is caught up or its buffer is full. */
 static void pump(struct srv *s, struct stream *st)
 {
@@ -459,7 +506,7 @@ static void pump(struct srv *s, struct stream *st)
         r = store_watch_next(s->store, st->w, &ev);
         if (r <= 0)
             break;
-        api_json_event(b, &ev);
+        encode_event(s, st, &ev, b);
         n++;
     }
     if (b->len) {
@@ -495,6 +542,7 @@ static void on_stream_flushed(struct evhttp_connection *conn, void *arg)
 
 static void pump_all(struct srv *s)
 {
+    fmt_reset(s);
     struct stream *st = s->streams;
     while (st) {
         struct stream *next = st->next; /* pump may end st */
@@ -547,6 +595,7 @@ static void start_watch(struct srv *s, struct evhttp_request *req, const uint8_t
     st->req = req;
     st->conn = evhttp_request_get_connection(req);
     st->w = w;
+    st->prev_kv = prev;
     st->next = s->streams;
     if (s->streams)
         s->streams->prev = st;
@@ -1153,6 +1202,8 @@ out:
         event_base_free(s->base);
     store_free(s->store);
     sc_buf_free(&s->scratch);
+    sc_buf_free(&s->fmt.text);
+    free(s->fmt.ent);
     free(s);
     return r;
 }

@@ -824,7 +824,7 @@ int store_watch_next(struct store *s, struct store_watch *w, struct store_event 
             continue;
         uint32_t i = key_find_rev(lr->k, lr->rev, lr->sub);
         const struct rev_ent *r = &lr->k->revs[i];
-        *ev = (struct store_event){0};
+        *ev = (struct store_event){.pos = w->pos - 1};
         if (r->tombstone) {
             ev->type = STORE_EVENT_DELETE;
             ev->kv = (struct store_kv){

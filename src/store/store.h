@@ -205,6 +205,8 @@ struct store_event {
     struct store_kv kv;   /* DELETE: key, mod_rev = revision of the delete */
     struct store_kv prev; /* valid if has_prev */
     bool has_prev;
+    uint64_t pos; /* the event's position in the revision log: the same change has
+                   * the same pos for every watch, so a caller may cache its encoding */
 };
 
 struct store_watch;
