@@ -17,8 +17,13 @@
  *      process left".  cgroup.kill is still sent on kill for belt and braces.
  *   2. Mounts exist only in the Cell's mount namespace, which dies with its last
  *      process; nothing is ever mounted in the node's namespace.
- *   3. The host veth is deleted when the Cell dies (so a restart can recreate it)
- *      and the address is released only by cell_free.
+ *   3. The veth pair is never deleted on the start/stop path: when the Cell's
+ *      last process dies its network namespace is dismantled by the kernel,
+ *      which destroys both ends of the pair (asynchronously, batched across
+ *      namespaces).  A synchronous RTM_DELLINK waits for RCU grace periods and
+ *      cost more than the whole rest of a Cell start (docs/cell.md); it is used
+ *      only when a restart finds the previous pair still being dismantled.  The
+ *      address is released by cell_free.
  *   4. cgroups exist from create to free; a restart reuses them, and OOM kills
  *      are counted against the value read at start.
  */
@@ -240,7 +245,6 @@ static bool drain_log(struct cell *c, struct linux_cell *lc)
 static bool reap(struct cell *c, bool wait)
 {
     struct linux_cell *lc = c->impl;
-    struct linux_host *lh = c->host->impl;
     if (lc->pidfd < 0)
         return true;
     siginfo_t si = {0};
@@ -261,7 +265,6 @@ static bool reap(struct cell *c, bool wait)
     lc->pidfd = -1;
     lc->pid = 0;
     c->st.oom_killed = cg_cell_oom_kills(&lc->cg) > lc->cg.oom_base;
-    veth_del(lh, lc);
     if (si.si_code == CLD_EXITED)
         cell_mark_dead(c, si.si_status, 0);
     else
@@ -280,7 +283,6 @@ static void linux_destroy(struct cell *c)
         (void)pidfd_signal(lc->pidfd, SIGKILL);
         reap(c, true);
     }
-    veth_del(lh, lc);
     (void)cg_cell_remove(&lc->cg);
     if (lc->ip)
         lh->ip_used[lc->ip - lh->net] = 0;
@@ -376,6 +378,10 @@ static int linux_start(struct cell *c, struct sc_error *e)
     r = cg_cell_attach(&lc->cg, (pid_t)pid, e);
     if (r >= 0 && c->spec.net == CELL_NET_BRIDGE) {
         r = nl_veth_add(lh->nlfd, lc->veth, lh->bridge_idx, "eth0", (pid_t)pid);
+        if (r == -EEXIST) { /* the previous run's pair is still being dismantled */
+            veth_del(lh, lc);
+            r = nl_veth_add(lh->nlfd, lc->veth, lh->bridge_idx, "eth0", (pid_t)pid);
+        }
         if (r < 0)
             sc_error_set(e, r, "net", "veth %s: %s", lc->veth, strerror(-r));
     }
@@ -399,7 +405,6 @@ static int linux_start(struct cell *c, struct sc_error *e)
         close(pidfd);
         lc->pidfd = -1;
         lc->pid = 0;
-        veth_del(lh, lc);
         goto out;
     }
     lc->logfd = TAKE_FD(logp[0]);

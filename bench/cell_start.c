@@ -1,0 +1,281 @@
+/*
+ * cell_start.c: how long a Cell start costs: spec → /bin/true exited and torn
+ * down (cell_create + cell_start + wait + cell_free), for each network mode,
+ * against plain fork+exec of the same binary and, when installed, `crun run` and
+ * `runc run` of an OCI bundle over the same root with the same namespaces and a
+ * read-only root.  Prints a table of medians, p90s and ratios.
+ *
+ *   bench_cell_start [N]      (default 200 runs per row; needs root)
+ *
+ * The process first moves into a network namespace of its own, so the bridge
+ * and veths it makes never touch the node's network.  The root tree is busybox
+ * (Debian's busybox-static) in a temp dir, made and removed by this program.
+ * crun and runc run in a private mount namespace without the cgroup2 mount
+ * (crun refuses hybrid hosts otherwise), with limits in the v1 controllers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "cell/cell.h"
+
+extern char **environ;
+
+static char root_dir[64] = "/tmp/sc-bench-XXXXXX";
+static char rootfs[128];
+
+static int cmp_u64(const void *a, const void *b)
+{
+    usec_t x = *(const usec_t *)a, y = *(const usec_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1;
+    if (in < 0 || (out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755)) < 0)
+        return -1;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            return -1;
+    close(in);
+    close(out);
+    return 0;
+}
+
+static int make_root(void)
+{
+    if (!mkdtemp(root_dir))
+        return -1;
+    chmod(root_dir, 0755);
+    snprintf(rootfs, sizeof(rootfs), "%s/rootfs", root_dir);
+    mkdir(rootfs, 0755);
+    static const char *const dirs[] = {"bin", "tmp", "run", "proc", "dev", "sys", "etc"};
+    char p[256];
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+        snprintf(p, sizeof(p), "%s/%s", rootfs, dirs[i]);
+        mkdir(p, 0755);
+    }
+    snprintf(p, sizeof(p), "%s/bin/busybox", rootfs);
+    if (copy_file("/bin/busybox", p) < 0)
+        return -1;
+    snprintf(p, sizeof(p), "%s/bin/true", rootfs);
+    return symlink("busybox", p);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(path);
+}
+
+struct row {
+    const char *name;
+    usec_t median, p90;
+    int ok;
+};
+
+static void finish(struct row *r, usec_t *t, int n, int ok)
+{
+    qsort(t, (size_t)n, sizeof(*t), cmp_u64);
+    r->median = n ? t[n / 2] : 0;
+    r->p90 = n ? t[n * 9 / 10] : 0;
+    r->ok = ok;
+}
+
+static void bench_cell(struct cell_host *h, enum cell_net_mode net, int n, struct row *r)
+{
+    usec_t *t = xcalloc((size_t)n, sizeof(*t));
+    const char *argv[] = {"/bin/true", NULL};
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "b%d-%d", (int)net, i);
+        struct cell_spec s = {.name = name,
+                              .root = rootfs,
+                              .argv = argv,
+                              .uid = 65534,
+                              .gid = 65534,
+                              .net = net,
+                              .memory_bytes = 64 << 20,
+                              .pids_max = 64,
+                              .cpu_millis = 1000};
+        struct sc_error e = {0};
+        struct cell *c = NULL;
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        int rc = cell_create(h, &s, &c, &e);
+        if (rc >= 0)
+            rc = cell_start(c, &e);
+        if (rc >= 0)
+            rc = cell_wait(c, 5 * USEC_PER_SEC);
+        struct cell_status st = {0};
+        if (c)
+            cell_status(c, &st);
+        cell_free(c);
+        t[i] = now_usec(CLOCK_MONOTONIC) - t0;
+        if (rc < 0 && i == 0)
+            fprintf(stderr, "%s: %s\n", r->name, e.msg);
+        ok += rc >= 0 && st.exit_code == 0;
+    }
+    finish(r, t, n, ok);
+    free(t);
+}
+
+static int run_cmd(char *const argv[])
+{
+    pid_t pid;
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fd);
+    if (rc != 0)
+        return -rc;
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void bench_argv(char *const argv[], int n, struct row *r)
+{
+    usec_t *t = xcalloc((size_t)n, sizeof(*t));
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        ok += run_cmd(argv) == 0;
+        t[i] = now_usec(CLOCK_MONOTONIC) - t0;
+    }
+    finish(r, t, n, ok);
+    free(t);
+}
+
+/* An OCI bundle equivalent to a Cell: the same namespaces, read-only root,
+ * /proc, a tmpfs /tmp and /dev, no capabilities, no_new_privs, uid 65534. */
+static int write_oci_config(void)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/config.json", root_dir);
+    FILE *f = fopen(p, "w");
+    if (!f)
+        return -1;
+    fprintf(f, "{\"ociVersion\":\"1.0.2\",\"process\":{\"terminal\":false,"
+               "\"user\":{\"uid\":65534,\"gid\":65534},\"args\":[\"/bin/true\"],"
+               "\"env\":[\"PATH=/bin\"],\"cwd\":\"/\",\"capabilities\":{},"
+               "\"noNewPrivileges\":true},"
+               "\"root\":{\"path\":\"rootfs\",\"readonly\":true},\"hostname\":\"b\","
+               "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+               "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+               "\"options\":[\"nosuid\",\"mode=755\",\"size=64k\"]},"
+               "{\"destination\":\"/tmp\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+               "\"options\":[\"nosuid\",\"nodev\",\"size=16m\"]},"
+               "{\"destination\":\"/run\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+               "\"options\":[\"nosuid\",\"nodev\",\"size=16m\"]}],"
+               "\"linux\":{\"resources\":{\"memory\":{\"limit\":67108864},\"pids\":{\"limit\":64},"
+               "\"cpu\":{\"quota\":100000,\"period\":100000}},"
+               "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":\"ipc\"},"
+               "{\"type\":\"uts\"},{\"type\":\"mount\"},{\"type\":\"cgroup\"}]}}\n");
+    return fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 200;
+    if (n < 5)
+        n = 5;
+    if (geteuid() != 0) {
+        fprintf(stderr, "bench_cell_start: needs root\n");
+        return 77;
+    }
+    if (unshare(CLONE_NEWNET) < 0) {
+        perror("unshare(CLONE_NEWNET)");
+        return 1;
+    }
+    if (make_root() < 0) {
+        perror("make root");
+        return 1;
+    }
+    struct cell_host *h = NULL;
+    struct sc_error e = {0};
+    struct cell_host_config cfg = {.backend = "linux", .cgroup_parent = "swiftcube-bench"};
+    if (cell_host_new(&cfg, &h, &e) < 0) {
+        fprintf(stderr, "cell_host_new: %s\n", e.msg);
+        return 1;
+    }
+    struct row rows[8] = {
+        {.name = "fork+exec /bin/true (no isolation)"},
+        {.name = "Cell, node network (no netns)"},
+        {.name = "Cell, own netns, loopback only"},
+        {.name = "Cell, netns + veth + bridge + IP (full)"},
+        {.name = "crun run (same isolation, netns lo only)"},
+        {.name = "runc run (same isolation, netns lo only)"},
+    };
+    int nrows = 4;
+    char truepath[200];
+    snprintf(truepath, sizeof(truepath), "%s/bin/busybox", rootfs);
+    char *const plain[] = {truepath, "true", NULL};
+    bench_argv(plain, n, &rows[0]);
+    bench_cell(h, CELL_NET_HOST, n, &rows[1]);
+    bench_cell(h, CELL_NET_NONE, n, &rows[2]);
+    bench_cell(h, CELL_NET_BRIDGE, n, &rows[3]);
+    cell_host_free(h);
+
+    /* crun refuses hybrid cgroup hosts unless it cannot see the v2 mount: give
+     * both runtimes a private mount namespace without it (our Cells are done). */
+    bool hide_ok =
+        unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+    if (hide_ok)
+        (void)umount2("/sys/fs/cgroup/unified", MNT_DETACH);
+    if (hide_ok && write_oci_config() == 0) {
+        static const char *const rts[] = {"/usr/bin/crun", "/usr/sbin/runc"};
+        for (int k = 0; k < 2; k++) {
+            if (access(rts[k], X_OK) < 0) {
+                rows[4 + k].ok = -1;
+                continue;
+            }
+            char id[32];
+            snprintf(id, sizeof(id), "scbench%d", (int)getpid());
+            char *const rargv[] = {(char *)rts[k], "run", "--bundle", root_dir, id, NULL};
+            bench_argv(rargv, n, &rows[4 + k]);
+        }
+        nrows = 6;
+    }
+
+    printf("Cell start, spec -> /bin/true exited and torn down, %d runs each\n\n", n);
+    printf("| %-42s | %10s | %10s | %8s | %s |\n", "what", "median ms", "p90 ms", "ok",
+           "x fork+exec");
+    printf("|%s|%s|%s|%s|%s|\n", "--------------------------------------------", "------------",
+           "------------", "----------", "------------");
+    for (int i = 0; i < nrows; i++) {
+        struct row *r = &rows[i];
+        if (r->ok < 0) {
+            printf("| %-42s | %10s | %10s | %8s | %11s |\n", r->name, "-", "-", "absent", "-");
+            continue;
+        }
+        printf("| %-42s | %10.3f | %10.3f | %4d/%-3d | %11.1f |\n", r->name,
+               (double)r->median / 1000, (double)r->p90 / 1000, r->ok, n,
+               rows[0].median ? (double)r->median / (double)rows[0].median : 0);
+    }
+    if (nrows == 6 && rows[4].ok > 0)
+        printf("\nfull Cell (with veth) vs crun run: %.1fx faster\n",
+               (double)rows[4].median / (double)rows[3].median);
+    if (nrows == 6 && rows[5].ok > 0)
+        printf("full Cell (with veth) vs runc run: %.1fx faster\n",
+               (double)rows[5].median / (double)rows[3].median);
+    nftw(root_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
