@@ -312,6 +312,14 @@ _noreturn_ static void child_main(const struct sandbox_plan *plan, int syncfd, i
         r = sc_error_set(&e, -errno, "stdio", "stdio: %m");
         goto fail;
     }
+    /* Dispositions set to "ignore" and blocked signals survive execve: the
+     * supervisor's (SIGPIPE ignored, a libevent mask) must not leak in. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     /* Whatever the supervisor had open (libevent's fds, other Cells' pipes) stays
      * out of the Cell even if someone forgot O_CLOEXEC. */
     (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);

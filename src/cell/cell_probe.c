@@ -12,6 +12,7 @@
  *   hog MIB           touch MIB MiB, then sleep       forkbomb (fork until refused)
  *   ignore-term       ignore SIGTERM, sleep            sleep SEC (SIGTERM ends it, exit 0)
  *   id                print uid gid                   cat PATH
+ *   inherited         open fds, ignored and blocked signals
  */
 #include <dirent.h>
 #include <errno.h>
@@ -212,6 +213,21 @@ int main(int argc, char **argv)
         printf("sleeping\n");
         fflush(stdout);
         sleep(arg ? (unsigned)atoi(arg) : 3600);
+        return 0;
+    }
+    if (!strcmp(cmd, "inherited")) { /* open fds and signal state from the parent */
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *de;
+        printf("fds:");
+        while (d && (de = readdir(d)))
+            if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d))
+                printf(" %s", de->d_name);
+        printf("\n");
+        FILE *f = fopen("/proc/self/status", "r");
+        char line[256];
+        while (f && fgets(line, sizeof(line), f))
+            if (!strncmp(line, "SigIgn", 6) || !strncmp(line, "SigBlk", 6))
+                fputs(line, stdout);
         return 0;
     }
     if (!strcmp(cmd, "id")) {

@@ -526,9 +526,12 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
         return r;
     if (chdir(s->cwd) < 0)
         return sc_error_set(e, -errno, "cwd", "chdir %s: %m", s->cwd);
+    /* execvpe searches the caller's PATH, not envp's: use the Cell's own */
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     for (size_t i = 0; s->env[i]; i++)
         if (!strncmp(s->env[i], "PATH=", 5))
-            setenv("PATH", s->env[i] + 5, 1); /* execvpe searches the caller's PATH */
+            path = s->env[i] + 5;
+    setenv("PATH", path, 1);
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->seccomp_prog, 0, 0) < 0)
         return sc_error_set(e, -errno, "seccomp", "install the seccomp filter: %m");
     execvpe(s->argv[0], s->argv, s->env);

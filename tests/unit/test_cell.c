@@ -307,6 +307,32 @@ static void privileged_operations_fail(void **state)
     teardown_root();
 }
 
+static void nothing_leaks_in_from_the_supervisor(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    /* a careless supervisor: an fd without O_CLOEXEC, SIGPIPE ignored, SIGUSR1 blocked */
+    int leak = open("/proc/self/status", O_RDONLY);
+    assert_true(dup2(leak, 40) == 40);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t m;
+    sigemptyset(&m);
+    sigaddset(&m, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &m, NULL);
+    const char *argv[] = {"cell_probe", "inherited", NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    expect_in(log, "fds: 0 1 2\n");
+    expect_in(log, "SigIgn:\t0000000000000000");
+    expect_in(log, "SigBlk:\t0000000000000000");
+    free(log);
+    close(leak);
+    close(40);
+    cell_host_free(h);
+    teardown_root();
+}
+
 /* ---- Linux: limits ------------------------------------------------------------ */
 
 static void memory_hog_is_oom_killed(void **state)
@@ -830,6 +856,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(only_granted_port_binds),
         cmocka_unit_test(host_processes_are_invisible),
         cmocka_unit_test(privileged_operations_fail),
+        cmocka_unit_test(nothing_leaks_in_from_the_supervisor),
         cmocka_unit_test(memory_hog_is_oom_killed),
         cmocka_unit_test(fork_bomb_stops_at_pids_limit),
         cmocka_unit_test(limits_and_usage_read_back),
