@@ -134,6 +134,10 @@ run_wrk() { # metric system threads conns op tag
 echo "kv_vs_etcd: sctld $sctld_addr (pid $sctld_pid), etcd $etcd_addr (pid $etcd_pid)," \
     "data in $tmp ($fstype)" >&2
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+# What one synchronous write costs on this disk: the floor under a durable put.
+sync_ms=$(dd if=/dev/zero of="$tmp/sync.probe" bs=4096 count=200 oflag=dsync 2>&1 |
+    awk '/copied/ {for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) printf "%.3f", $(i - 1) * 1000 / 200}')
+rm -f "$tmp/sync.probe"
 t_start=$(date +%s)
 
 echo "kv_vs_etcd: loading $keys keys into each (64 connections)" >&2
@@ -160,6 +164,8 @@ for sys in sctld etcd; do
     line=$(result_line "$tmp/watch-$sys.log")
     res[watch.p50.$sys]=$(field p50_ms "$line")
     res[watch.p99.$sys]=$(field p99_ms "$line")
+    res[watch.user_p99.$sys]=$(field user_p99_ms "$line")
+    res[watch.ack.$sys]=$(field put_ack_p50_ms "$line")
     [ "$(field deliveries "$line")" = "$(field expected "$line")" ] &&
         [ "$(field order_errors "$line")" = 0 ] && [ "$(field failures "$line")" = 0 ] ||
         bad+=("watch/$sys: $line $(grep -v '^RESULT' "$tmp/watch-$sys.log" | head -3)")
@@ -186,7 +192,8 @@ row() { # label sctld etcd goal-kind goal-text
 
 echo
 echo "sctld vs etcd $(etcd --version | sed -n 's/^etcd Version: //p'), $(nproc) cores" \
-    "($(lscpu | sed -n 's/^Model name: *//p' | head -1)), disk: $fstype, 16 B keys, 256 B values"
+    "($(lscpu | sed -n 's/^Model name: *//p' | head -1)), disk: $fstype (one 4 KiB O_DSYNC" \
+    "write: ${sync_ms:-?} ms), 16 B keys, 256 B values"
 printf "%-34s %11s %11s %8s   %-22s %s\n" metric sctld etcd ratio goal ""
 row "put/s, 1 conn" "${res[put1.rps.sctld]}" "${res[put1.rps.etcd]}"
 row "put p50 ms, 1 conn" "${res[put1.p50.sctld]}" "${res[put1.p50.etcd]}" lt_0.5 "< 0.5 ms"
@@ -198,6 +205,8 @@ row "linearizable get/s, 64 conns" "${res[get64.rps.sctld]}" "${res[get64.rps.et
 row "get p99 ms, 64 conns" "${res[get64.p99.sctld]}" "${res[get64.p99.etcd]}"
 row "watch p50 ms, $watchers watchers" "${res[watch.p50.sctld]}" "${res[watch.p50.etcd]}"
 row "watch p99 ms, $watchers watchers" "${res[watch.p99.sctld]}" "${res[watch.p99.etcd]}" lt_5 "< 5 ms"
+row "  (p99 to read by the client)" "${res[watch.user_p99.sctld]}" "${res[watch.user_p99.etcd]}"
+row "  (put ack p50 ms during watch)" "${res[watch.ack.sctld]}" "${res[watch.ack.etcd]}"
 row "RSS MiB after $keys keys" "${res[rss.sctld]}" "${res[rss.etcd]}" half "< 0.5x etcd"
 row "load put/s (100k keys, 64 conns)" "${res[load.rps.sctld]}" "${res[load.rps.etcd]}"
 echo "ratio = sctld / etcd.  load average before: $load_before, after:" \
