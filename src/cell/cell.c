@@ -344,6 +344,7 @@ static void spec_copy(struct cell_spec_copy *d, const struct cell_spec *s)
     d->pids_max = s->pids_max;
     d->net = s->net;
     d->stop_grace_usec = s->stop_grace_usec ? s->stop_grace_usec : 10 * USEC_PER_SEC;
+    d->init = s->init;
 }
 
 int cell_create(struct cell_host *h, const struct cell_spec *spec, struct cell **ret,

@@ -104,6 +104,11 @@ struct cell_spec {
     enum cell_net_mode net;
     usec_t stop_grace_usec; /* 0: 10 s */
     size_t log_bytes;       /* 0: CELL_LOG_DEFAULT */
+    /* Run a minimal init as PID 1 that forwards stop signals to the program and
+     * reaps orphans; a program killed by signal N then exits the Cell with code
+     * 128+N.  Without it the program is PID 1, and a PID 1 without a handler
+     * (a shell, most scripts) ignores SIGTERM, so stopping it waits the grace. */
+    bool init;
 };
 
 /* Node-wide settings for a backend. */

@@ -53,6 +53,7 @@ struct cell_spec_copy {
     uint64_t cpu_millis, memory_bytes, pids_max;
     enum cell_net_mode net;
     usec_t stop_grace_usec;
+    bool init;
 };
 
 struct cell {

@@ -41,6 +41,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Landlock ABI 4..6 (the build host's headers stop at ABI 2; the values are
@@ -504,6 +505,50 @@ out:
     return r;
 }
 
+/* The optional PID 1: the program runs as its child.  Signals are blocked
+ * before the fork (a blocked signal is queued even for an init, where an
+ * unhandled one would be dropped) and taken with sigwaitinfo: stop signals are
+ * forwarded, SIGCHLD reaps; when the program is gone init exits with its
+ * status, and the kernel ends whatever is left in the namespace. */
+static int run_init(const struct cell_spec_copy *s, struct sc_error *e)
+{
+    static const int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    sigset_t set, old;
+    sigemptyset(&set);
+    for (size_t i = 0; i < ELEMENTSOF(fwd); i++)
+        sigaddset(&set, fwd[i]);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    pid_t child = fork();
+    if (child < 0)
+        return sc_error_set(e, -errno, "init", "fork: %m");
+    if (child == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        execvpe(s->argv[0], s->argv, s->env);
+        /* the exec error can no longer reach the supervisor as a start error */
+        dprintf(2, "cell init: exec %s: %m\n", s->argv[0]);
+        _exit(127);
+    }
+    /* The error pipe closes on a successful exec only; init never execs, so
+     * close it now: the start succeeded once the fork did. */
+    (void)syscall(SYS_close_range, 3, ~0U, 0);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            kill(child, sig);
+            continue;
+        }
+        int st;
+        pid_t pid;
+        while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+            if (pid == child)
+                _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+}
+
 int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
 {
     const struct cell_spec_copy *s = p->spec;
@@ -534,6 +579,8 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
     setenv("PATH", path, 1);
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->seccomp_prog, 0, 0) < 0)
         return sc_error_set(e, -errno, "seccomp", "install the seccomp filter: %m");
+    if (s->init)
+        return run_init(s, e);
     execvpe(s->argv[0], s->argv, s->env);
     return sc_error_set(e, -errno, "argv", "exec %s: %m", s->argv[0]);
 }

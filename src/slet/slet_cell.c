@@ -4,7 +4,7 @@
  *   slet cell run --root DIR [--name N] [--cpu 100m] [--memory 64Mi] [--pids N]
  *                 [--grant KIND:ARG]... [--tmpfs PATH[:SIZE]]... [--volume SRC:DST[:ro]]...
  *                 [--env K=V]... [--cwd DIR] [--hostname H] [--uid N] [--gid N]
- *                 [--net none|bridge|host] [--grace SEC] -- CMD [ARGS...]
+ *                 [--net none|bridge|host] [--grace SEC] [--init] -- CMD [ARGS...]
  *
  * Parse → validate (cell_create) → apply (cell_start), then the Cell is driven
  * from a libevent loop exactly as the node agent will drive many: an event on
@@ -114,22 +114,32 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
                     "       [--grant fs.read:P|fs.write:P|net.listen:PORT|net.connect:PORT]...\n"
                     "       [--tmpfs PATH[:SIZE]]... [--volume SRC:DST[:ro]]... [--env K=V]...\n"
                     "       [--cwd DIR] [--hostname H] [--uid N] [--gid N] [--name N]\n"
-                    "       [--net none|bridge|host] [--grace SEC] -- CMD [ARGS...]\n");
+                    "       [--net none|bridge|host] [--grace SEC] [--init] -- CMD [ARGS...]\n");
     return 2;
 }
 
 static int cell_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"root", required_argument, NULL, 'r'},     {"name", required_argument, NULL, 'n'},
-        {"cpu", required_argument, NULL, 'c'},      {"memory", required_argument, NULL, 'm'},
-        {"pids", required_argument, NULL, 'p'},     {"grant", required_argument, NULL, 'g'},
-        {"tmpfs", required_argument, NULL, 't'},    {"volume", required_argument, NULL, 'v'},
-        {"env", required_argument, NULL, 'e'},      {"cwd", required_argument, NULL, 'w'},
-        {"hostname", required_argument, NULL, 'H'}, {"uid", required_argument, NULL, 'u'},
-        {"gid", required_argument, NULL, 'G'},      {"net", optional_argument, NULL, 'N'},
-        {"grace", required_argument, NULL, 'T'},    {"bridge", required_argument, NULL, 'B'},
-        {"help", no_argument, NULL, 'h'},           {0},
+        {"root", required_argument, NULL, 'r'},
+        {"name", required_argument, NULL, 'n'},
+        {"cpu", required_argument, NULL, 'c'},
+        {"memory", required_argument, NULL, 'm'},
+        {"pids", required_argument, NULL, 'p'},
+        {"grant", required_argument, NULL, 'g'},
+        {"tmpfs", required_argument, NULL, 't'},
+        {"volume", required_argument, NULL, 'v'},
+        {"env", required_argument, NULL, 'e'},
+        {"cwd", required_argument, NULL, 'w'},
+        {"hostname", required_argument, NULL, 'H'},
+        {"uid", required_argument, NULL, 'u'},
+        {"gid", required_argument, NULL, 'G'},
+        {"net", optional_argument, NULL, 'N'},
+        {"grace", required_argument, NULL, 'T'},
+        {"bridge", required_argument, NULL, 'B'},
+        {"init", no_argument, NULL, 'I'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
     };
     struct cell_spec s = {.uid = 65534, .gid = 65534, .net = CELL_NET_NONE};
     struct cell_host_config hc = {.backend = "linux"};
@@ -227,6 +237,9 @@ static int cell_run(int argc, char **argv)
             break;
         case 'B':
             hc.bridge = optarg;
+            break;
+        case 'I':
+            s.init = true;
             break;
         default:
             return usage_error("%s", "see usage");

@@ -464,6 +464,44 @@ static void polite_stop_and_restart(void **state)
     teardown_root();
 }
 
+static void init_forwards_sigterm(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sleep", "30", NULL}; /* no SIGTERM handler */
+    struct cell_spec s = base_spec(argv);
+    struct cell_status st;
+    for (int with_init = 0; with_init < 2; with_init++) {
+        s.init = with_init;
+        struct cell *c = start(h, &s);
+        usleep(100 * 1000);
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        cell_stop(c, 400 * USEC_PER_MSEC);
+        assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+        usec_t took = now_usec(CLOCK_MONOTONIC) - t0;
+        cell_status(c, &st);
+        if (with_init) { /* forwarded: ends at once, status 128+SIGTERM */
+            assert_false(st.stop_forced);
+            assert_int_equal(st.exit_code, 128 + SIGTERM);
+            assert_true(took < 300 * USEC_PER_MSEC);
+        } else { /* PID 1 without a handler ignores SIGTERM */
+            assert_true(st.stop_forced);
+            assert_int_equal(st.exit_signal, SIGKILL);
+            assert_true(took >= 400 * USEC_PER_MSEC);
+        }
+        cell_free(c);
+    }
+    /* an init Cell still reports a missing program, as its exit status */
+    const char *missing[] = {"/bin/nope", NULL};
+    s.argv = missing;
+    char *log = run(h, &s, &st);
+    assert_int_equal(st.exit_code, 127);
+    expect_in(log, "exec /bin/nope");
+    free(log);
+    cell_host_free(h);
+    teardown_root();
+}
+
 static int count_lines_with(const char *file, const char *needle)
 {
     FILE *f = fopen(file, "r");
@@ -862,6 +900,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(limits_and_usage_read_back),
         cmocka_unit_test(sigterm_ignored_then_killed_after_grace),
         cmocka_unit_test(polite_stop_and_restart),
+        cmocka_unit_test(init_forwards_sigterm),
         cmocka_unit_test(nothing_remains_after_stop),
         cmocka_unit_test(bridged_cell_is_reachable_and_does_not_forward),
         cmocka_unit_test(log_ring_is_bounded_and_followable),
