@@ -83,7 +83,8 @@ static int list_sorted(const struct wal_io *io, const char *dir, struct snap_lis
     int r = io->list(io->ud, dir, collect, l);
     if (r < 0)
         return r;
-    qsort(l->v, l->n, sizeof(*l->v), newest_first);
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof(*l->v), newest_first);
     return 0;
 }
 

@@ -59,11 +59,12 @@
 #include "base/buf.h"
 #include "base/util.h"
 
-#define SEG_MAGIC   "SCWALSEG"
-#define SEG_VERSION 1
-#define DEFAULT_SEG (64u << 20)
-#define MIN_SEG     256u
-#define READ_CHUNK  (1u << 20)
+#define SEG_MAGIC      "SCWALSEG"
+#define SEG_VERSION    1
+#define DEFAULT_SEG    (64u << 20)
+#define MIN_SEG        256u
+#define READ_CHUNK_MIN (16u << 10)
+#define READ_CHUNK_MAX (8u << 20)
 
 /* ---- POSIX io ------------------------------------------------------------ */
 
@@ -311,9 +312,10 @@ int wal_io_read_all(const struct wal_io *io, int fd, struct sc_buf *out)
 {
     size_t start = out->len;
     for (;;) {
-        sc_buf_reserve(out, READ_CHUNK);
-        ssize_t k =
-            io->pread(io->ud, fd, out->data + out->len, READ_CHUNK, (off_t)(out->len - start));
+        /* Reads grow with the file: few calls for 64 MiB, small buffers for tiny files. */
+        size_t want = MIN(MAX(out->len - start, (size_t)READ_CHUNK_MIN), (size_t)READ_CHUNK_MAX);
+        sc_buf_reserve(out, want);
+        ssize_t k = io->pread(io->ud, fd, out->data + out->len, want, (off_t)(out->len - start));
         if (k < 0)
             return (int)k;
         if (k == 0)
@@ -614,7 +616,8 @@ int wal_replay(struct wal *w, int (*cb)(void *ud, const struct wal_record *r), v
         free(l.v);
         return sc_error_set(e, r, "wal", "%s: list: %s", w->dir, strerror(-r));
     }
-    qsort(l.v, l.n, sizeof(*l.v), seg_cmp);
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof(*l.v), seg_cmp);
     for (size_t i = 1; i < l.n; i++)
         if (l.v[i].seq != l.v[i - 1].seq + 1) {
             r = sc_error_set(e, -SC_E_CORRUPT, "wal",
