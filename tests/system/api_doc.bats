@@ -6,8 +6,9 @@
 # sctld: the command must exit 0 (28 for the `--max-time` watch example, which is
 # how curl ends a stream on purpose), the HTTP status must be 2xx, every response
 # must carry X-Sc-Revision, and where the doc shows an answer (`# {...}` lines
-# right under the command) the real answer must have the same shape: the same
-# top-level keys, and every key path the doc shows.  The other tests check the
+# right under the command) the real answer must have the same shape and values:
+# the same top-level keys, every key path the doc shows, and every value it
+# shows (revisions, counts; not the lease id the server picks).  The other tests check the
 # error statuses and JSON bodies, limits, a query with a bad escape, and that
 # SIGTERM ends sctld with exit 0 while writes are in flight, losing none that was
 # acknowledged.
@@ -114,6 +115,13 @@ key_paths() {
   jq -c '[paths | map(if type == "number" then 0 else . end)] | unique | .[]'
 }
 
+# Its scalar leaves as [path, value], except those that differ from run to run
+# (a lease id the server chose, a remaining TTL).
+leaf_values() {
+  jq -c '[paths(scalars) as $p | select(($p[-1] | tostring) | IN("id", "remaining") | not)
+          | [($p | map(if type == "number" then 0 else . end)), getpath($p)]] | unique | .[]'
+}
+
 @test "every curl example in docs/api.md runs as written and answers in the documented shape" {
   local dir="$BATS_TEST_TMPDIR/ex" i n=0 failures=0
   mkdir -p "$dir"
@@ -141,8 +149,8 @@ key_paths() {
       k=$((k + 1))
       got=$(printf '%s\n' "$out" | sed -n "${k}p")
       if [[ $want != "{"* ]]; then
-        # e.g. `sc_store_revision 4`: the same metric name first.
-        if [ "${got%% *}" != "${want%% *}" ]; then
+        # e.g. `sc_store_revision 4`: the same metric line.
+        if [ "$got" != "$want" ]; then
           echo "example $i line $k: got '$got', doc shows '$want'" >&2; failures=$((failures + 1))
         fi
         continue
@@ -162,6 +170,11 @@ key_paths() {
       missing=$(comm -23 <(echo "$wantj" | key_paths | sort) <(echo "$got" | key_paths | sort))
       if [ -n "$missing" ]; then
         echo "example $i line $k: answer lacks $missing (got $got)" >&2; failures=$((failures + 1))
+      fi
+      # The values the doc shows (revisions, counts...) are the real ones too.
+      missing=$(comm -23 <(echo "$wantj" | leaf_values | sort) <(echo "$got" | leaf_values | sort))
+      if [ -n "$missing" ]; then
+        echo "example $i line $k: doc shows $missing, answer is $got" >&2; failures=$((failures + 1))
       fi
     done <"$dir/ex.$i"
   done
