@@ -5,7 +5,8 @@
  * `runc run` of an OCI bundle over the same root with the same namespaces and a
  * read-only root.  Prints a table of medians, p90s and ratios.
  *
- *   bench_cell_start [N]      (default 200 runs per row; needs root)
+ *   bench_cell_start [N [M]]  (N runs per row, default 200; with M, also start M
+ *                             long-running Cells, then stop them all; needs root)
  *
  * The process first moves into a network namespace of its own, so the bridge
  * and veths it makes never touch the node's network.  The root tree is busybox
@@ -16,12 +17,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +74,9 @@ static int make_root(void)
     snprintf(p, sizeof(p), "%s/bin/busybox", rootfs);
     if (copy_file("/bin/busybox", p) < 0)
         return -1;
+    snprintf(p, sizeof(p), "%s/bin/sleep", rootfs);
+    if (symlink("busybox", p) < 0)
+        return -1;
     snprintf(p, sizeof(p), "%s/bin/true", rootfs);
     return symlink("busybox", p);
 }
@@ -94,14 +100,15 @@ static void finish(struct row *r, usec_t *t, int n, int ok)
     r->ok = ok;
 }
 
-static void bench_cell(struct cell_host *h, enum cell_net_mode net, int n, struct row *r)
+/* warm: refill the network slot pool before each run, outside the timing */
+static void bench_cell(struct cell_host *h, enum cell_net_mode net, bool warm, int n, struct row *r)
 {
     usec_t *t = xcalloc((size_t)n, sizeof(*t));
     const char *argv[] = {"/bin/true", NULL};
     int ok = 0;
     for (int i = 0; i < n; i++) {
         char name[32];
-        snprintf(name, sizeof(name), "b%d-%d", (int)net, i);
+        snprintf(name, sizeof(name), "b%d%d-%d", (int)net, (int)warm, i);
         struct cell_spec s = {.name = name,
                               .root = rootfs,
                               .argv = argv,
@@ -113,6 +120,8 @@ static void bench_cell(struct cell_host *h, enum cell_net_mode net, int n, struc
                               .cpu_millis = 1000};
         struct sc_error e = {0};
         struct cell *c = NULL;
+        if (warm && cell_host_prepare(h, &e) < 0)
+            fprintf(stderr, "%s: prepare: %s\n", r->name, e.msg);
         usec_t t0 = now_usec(CLOCK_MONOTONIC);
         int rc = cell_create(h, &s, &c, &e);
         if (rc >= 0)
@@ -192,6 +201,83 @@ static int write_oci_config(void)
     return fclose(f);
 }
 
+/* Anonymous resident memory of this process, from /proc/self/status (kB). */
+static long rss_anon_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %ld", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Starts m long-running Cells one after another (each cell_start returns after
+ * the exec), then stops them all at once and waits for every death on one poll
+ * loop: starts/s, stops/s and the supervisor's memory per running Cell. */
+static void bench_many(struct cell_host *h, int m)
+{
+    struct cell **cs = xcalloc((size_t)m, sizeof(*cs));
+    const char *argv[] = {"/bin/sleep", "3600", NULL};
+    long kb0 = rss_anon_kb();
+    int fds0 = 0, started = 0;
+    for (int fd = 0; fd < 65536; fd++)
+        fds0 += fcntl(fd, F_GETFD) >= 0;
+    usec_t t0 = now_usec(CLOCK_MONOTONIC);
+    for (int i = 0; i < m; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "many-%d", i);
+        struct cell_spec s = {.name = name,
+                              .root = rootfs,
+                              .argv = argv,
+                              .uid = 65534,
+                              .gid = 65534,
+                              .net = CELL_NET_NONE,
+                              .memory_bytes = 16 << 20,
+                              .pids_max = 8,
+                              .init = true};
+        struct sc_error e = {0};
+        if (cell_create(h, &s, &cs[i], &e) < 0 || cell_start(cs[i], &e) < 0) {
+            fprintf(stderr, "many: Cell %d: %s\n", i, e.msg);
+            break;
+        }
+        started++;
+    }
+    usec_t t1 = now_usec(CLOCK_MONOTONIC);
+    long kb1 = rss_anon_kb();
+    int fds1 = 0;
+    for (int fd = 0; fd < 65536; fd++)
+        fds1 += fcntl(fd, F_GETFD) >= 0;
+    for (int i = 0; i < started; i++)
+        cell_stop(cs[i], 5 * USEC_PER_SEC);
+    int dead = 0;
+    struct pollfd *p = xcalloc((size_t)m, sizeof(*p));
+    while (dead < started) {
+        for (int i = 0; i < started; i++)
+            p[i] = (struct pollfd){.fd = cell_fd(cs[i]), .events = POLLIN};
+        if (poll(p, (nfds_t)started, 1000) <= 0)
+            break;
+        for (int i = 0; i < started; i++)
+            if (p[i].revents && (cell_process(cs[i]) & CELL_EV_EXIT))
+                dead++;
+    }
+    for (int i = 0; i < started; i++)
+        cell_free(cs[i]);
+    usec_t t2 = now_usec(CLOCK_MONOTONIC);
+    printf("\n%d long-running Cells (own netns, limits, init): started one by one in %.0f ms "
+           "(%.0f starts/s); all stopped and torn down in %.0f ms (%.0f stops/s); %d died\n",
+           started, (double)(t1 - t0) / 1000, started * 1e6 / (double)(t1 - t0),
+           (double)(t2 - t1) / 1000, started * 1e6 / (double)(t2 - t1), dead);
+    if (started)
+        printf("supervisor memory per running Cell: %.1f KiB anonymous RSS, %.1f fds\n",
+               (double)(kb1 - kb0) / started, (double)(fds1 - fds0) / started);
+    free(p);
+    free(cs);
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 200;
@@ -211,7 +297,8 @@ int main(int argc, char **argv)
     }
     struct cell_host *h = NULL;
     struct sc_error e = {0};
-    struct cell_host_config cfg = {.backend = "linux", .cgroup_parent = "swiftcube-bench"};
+    struct cell_host_config cfg = {
+        .backend = "linux", .cgroup_parent = "swiftcube-bench", .net_pool = 1};
     if (cell_host_new(&cfg, &h, &e) < 0) {
         fprintf(stderr, "cell_host_new: %s\n", e.msg);
         return 1;
@@ -221,17 +308,25 @@ int main(int argc, char **argv)
         {.name = "Cell, node network (no netns)"},
         {.name = "Cell, own netns, loopback only"},
         {.name = "Cell, netns + veth + bridge + IP (full)"},
+        {.name = "  same, network slot from a warm pool"},
         {.name = "crun run (same isolation, netns lo only)"},
         {.name = "runc run (same isolation, netns lo only)"},
     };
-    int nrows = 4;
+    int nrows = 5;
     char truepath[200];
     snprintf(truepath, sizeof(truepath), "%s/bin/busybox", rootfs);
     char *const plain[] = {truepath, "true", NULL};
     bench_argv(plain, n, &rows[0]);
-    bench_cell(h, CELL_NET_HOST, n, &rows[1]);
-    bench_cell(h, CELL_NET_NONE, n, &rows[2]);
-    bench_cell(h, CELL_NET_BRIDGE, n, &rows[3]);
+    bench_cell(h, CELL_NET_HOST, false, n, &rows[1]);
+    bench_cell(h, CELL_NET_NONE, false, n, &rows[2]);
+    bench_cell(h, CELL_NET_BRIDGE, false, n, &rows[3]);
+    bench_cell(h, CELL_NET_BRIDGE, true, n, &rows[4]);
+    int many = argc > 2 ? atoi(argv[2]) : 0;
+    if (many > 0) {
+        struct rlimit rl = {.rlim_cur = 65536, .rlim_max = 65536};
+        setrlimit(RLIMIT_NOFILE, &rl);
+        bench_many(h, many);
+    }
     cell_host_free(h);
 
     /* crun refuses hybrid cgroup hosts unless it cannot see the v2 mount: give
@@ -244,15 +339,15 @@ int main(int argc, char **argv)
         static const char *const rts[] = {"/usr/bin/crun", "/usr/sbin/runc"};
         for (int k = 0; k < 2; k++) {
             if (access(rts[k], X_OK) < 0) {
-                rows[4 + k].ok = -1;
+                rows[5 + k].ok = -1;
                 continue;
             }
             char id[32];
             snprintf(id, sizeof(id), "scbench%d", (int)getpid());
             char *const rargv[] = {(char *)rts[k], "run", "--bundle", root_dir, id, NULL};
-            bench_argv(rargv, n, &rows[4 + k]);
+            bench_argv(rargv, n, &rows[5 + k]);
         }
-        nrows = 6;
+        nrows = 7;
     }
 
     printf("Cell start, spec -> /bin/true exited and torn down, %d runs each\n\n", n);
@@ -270,12 +365,13 @@ int main(int argc, char **argv)
                (double)r->median / 1000, (double)r->p90 / 1000, r->ok, n,
                rows[0].median ? (double)r->median / (double)rows[0].median : 0);
     }
-    if (nrows == 6 && rows[4].ok > 0)
-        printf("\nfull Cell (with veth) vs crun run: %.1fx faster\n",
-               (double)rows[4].median / (double)rows[3].median);
-    if (nrows == 6 && rows[5].ok > 0)
-        printf("full Cell (with veth) vs runc run: %.1fx faster\n",
-               (double)rows[5].median / (double)rows[3].median);
+    printf("\n");
+    for (int k = 5; k < nrows; k++)
+        if (rows[k].ok > 0)
+            printf("full Cell vs %s: %.1fx faster (slot made inline), %.1fx (warm pool)\n",
+                   k == 5 ? "crun run" : "runc run",
+                   (double)rows[k].median / (double)rows[3].median,
+                   (double)rows[k].median / (double)rows[4].median);
     nftw(root_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
 }

@@ -88,6 +88,11 @@ const char *cell_host_backend(const struct cell_host *h)
     return h->ops->name;
 }
 
+int cell_host_prepare(struct cell_host *h, struct sc_error *e)
+{
+    return h->ops->prepare(h, e);
+}
+
 const char *cell_state_name(enum cell_state s)
 {
     switch (s) {

@@ -122,6 +122,9 @@ struct cell_host_config {
     const char *bridge;
     uint32_t net_addr_be; /* network address, big-endian (NULL: 10.88.0.0) */
     uint8_t net_prefix;   /* 16..30 (0: 24) */
+    /* linux: how many bridged-network slots cell_host_prepare() keeps ready, so
+     * that cell_create of a bridged Cell takes one instead of making one. */
+    unsigned net_pool;
 };
 
 struct cell_status {
@@ -156,6 +159,9 @@ int cell_host_new(const struct cell_host_config *cfg, struct cell_host **ret, st
 /* Frees every Cell still attached (tearing each down) and the host; NULL is fine. */
 void cell_host_free(struct cell_host *h);
 const char *cell_host_backend(const struct cell_host *h);
+/* Does slow work ahead of need (tops up the network slot pool).  Call it when
+ * idle; never needed for correctness. */
+int cell_host_prepare(struct cell_host *h, struct sc_error *e);
 
 int cell_grant_parse(const char *s, struct cell_grant *ret, struct sc_error *e);
 /* Parses "100m", "1.5" (CPUs) into millis; "64Mi", "1G", "4096" into bytes. */

@@ -37,16 +37,21 @@ static int read_file(const char *path, char *buf, size_t len)
     return r;
 }
 
-static int write_file(const char *dir, const char *file, const char *val)
+int cell_write_str(const char *path, const char *val)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", dir, file);
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     int r = sc_write_all(fd, val, strlen(val));
     close(fd);
     return r;
+}
+
+static int write_file(const char *dir, const char *file, const char *val)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir, file);
+    return cell_write_str(path, val);
 }
 
 static int read_u64(const char *dir, const char *file, uint64_t *v)

@@ -14,6 +14,8 @@ struct cell_ops {
     const char *name;
     int (*host_init)(struct cell_host *h, const struct cell_host_config *cfg, struct sc_error *e);
     void (*host_done)(struct cell_host *h);
+    /* Work ahead of need (a pool of network slots); may be slow, never required. */
+    int (*prepare)(struct cell_host *h, struct sc_error *e);
     /* Reserve what the Cell needs; on failure nothing is left behind. */
     int (*create)(struct cell *c, struct sc_error *e);
     /* Make the process tree; on success the backend has set pid and fd. */

@@ -1,15 +1,16 @@
 /*
  * cell_linux.c: the Linux backend of the Cell supervisor.
  *
- * One Cell start is: cgroups made at create time (limits written once), then one
+ * One Cell start is: cgroups made at create time (limits written once) and,
+ * under CELL_NET_BRIDGE, a prepared network slot taken (cell_net.c); then one
  * clone3(CLONE_NEWNS|NEWPID|NEWIPC|NEWUTS[|NEWNET]|CLONE_PIDFD|CLONE_INTO_CGROUP)
- * whose child waits on a pipe while the parent moves it into the v1 cgroups and,
- * under CELL_NET_BRIDGE, creates its veth pair with the peer born inside the
- * child's namespace; the child then builds its own sandbox (cell_sandbox.c) and
- * execs.  The parent learns "exec happened" from EOF on a close-on-exec error
- * pipe, or reads the child's error message from it.  Afterwards everything the
- * supervisor needs is behind one epoll fd per Cell (the pidfd and the log pipe),
- * so a libevent loop can supervise many Cells without threads.
+ * whose child waits on a pipe while the parent moves it into the v1 cgroups;
+ * the child then builds its own sandbox (cell_sandbox.c), joining its slot's
+ * namespace if it has one, and execs.  The parent learns "exec happened" from
+ * EOF on a close-on-exec error pipe, or reads the child's error message from it.
+ * Afterwards everything the supervisor needs is behind one epoll fd per Cell
+ * (the pidfd and the log pipe), so a libevent loop can supervise many Cells
+ * without threads.
  *
  * Design (backend part; the lifecycle is in cell.c)
  *   1. A Cell's processes all live in its pid namespace: when PID 1 is reaped the
@@ -17,13 +18,10 @@
  *      process left".  cgroup.kill is still sent on kill for belt and braces.
  *   2. Mounts exist only in the Cell's mount namespace, which dies with its last
  *      process; nothing is ever mounted in the node's namespace.
- *   3. The veth pair is never deleted on the start/stop path: when the Cell's
- *      last process dies its network namespace is dismantled by the kernel,
- *      which destroys both ends of the pair (asynchronously, batched across
- *      namespaces).  A synchronous RTM_DELLINK waits for RCU grace periods and
- *      cost more than the whole rest of a Cell start (docs/cell.md); it is used
- *      only when a restart finds the previous pair still being dismantled.  The
- *      address is released by cell_free.
+ *   3. A bridged Cell's network namespace (and veth, address) lives from
+ *      create to free, across restarts; it is released by cell_free and
+ *      dismantled by the kernel asynchronously.  Nothing network-related is
+ *      made or deleted on the start/stop path (docs/cell.md has the numbers).
  *   4. cgroups exist from create to free; a restart reuses them, and OOM kills
  *      are counted against the value read at start.
  */
@@ -57,22 +55,14 @@ struct linux_host {
     void *seccomp;
     int landlock_abi;
     unsigned cap_last;
-    /* networking */
-    char bridge[IFNAMSIZ];
-    uint32_t net; /* host order */
-    uint8_t prefix;
-    int bridge_idx; /* 0 until the first bridged Cell */
-    uint8_t *ip_used;
-    size_t n_ips;
-    int nlfd;
+    struct net_node net;
 };
 
 struct linux_cell {
     struct cg_cell cg;
     int pidfd, logfd;
     pid_t pid;
-    uint32_t ip; /* host order, 0 if none */
-    char veth[IFNAMSIZ];
+    struct net_slot slot; /* CELL_NET_BRIDGE: from create to free */
 };
 
 static int pidfd_signal(int pidfd, int sig)
@@ -90,7 +80,6 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
     if (geteuid() != 0)
         return sc_error_set(e, -EPERM, "host", "the Linux Cell backend needs root");
     struct linux_host *lh = xcalloc(1, sizeof(*lh));
-    lh->nlfd = -1;
     int r = cg_layout_discover(&lh->cg, cfg->cgroup_parent ? cfg->cgroup_parent : "swiftcube", e);
     if (r >= 0)
         r = sandbox_seccomp_build(&lh->seccomp, e);
@@ -107,17 +96,13 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
             lh->cap_last = 40;
         fclose(f);
     }
-    snprintf(lh->bridge, sizeof(lh->bridge), "%s", cfg->bridge ? cfg->bridge : "scbr0");
-    lh->net = cfg->net_addr_be ? ntohl(cfg->net_addr_be) : 0x0a580000u; /* 10.88.0.0 */
-    lh->prefix = cfg->net_prefix ? cfg->net_prefix : 24;
-    if (lh->prefix < 16 || lh->prefix > 30) {
+    r = net_node_init(&lh->net, cfg->bridge, cfg->net_addr_be, cfg->net_prefix, cfg->net_pool, e);
+    if (r < 0) {
         free(lh->seccomp);
         cg_layout_done(&lh->cg);
         free(lh);
-        return sc_error_set(e, -SC_E_INVALID, "net_prefix", "Cell range prefix must be 16..30");
+        return r;
     }
-    lh->net &= ~((1u << (32 - lh->prefix)) - 1);
-    lh->n_ips = (size_t)1 << (32 - lh->prefix);
     h->impl = lh;
     return 0;
 }
@@ -125,42 +110,16 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
 static void linux_host_done(struct cell_host *h)
 {
     struct linux_host *lh = h->impl;
-    /* The bridge is node state shared with later supervisors; it stays. */
-    if (lh->nlfd >= 0)
-        close(lh->nlfd);
+    net_node_done(&lh->net);
     sandbox_seccomp_free(lh->seccomp);
     cg_layout_done(&lh->cg);
-    free(lh->ip_used);
     free(lh);
 }
 
-static int bridge_ensure(struct linux_host *lh, struct sc_error *e)
+static int linux_prepare(struct cell_host *h, struct sc_error *e)
 {
-    if (lh->bridge_idx > 0)
-        return 0;
-    if (lh->nlfd < 0) {
-        lh->nlfd = nl_open();
-        if (lh->nlfd < 0)
-            return sc_error_set(e, lh->nlfd, "net", "netlink: %s", strerror(-lh->nlfd));
-    }
-    int idx = (int)if_nametoindex(lh->bridge);
-    if (idx <= 0) {
-        int r = nl_bridge_add(lh->nlfd, lh->bridge);
-        if (r < 0 && r != -EEXIST)
-            return sc_error_set(e, r, "net", "create bridge %s: %s", lh->bridge, strerror(-r));
-        idx = (int)if_nametoindex(lh->bridge);
-        if (idx <= 0)
-            return sc_error_set(e, -ENODEV, "net", "bridge %s vanished", lh->bridge);
-    }
-    int r = nl_addr_add(lh->nlfd, idx, htonl(lh->net + 1), lh->prefix);
-    if (r >= 0)
-        r = nl_link_up(lh->nlfd, idx);
-    if (r < 0)
-        return sc_error_set(e, r, "net", "configure bridge %s: %s", lh->bridge, strerror(-r));
-    lh->bridge_idx = idx;
-    lh->ip_used = xcalloc(lh->n_ips, 1);
-    lh->ip_used[0] = lh->ip_used[1] = lh->ip_used[lh->n_ips - 1] = 1; /* net, gw, bcast */
-    return 0;
+    struct linux_host *lh = h->impl;
+    return net_node_fill(&lh->net, e);
 }
 
 /* ---- create / destroy ------------------------------------------------------------ */
@@ -173,21 +132,12 @@ static int linux_create(struct cell *c, struct sc_error *e)
     struct linux_cell *lc = xcalloc(1, sizeof(*lc));
     lc->pidfd = lc->logfd = -1;
     int r = 0;
+    lc->slot.nsfd = -1;
     if (c->spec.net == CELL_NET_BRIDGE) {
-        r = bridge_ensure(lh, e);
+        r = net_slot_get(&lh->net, &lc->slot, e);
         if (r < 0)
             goto fail;
-        size_t i = 2;
-        while (i < lh->n_ips - 1 && lh->ip_used[i])
-            i++;
-        if (i >= lh->n_ips - 1) {
-            r = sc_error_set(e, -EADDRNOTAVAIL, "net", "the node's Cell range is full");
-            goto fail;
-        }
-        lh->ip_used[i] = 1;
-        lc->ip = lh->net + (uint32_t)i;
-        snprintf(lc->veth, sizeof(lc->veth), "scv%x", (unsigned)lc->ip);
-        struct in_addr a = {.s_addr = htonl(lc->ip)};
+        struct in_addr a = {.s_addr = htonl(lc->slot.ip)};
         inet_ntop(AF_INET, &a, c->st.ip, sizeof(c->st.ip));
     }
     r = cg_cell_create(&lh->cg, &lc->cg, c->spec.name, &c->spec, e);
@@ -202,19 +152,9 @@ static int linux_create(struct cell *c, struct sc_error *e)
     c->impl = lc;
     return 0;
 fail:
-    if (lc->ip)
-        lh->ip_used[lc->ip - lh->net] = 0;
+    net_slot_put(&lh->net, &lc->slot);
     free(lc);
     return r;
-}
-
-static void veth_del(struct linux_host *lh, struct linux_cell *lc)
-{
-    if (!lc->veth[0] || lh->nlfd < 0)
-        return;
-    int idx = (int)if_nametoindex(lc->veth);
-    if (idx > 0)
-        (void)nl_link_del(lh->nlfd, idx);
 }
 
 /* Drains the log pipe; returns true if bytes arrived. */
@@ -284,8 +224,7 @@ static void linux_destroy(struct cell *c)
         reap(c, true);
     }
     (void)cg_cell_remove(&lc->cg);
-    if (lc->ip)
-        lh->ip_used[lc->ip - lh->net] = 0;
+    net_slot_put(&lh->net, &lc->slot);
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -347,15 +286,12 @@ static int linux_start(struct cell *c, struct sc_error *e)
         .seccomp_prog = lh->seccomp,
         .landlock_abi = lh->landlock_abi,
         .cap_last = lh->cap_last,
-        .net_bridge = c->spec.net == CELL_NET_BRIDGE,
-        .ip_be = htonl(lc->ip),
-        .gw_be = htonl(lh->net + 1),
-        .prefix = lh->prefix,
+        .netns_fd = c->spec.net == CELL_NET_BRIDGE ? lc->slot.nsfd : -1,
     };
     lc->cg.oom_base = cg_cell_oom_kills(&lc->cg);
     uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD;
-    if (c->spec.net != CELL_NET_HOST)
-        flags |= CLONE_NEWNET;
+    if (c->spec.net == CELL_NET_NONE)
+        flags |= CLONE_NEWNET; /* bridged Cells join their prepared slot instead */
     int pidfd = -1;
     struct clone_args ca = {
         .flags = flags,
@@ -384,15 +320,6 @@ static int linux_start(struct cell *c, struct sc_error *e)
     lc->pidfd = pidfd;
     lc->pid = (pid_t)pid;
     r = cg_cell_attach(&lc->cg, (pid_t)pid, e);
-    if (r >= 0 && c->spec.net == CELL_NET_BRIDGE) {
-        r = nl_veth_add(lh->nlfd, lc->veth, lh->bridge_idx, "eth0", (pid_t)pid);
-        if (r == -EEXIST) { /* the previous run's pair is still being dismantled */
-            veth_del(lh, lc);
-            r = nl_veth_add(lh->nlfd, lc->veth, lh->bridge_idx, "eth0", (pid_t)pid);
-        }
-        if (r < 0)
-            sc_error_set(e, r, "net", "veth %s: %s", lc->veth, strerror(-r));
-    }
     if (r >= 0 && write(syncp[1], "g", 1) != 1)
         r = sc_error_set(e, -errno, "start", "release the child: %m");
     if (r >= 0) {
@@ -475,6 +402,7 @@ const struct cell_ops cell_linux_ops = {
     .name = "linux",
     .host_init = linux_host_init,
     .host_done = linux_host_done,
+    .prepare = linux_prepare,
     .create = linux_create,
     .start = linux_start,
     .term = linux_term,

@@ -12,6 +12,9 @@
 
 #include "cell/cell_int.h"
 
+/* Writes a whole small file (a cgroup or sysctl knob); -errno on failure. */
+int cell_write_str(const char *path, const char *val);
+
 /* ---- cgroups ----------------------------------------------------------------- */
 
 enum cg_ctl { CG_CPU, CG_CPUACCT, CG_MEMORY, CG_PIDS, CG_N };
@@ -54,9 +57,46 @@ int nl_link_del(int fd, int ifindex);
 int nl_bridge_add(int fd, const char *name);
 int nl_addr_add(int fd, int ifindex, uint32_t addr_be, uint8_t prefix);
 int nl_route_default(int fd, uint32_t gw_be);
-/* A veth pair: host end `host` (up, enslaved to master), peer `peer` moved into the
- * network namespace of peer_pid. */
-int nl_veth_add(int fd, const char *host, int master, const char *peer, pid_t peer_pid);
+/* A veth pair: host end `host` (up, enslaved to master), peer `peer` created in
+ * the network namespace peer_nsfd refers to. */
+int nl_veth_add(int fd, const char *host, int master, const char *peer, int peer_nsfd);
+
+/* ---- node networking (cell_net.c) -------------------------------------------- */
+
+#include <net/if.h>
+
+/* A prepared network namespace: eth0 on the bridge, its address, its route. */
+struct net_slot {
+    int nsfd;    /* the namespace, held open */
+    uint32_t ip; /* host order; 0 when the slot is empty */
+    char veth[IF_NAMESIZE];
+};
+
+struct net_node {
+    char bridge[IF_NAMESIZE];
+    uint32_t net; /* host order */
+    uint8_t prefix;
+    int bridge_idx; /* 0 until first use */
+    uint8_t *ip_used;
+    size_t n_ips, ip_next;
+    int nlfd, orig_nsfd;
+    struct net_slot *pool;
+    size_t n_pool, cap_pool, want_pool;
+};
+
+int net_node_init(struct net_node *n, const char *bridge, uint32_t net_be, uint8_t prefix,
+                  unsigned pool, struct sc_error *e);
+void net_node_done(struct net_node *n);
+/* A slot from the pool, or a new one made now. */
+int net_slot_get(struct net_node *n, struct net_slot *ret, struct sc_error *e);
+/* Releases the slot's namespace and address; the slot becomes empty. */
+void net_slot_put(struct net_node *n, struct net_slot *s);
+/* Tops the pool up to its size. */
+int net_node_fill(struct net_node *n, struct sc_error *e);
+/* Run inside a fresh namespace: lo up; with_eth0: address, up, default route;
+ * forwarding off. */
+int net_config_inside(bool with_eth0, uint32_t ip_be, uint8_t prefix, uint32_t gw_be,
+                      struct sc_error *e);
 
 /* ---- the sandbox ------------------------------------------------------------- */
 
@@ -67,9 +107,7 @@ struct sandbox_plan {
     const void *seccomp_prog; /* struct sock_fprog *, shared by all Cells */
     int landlock_abi;
     unsigned cap_last;
-    bool net_bridge;
-    uint32_t ip_be, gw_be;
-    uint8_t prefix;
+    int netns_fd; /* CELL_NET_BRIDGE: the prepared slot to join; -1 otherwise */
 };
 
 /* Runs in the child after the parent released it; returns only on failure, with

@@ -181,7 +181,7 @@ int nl_route_default(int fd, uint32_t gw_be)
     return nl_talk(fd, &b);
 }
 
-int nl_veth_add(int fd, const char *host, int master, const char *peer, pid_t peer_pid)
+int nl_veth_add(int fd, const char *host, int master, const char *peer, int peer_nsfd)
 {
     struct nlb b;
     struct ifinfomsg *ifi = nlb_init(&b, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof(*ifi));
@@ -198,7 +198,7 @@ int nl_veth_add(int fd, const char *host, int master, const char *peer, pid_t pe
     struct ifinfomsg *pifi = nlb_reserve(&b, sizeof(*pifi));
     pifi->ifi_family = AF_UNSPEC;
     nlb_put_str(&b, IFLA_IFNAME, peer);
-    nlb_put_u32(&b, IFLA_NET_NS_PID, (uint32_t)peer_pid);
+    nlb_put_u32(&b, IFLA_NET_NS_FD, (uint32_t)peer_nsfd);
     nlb_nest_end(&b, pr);
     nlb_nest_end(&b, data);
     nlb_nest_end(&b, li);

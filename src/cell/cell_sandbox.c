@@ -2,8 +2,9 @@
  * cell_sandbox.c: what the cloned child does to itself between clone3 and
  * execve, in this order, each step needing the privilege the next one drops:
  *
- *   1. network: loopback up; under CELL_NET_BRIDGE eth0 gets its address, comes
- *      up and gets a default route (over rtnetlink); forwarding off.
+ *   1. network: under CELL_NET_BRIDGE join the slot the host prepared (eth0,
+ *      address, route: cell_net.c); under CELL_NET_NONE bring up the loopback
+ *      of the namespace clone3 made; forwarding off.
  *   2. a cgroup namespace rooted at the Cell's cgroups (the parent has moved us
  *      into them, so the Cell sees itself at "/").
  *   3. the root view with the new mount API: the image tree cloned with
@@ -456,53 +457,14 @@ static int make_root(const struct sandbox_plan *p, struct sc_error *e)
 
 /* ---- network --------------------------------------------------------------------- */
 
-static int write_sysctl(const char *path, const char *v)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int r = sc_write_all(fd, v, strlen(v));
-    close(fd);
-    return r;
-}
-
 static int setup_net(const struct sandbox_plan *p, struct sc_error *e)
 {
-    int fd = nl_open();
-    if (fd < 0)
-        return sc_error_set(e, fd, "net", "netlink socket: %s", strerror(-fd));
-    int r = nl_link_up(fd, 1); /* lo is always ifindex 1 in a new namespace */
-    if (r < 0) {
-        sc_error_set(e, r, "net", "loopback up: %s", strerror(-r));
-        goto out;
+    if (p->netns_fd >= 0) { /* a prepared slot: configured already, just join it */
+        if (setns(p->netns_fd, CLONE_NEWNET) < 0)
+            return sc_error_set(e, -errno, "net", "join the Cell's network namespace: %m");
+        return 0;
     }
-    if (p->net_bridge) {
-        int idx = (int)if_nametoindex("eth0");
-        if (idx <= 0) {
-            r = sc_error_set(e, -ENODEV, "net", "eth0 missing in the Cell namespace");
-            goto out;
-        }
-        r = nl_addr_add(fd, idx, p->ip_be, p->prefix);
-        if (r >= 0)
-            r = nl_link_up(fd, idx);
-        if (r >= 0)
-            r = nl_route_default(fd, p->gw_be);
-        if (r < 0) {
-            sc_error_set(e, r, "net", "configure eth0: %s", strerror(-r));
-            goto out;
-        }
-    }
-    /* A new namespace inherits IPv4 forwarding from the node's; a Cell never routes. */
-    r = write_sysctl("/proc/sys/net/ipv4/ip_forward", "0");
-    if (r < 0) {
-        sc_error_set(e, r, "net", "ip_forward=0: %s", strerror(-r));
-        goto out;
-    }
-    (void)write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "0"); /* absent without IPv6 */
-    r = 0;
-out:
-    close(fd);
-    return r;
+    return net_config_inside(false, 0, 0, 0, e); /* our own, loopback only */
 }
 
 /* The optional PID 1: the program runs as its child.  Signals are blocked

@@ -35,6 +35,11 @@ static void sim_host_done(struct cell_host *h)
 {
 }
 
+static int sim_prepare(struct cell_host *h, struct sc_error *e)
+{
+    return 0;
+}
+
 static int sim_create(struct cell *c, struct sc_error *e)
 {
     c->impl = xcalloc(1, sizeof(struct sim_cell));
@@ -157,6 +162,7 @@ const struct cell_ops cell_sim_ops = {
     .name = "sim",
     .host_init = sim_host_init,
     .host_done = sim_host_done,
+    .prepare = sim_prepare,
     .create = sim_create,
     .start = sim_start,
     .term = sim_term,

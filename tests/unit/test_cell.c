@@ -635,6 +635,52 @@ static void bridged_cell_is_reachable_and_does_not_forward(void **state)
     teardown_root();
 }
 
+static void network_slots_are_prepared_and_kept_across_restarts(void **state)
+{
+    make_root();
+    enter_own_netns();
+    struct cell_host_config cfg = {
+        .backend = "linux", .cgroup_parent = "swiftcube-test", .bridge = "sctbr1", .net_pool = 2};
+    struct cell_host *h = NULL;
+    struct sc_error e = {0};
+    assert_int_equal(cell_host_new(&cfg, &h, &e), 0);
+    assert_int_equal(if_nametoindex("sctbr1"), 0); /* nothing until needed */
+    assert_int_equal(cell_host_prepare(h, &e), 0);
+    /* two namespaces are ready, each with its veth on the bridge */
+    assert_true(if_nametoindex("scva580002") > 0);
+    assert_true(if_nametoindex("scva580003") > 0);
+    const char *argv[] = {"sh", "-c", "cat /proc/sys/net/ipv4/ip_forward; ip -4 -o addr show eth0",
+                          NULL};
+    struct cell_spec s = base_spec(argv);
+    s.net = CELL_NET_BRIDGE;
+    struct cell *c = NULL;
+    assert_int_equal(cell_create(h, &s, &c, &e), 0);
+    struct cell_status st;
+    cell_status(c, &st);
+    const char *ip = strcmp(st.ip, "10.88.0.3") == 0 ? "10.88.0.3" : "10.88.0.2";
+    assert_string_equal(st.ip, ip); /* taken from the pool */
+    for (int run = 0; run < 2; run++) {
+        assert_int_equal(cell_start(c, &e), 0);
+        assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+        cell_status(c, &st);
+        assert_int_equal(st.exit_code, 0);
+        assert_string_equal(st.ip, ip); /* the restart kept its address */
+    }
+    char *log = log_text(c);
+    char want[64];
+    snprintf(want, sizeof(want), "0\n2: eth0    inet %s/24", ip);
+    expect_in(log, want);
+    free(log);
+    /* the pool is not refilled behind our back; a second Cell makes its own slot */
+    cell_free(c);
+    cell_host_free(h);
+    for (int i = 0; i < 300 && (if_nametoindex("scva580002") || if_nametoindex("scva580003")); i++)
+        usleep(10 * 1000);
+    assert_int_equal(if_nametoindex("scva580002"), 0);
+    assert_int_equal(if_nametoindex("scva580003"), 0);
+    teardown_root();
+}
+
 /* ---- Linux: logs, errors, many Cells ---------------------------------------- */
 
 static void log_ring_is_bounded_and_followable(void **state)
@@ -903,6 +949,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(init_forwards_sigterm),
         cmocka_unit_test(nothing_remains_after_stop),
         cmocka_unit_test(bridged_cell_is_reachable_and_does_not_forward),
+        cmocka_unit_test(network_slots_are_prepared_and_kept_across_restarts),
         cmocka_unit_test(log_ring_is_bounded_and_followable),
         cmocka_unit_test(bad_specs_are_refused_before_anything_runs),
         cmocka_unit_test(many_cells_on_one_poll_loop),
