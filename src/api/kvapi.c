@@ -139,10 +139,11 @@ int api_query_parse(const char *qs, struct api_query *q, struct sc_error *e)
             }
             if (api_percent_decode(eq ? eq + 1 : p + seg, eq ? seg - nl - 1 : 0, &val, &val_len) <
                 0) {
+                int r = sc_error_set(e, -SC_E_INVALID, (char *)name,
+                                     "bad percent-escape in query parameter %.40s", (char *)name);
                 free(name);
                 api_query_done(q);
-                return sc_error_set(e, -SC_E_INVALID, (char *)name,
-                                    "bad percent-escape in the query");
+                return r;
             }
             q->kv[q->n].name = w;
             memcpy(w, name, name_len + 1);
