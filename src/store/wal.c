@@ -26,8 +26,11 @@
  *  3. Segment sequence numbers on disk are contiguous; wal_compact() removes the
  *     oldest ones first and never the current (last) one.
  *  4. Within the last segment, everything after the append offset `off` is zero,
- *     except bytes flushed since the last sync (one contiguous run written by
- *     wal_flush).  wal_replay() restores this by zeroing a torn tail durably.
+ *     except bytes flushed since the last sync.  Each wal_flush() rewrites all of
+ *     the segment's unsynced bytes (kept in `unsynced`) plus the new ones in one
+ *     write, so any mix of surviving prefixes of those writes is a prefix of the
+ *     last one.  wal_replay() restores the zero tail by zeroing a torn tail
+ *     durably.
  *  5. A record is acknowledged only after wal_sync() returned 0 with it flushed.
  *  6. After any failed fdatasync or directory fsync the log is `failed`: every
  *     later call returns the same error (the page cache state is unknown).
@@ -246,9 +249,10 @@ struct wal {
 
     struct wal_seg *segs;
     size_t nsegs, segs_cap;
-    int fd;           /* the last segment, open read-write after replay */
-    uint64_t off;     /* append offset in it */
-    uint64_t data_at; /* where its appended records start (after header + carried) */
+    int fd;                 /* the last segment, open read-write after replay */
+    uint64_t off;           /* append offset in it */
+    uint64_t data_at;       /* where its appended records start (after header + carried) */
+    struct sc_buf unsynced; /* a copy of the bytes [off - unsynced.len, off) not yet synced */
     bool replayed;
     int failed;
     char failed_msg[200];
@@ -455,6 +459,7 @@ void wal_close(struct wal *w)
     if (w->fd >= 0)
         w->io->close(w->io->ud, w->fd);
     sc_buf_free(&w->buf);
+    sc_buf_free(&w->unsynced);
     sc_buf_free(&w->carry_state);
     sc_buf_free(&w->carry_snap);
     free(w->pend);
@@ -682,6 +687,14 @@ int wal_replay(struct wal *w, int (*cb)(void *ud, const struct wal_record *r), v
                 goto out;
             }
         }
+        /* A process that died without a power cut may have left flushed but
+         * unsynced records in the page cache, which replay just accepted:
+         * make them durable before writing behind them (invariant 4). */
+        r = w->io->fdatasync(w->io->ud, fd);
+        if (r < 0) {
+            fail(w, r, e, "%s: fdatasync of the last segment", w->dir);
+            goto out;
+        }
     }
     w->fd = TAKE_FD(fd);
     w->off = end;
@@ -728,6 +741,7 @@ static int rotate(struct wal *w, struct sc_error *e)
         return fail(w, r, e, "%s: fdatasync of a full segment", path);
     }
     w->st.syncs++;
+    sc_buf_reset(&w->unsynced);
     const struct wal_pend *next = &w->pend[w->pdone];
     uint64_t first = next->type == WAL_REC_ENTRY ? next->index : w->last_index + 1;
     int fd;
@@ -762,8 +776,14 @@ int wal_flush(struct wal *w, struct sc_error *e)
             k++; /* larger than a whole segment: it goes alone, growing the file */
         }
         size_t end = w->pend[k - 1].end;
-        r = write_all(w, w->fd, w->buf.data + start, end - start, w->off);
+        /* Invariant 4: one write covers everything unsynced in this segment, so
+         * whatever prefix of whichever write survives a crash, the segment holds
+         * a prefix of the records, never a hole followed by records. */
+        size_t prev = w->unsynced.len;
+        sc_buf_put(&w->unsynced, w->buf.data + start, end - start);
+        r = write_all(w, w->fd, w->unsynced.data, w->unsynced.len, w->off - prev);
         if (r < 0) {
+            w->unsynced.len = prev;
             struct wal_seg *s = &w->segs[w->nsegs - 1];
             char path[4096];
             seg_path(w, s->seq, s->first_index, path, sizeof(path));
@@ -778,7 +798,7 @@ int wal_flush(struct wal *w, struct sc_error *e)
         }
         w->off += end - start;
         s->size = MAX(s->size, w->off);
-        w->st.bytes_written += end - start;
+        w->st.bytes_written += w->unsynced.len;
         w->st.records_written += k - w->pdone;
         w->pdone = k;
     }
@@ -800,6 +820,7 @@ int wal_sync(struct wal *w, struct sc_error *e)
         return fail(w, r, e, "%s: fdatasync", path);
     }
     w->st.syncs++;
+    sc_buf_reset(&w->unsynced);
     return 0;
 }
 

@@ -632,6 +632,7 @@ struct client {
     uint64_t acked, written;
     size_t batches_ok;
     bool sync_failed;
+    bool flush_each; /* flush after every append: several writes per sync */
 };
 
 /* Appends `count` records from c->written + 1 in batches (sizes cycle through a
@@ -649,6 +650,8 @@ static void client_run(struct client *c, uint64_t count, const unsigned *pattern
             ok = append_entry(c->w, c->written + 1, &e) == 0;
             if (ok)
                 c->written++;
+            if (ok && c->flush_each)
+                (void)wal_flush(c->w, &e); /* a failure is retried below */
         }
         if (!ok)
             return;
@@ -719,6 +722,7 @@ struct scenario {
     uint64_t fail_nth;
     bool persistent;
     bool fault_in_recovery; /* the fault hits the first recovery, not the workload */
+    bool flush_each;
     struct crash_mode crash;
 };
 
@@ -747,14 +751,17 @@ static void run_scenario(const struct scenario *sc, struct outcome *out)
         d->fail_persistent = sc->persistent;
         d->fail_err = sc->fail_kind == K_FALLOCATE ? -ENOSPC : -EIO;
     }
-    struct client c = {0};
+    struct client c = {.flush_each = sc->flush_each};
     struct wal_options o = {.segment_bytes = sc->seg, .io = &io};
     assert_int_equal(wal_open(WDIR, &o, &c.w, &e), 0);
     if (wal_replay(c.w, NULL, NULL, &e) == 0) {
         client_run(&c, sc->records, batches, ELEMENTSOF(batches));
         /* And a batch flushed but never synced: the crash may tear it. */
-        for (int k = 0; k < 5 && append_entry(c.w, c.written + 1, &e) == 0; k++)
+        for (int k = 0; k < 5 && append_entry(c.w, c.written + 1, &e) == 0; k++) {
             c.written++;
+            if (c.flush_each)
+                (void)wal_flush(c.w, &e);
+        }
         (void)wal_flush(c.w, &e);
     }
     if (out) {
@@ -935,23 +942,28 @@ static void torn_tail_every_offset(void **state)
 
 /* The power fails at every mutating call of a workload that rotates through
  * many small segments; the interrupted write keeps a random prefix, and the
- * crash keeps random prefixes of everything unsynced. */
+ * crash keeps random prefixes of everything unsynced.  Once with one flush per
+ * sync (group commit), once with a flush after every append. */
 static void crash_at_every_io(void **state)
 {
     static const size_t segs[] = {512, 1500};
-    for (size_t si = 0; si < ELEMENTSOF(segs); si++) {
-        struct scenario sc = {
-            .seg = segs[si], .records = 60, .fail_kind = -1, .crash = {.random = true, .seed = 1}};
-        struct outcome out;
-        run_scenario(&sc, &out);
-        assert_true(out.count[K_FALLOCATE] > 5); /* it did rotate, many times */
-        for (uint64_t at = 1; at <= out.ops + 1; at++)
-            for (uint64_t seed = 1; seed <= 3; seed++) {
-                sc.crash_at = at;
-                sc.crash.seed = at * 10 + seed;
-                run_scenario(&sc, NULL);
-            }
-    }
+    for (size_t si = 0; si < ELEMENTSOF(segs); si++)
+        for (int fe = 0; fe <= 1; fe++) {
+            struct scenario sc = {.seg = segs[si],
+                                  .records = 60,
+                                  .fail_kind = -1,
+                                  .flush_each = fe,
+                                  .crash = {.random = true, .seed = 1}};
+            struct outcome out;
+            run_scenario(&sc, &out);
+            assert_true(out.count[K_FALLOCATE] > 5); /* it did rotate, many times */
+            for (uint64_t at = 1; at <= out.ops + 1; at++)
+                for (uint64_t seed = 1; seed <= 3; seed++) {
+                    sc.crash_at = at;
+                    sc.crash.seed = at * 10 + seed;
+                    run_scenario(&sc, NULL);
+                }
+        }
 }
 
 /* Crashes in the middle of recovery itself (zeroing a torn tail, re-creating a
