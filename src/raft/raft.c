@@ -269,8 +269,10 @@ static void log_drop_prefix(struct raft *r, raft_index_t upto)
     assert(k <= r->n_ents);
     for (size_t i = 0; i < k; i++)
         ent_unref(&r->ents[i]);
-    memmove(r->ents, r->ents + k, (r->n_ents - k) * sizeof(*r->ents));
-    r->n_ents -= k;
+    if (k) {
+        memmove(r->ents, r->ents + k, (r->n_ents - k) * sizeof(*r->ents));
+        r->n_ents -= k;
+    }
 }
 
 /* The largest index <= index whose term is <= term (etcd's findConflictByTerm):
@@ -859,6 +861,7 @@ static void handle_append_resp(struct raft *r, const struct raft_msg *m)
         }
         return;
     }
+    bool was_paused = pr_paused(r, pr);
     pr->match = m->index;
     pr->next = MAX(pr->next, m->index + 1);
     pr->probe_sent = false;
@@ -871,7 +874,7 @@ static void handle_append_resp(struct raft *r, const struct raft_msg *m)
     if (maybe_commit(r))
         bcast_append(r, true);
     else
-        send_all(r, pr, false);
+        send_all(r, pr, was_paused); /* a paused follower may not know the commit */
     if (m->from == r->transferee && pr->match == last_index(r)) {
         tracef(r, "%llu: transferee %llu is up to date", U(r->id), U(m->from));
         send_timeout_now(r, m->from);
@@ -1418,10 +1421,14 @@ void raft_advance(struct raft *r, struct raft_update *u)
     r->upd.active = false;
     for (size_t i = 0; i < r->upd.n_msgs; i++)
         msg_release(&r->msgs[i]);
-    memmove(r->msgs, r->msgs + r->upd.n_msgs, (r->n_msgs - r->upd.n_msgs) * sizeof(*r->msgs));
-    r->n_msgs -= r->upd.n_msgs;
-    memmove(r->rs, r->rs + r->upd.n_rs, (r->n_rs - r->upd.n_rs) * sizeof(*r->rs));
-    r->n_rs -= r->upd.n_rs;
+    if (r->upd.n_msgs) {
+        memmove(r->msgs, r->msgs + r->upd.n_msgs, (r->n_msgs - r->upd.n_msgs) * sizeof(*r->msgs));
+        r->n_msgs -= r->upd.n_msgs;
+    }
+    if (r->upd.n_rs) {
+        memmove(r->rs, r->rs + r->upd.n_rs, (r->n_rs - r->upd.n_rs) * sizeof(*r->rs));
+        r->n_rs -= r->upd.n_rs;
+    }
     r->hs_done = u->hard;
     r->role_done = u->role;
     r->lead_done = u->leader;
@@ -1434,10 +1441,13 @@ void raft_advance(struct raft *r, struct raft_update *u)
     }
     if (term_is(r, r->upd.last_index, r->upd.last_term))
         r->stable = MAX(r->stable, r->upd.last_index);
+    bool conf_changed = false;
     for (size_t i = 0; i < u->n_committed; i++) {
         const struct raft_entry *e = &u->committed[i];
-        if (e->type == RAFT_ENTRY_CONF && e->index > r->conf_index)
+        if (e->type == RAFT_ENTRY_CONF && e->index > r->conf_index) {
             apply_conf_entry(r, e);
+            conf_changed = true;
+        }
     }
     r->applied = MAX(r->applied, r->upd.applied_to);
     memset(u, 0, sizeof(*u));
@@ -1451,7 +1461,9 @@ void raft_advance(struct raft *r, struct raft_update *u)
     struct progress *self = pr_get(r, r->id);
     if (self && r->stable > self->match)
         self->match = r->stable, self->next = r->stable + 1;
-    if (maybe_commit(r))
+    /* a new configuration may commit more (other majorities) and has new
+     * members to start replicating to */
+    if (maybe_commit(r) || conf_changed)
         bcast_append(r, true);
     /* thesis 4.3: the leader leaves the joint configuration once it is in force */
     if (r->conf.n_outgoing && r->conf.auto_leave && r->applied >= r->pending_conf_index &&
