@@ -100,7 +100,7 @@ struct wal_options {
 };
 
 struct wal_stats {
-    uint64_t bytes_written; /* since open */
+    uint64_t bytes_written; /* handed to pwrite since open (rewrites included) */
     uint64_t syncs;
     uint64_t segments;        /* files in the directory */
     uint64_t disk_bytes;      /* their allocated size */
@@ -128,7 +128,11 @@ int wal_replay(struct wal *w, int (*cb)(void *ud, const struct wal_record *r), v
 #define WAL_MAX_BUFFERED_BYTES (64u << 20)
 int wal_append(struct wal *w, const struct wal_record *r, struct sc_error *e);
 /* Writes everything buffered to the segment files (rotating as needed: a full
- * segment is synced before the next one is started).  No fsync of the tail. */
+ * segment is synced before the next one is started).  No fsync of the tail.
+ * Group commit is the caller's job: many appends, one flush, one sync.  Several
+ * flushes between two syncs are correct too (each rewrites the segment's
+ * unsynced bytes in one write, so a crash still leaves a prefix), only slower.
+ * A failed write leaves the records buffered: wal_flush() may be retried. */
 int wal_flush(struct wal *w, struct sc_error *e);
 /* fdatasync of the current segment: every flushed record is durable when it
  * returns 0.  A failed sync is fatal for the log (no retry: the page cache state
