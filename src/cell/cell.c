@@ -377,7 +377,7 @@ int cell_create(struct cell_host *h, const struct cell_spec *spec, struct cell *
     return 0;
 }
 
-int cell_start(struct cell *c, struct sc_error *e)
+static int start(struct cell *c, bool async, struct sc_error *e)
 {
     if (c->st.state == CELL_RUNNING || c->st.state == CELL_STOPPING)
         return sc_error_set(e, -EBUSY, "state", "Cell \"%s\" is %s", c->spec.name,
@@ -389,6 +389,9 @@ int cell_start(struct cell *c, struct sc_error *e)
     c->st.oom_killed = false;
     c->st.stop_forced = false;
     c->st.ended_usec = 0;
+    c->st.start_failed = false;
+    c->st.start_error[0] = '\0';
+    c->start_async = async;
     int r = c->host->ops->start(c, e);
     if (r < 0) {
         c->st = keep;
@@ -399,6 +402,16 @@ int cell_start(struct cell *c, struct sc_error *e)
     c->st.state = CELL_RUNNING;
     c->st.started_usec = now_usec(CLOCK_MONOTONIC);
     return 0;
+}
+
+int cell_start(struct cell *c, struct sc_error *e)
+{
+    return start(c, false, e);
+}
+
+int cell_start_async(struct cell *c, struct sc_error *e)
+{
+    return start(c, true, e);
 }
 
 int cell_stop(struct cell *c, usec_t grace_usec)

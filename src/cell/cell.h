@@ -137,6 +137,10 @@ struct cell_status {
     unsigned restarts;
     usec_t started_usec, ended_usec; /* CLOCK_MONOTONIC */
     char ip[16];                     /* dotted quad under CELL_NET_BRIDGE */
+    /* after cell_start_async: the child's setup failed (then exit_code is 127)
+     * and why; cell_start reports the same through its return value instead */
+    bool start_failed;
+    char start_error[256];
 };
 
 struct cell_usage {
@@ -148,8 +152,9 @@ struct cell_usage {
 
 /* What cell_process() saw. */
 enum {
-    CELL_EV_LOG = 1 << 0,  /* new bytes in the log ring */
-    CELL_EV_EXIT = 1 << 1, /* the Cell became CELL_DEAD */
+    CELL_EV_LOG = 1 << 0,     /* new bytes in the log ring */
+    CELL_EV_EXIT = 1 << 1,    /* the Cell became CELL_DEAD */
+    CELL_EV_STARTED = 1 << 2, /* after cell_start_async: the program was exec'd */
 };
 
 struct cell_host;
@@ -174,6 +179,11 @@ int cell_create(struct cell_host *h, const struct cell_spec *spec, struct cell *
                 struct sc_error *e);
 /* CREATED or DEAD → RUNNING.  From DEAD this is a restart and counts one. */
 int cell_start(struct cell *c, struct sc_error *e);
+/* The same without waiting for the child to set itself up: returns once the
+ * process exists (RUNNING).  cell_process() later reports CELL_EV_STARTED, or,
+ * if setup failed, start_failed + start_error in the status and CELL_EV_EXIT.
+ * Lets one supervisor overlap many starts. */
+int cell_start_async(struct cell *c, struct sc_error *e);
 /* RUNNING → STOPPING: asks the Cell to end (SIGTERM on Linux) and arms the grace
  * deadline (0: the spec's).  Idempotent; on a DEAD Cell it does nothing. */
 int cell_stop(struct cell *c, usec_t grace_usec);

@@ -63,8 +63,9 @@ struct cell {
     void *impl;
     struct cell_spec_copy spec;
     struct cell_status st;
-    int fd;          /* what cell_fd() returns */
-    usec_t deadline; /* end of the grace period while STOPPING, else 0 */
+    int fd;           /* what cell_fd() returns */
+    usec_t deadline;  /* end of the grace period while STOPPING, else 0 */
+    bool start_async; /* the current ops->start must not wait for the exec */
     /* log ring: ring[off % cap] holds byte off for off in [end - min(end,cap), end) */
     char *ring;
     size_t ring_cap;

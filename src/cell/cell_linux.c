@@ -61,6 +61,7 @@ struct linux_host {
 struct linux_cell {
     struct cg_cell cg;
     int pidfd, logfd;
+    int errfd; /* cell_start_async: the child's error pipe until EOF or a report */
     pid_t pid;
     struct net_slot slot; /* CELL_NET_BRIDGE: from create to free */
 };
@@ -130,7 +131,7 @@ static int linux_create(struct cell *c, struct sc_error *e)
     if (access(c->spec.root, X_OK) < 0)
         return sc_error_set(e, -errno, "root", "image root %s: %m", c->spec.root);
     struct linux_cell *lc = xcalloc(1, sizeof(*lc));
-    lc->pidfd = lc->logfd = -1;
+    lc->pidfd = lc->logfd = lc->errfd = -1;
     int r = 0;
     lc->slot.nsfd = -1;
     if (c->spec.net == CELL_NET_BRIDGE) {
@@ -155,6 +156,38 @@ fail:
     net_slot_put(&lh->net, &lc->slot);
     free(lc);
     return r;
+}
+
+/* What a child whose setup failed writes on the error pipe. */
+struct child_error {
+    int r;
+    char msg[256];
+};
+
+/* cell_start_async: EOF on the error pipe means exec happened; a report
+ * means setup failed (the child then exits 127 and is reaped as usual). */
+static int check_started(struct cell *c, struct linux_cell *lc)
+{
+    if (lc->errfd < 0)
+        return 0;
+    struct child_error ce;
+    ssize_t n = read(lc->errfd, &ce, sizeof(ce));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    int ev = 0;
+    if (n == (ssize_t)sizeof(ce)) {
+        c->st.start_failed = true;
+        snprintf(c->st.start_error, sizeof(c->st.start_error), "%s", ce.msg);
+    } else if (n == 0) {
+        ev = CELL_EV_STARTED;
+    } else {
+        c->st.start_failed = true;
+        snprintf(c->st.start_error, sizeof(c->st.start_error), "short report from the child");
+    }
+    epoll_ctl(c->fd, EPOLL_CTL_DEL, lc->errfd, NULL);
+    close(lc->errfd);
+    lc->errfd = -1;
+    return ev;
 }
 
 /* Drains the log pipe; returns true if bytes arrived. */
@@ -200,6 +233,7 @@ static bool reap(struct cell *c, bool wait)
         close(lc->logfd);
         lc->logfd = -1;
     }
+    (void)check_started(c, lc); /* a report written just before the exit */
     epoll_ctl(c->fd, EPOLL_CTL_DEL, lc->pidfd, NULL);
     close(lc->pidfd);
     lc->pidfd = -1;
@@ -233,11 +267,6 @@ static void linux_destroy(struct cell *c)
 }
 
 /* ---- start ------------------------------------------------------------------------- */
-
-struct child_error {
-    int r;
-    char msg[256];
-};
 
 _noreturn_ static void child_main(const struct sandbox_plan *plan, int syncfd, int errfd, int logfd)
 {
@@ -322,7 +351,12 @@ static int linux_start(struct cell *c, struct sc_error *e)
     r = cg_cell_attach(&lc->cg, (pid_t)pid, e);
     if (r >= 0 && write(syncp[1], "g", 1) != 1)
         r = sc_error_set(e, -errno, "start", "release the child: %m");
-    if (r >= 0) {
+    if (r >= 0 && c->start_async) {
+        lc->errfd = TAKE_FD(errp[0]);
+        fcntl(lc->errfd, F_SETFL, O_NONBLOCK);
+        struct epoll_event eev = {.events = EPOLLIN, .data.fd = lc->errfd};
+        epoll_ctl(c->fd, EPOLL_CTL_ADD, lc->errfd, &eev);
+    } else if (r >= 0) {
         struct child_error ce;
         ssize_t n;
         while ((n = read(errp[0], &ce, sizeof(ce))) < 0 && errno == EINTR)
@@ -384,7 +418,7 @@ static int linux_kill(struct cell *c)
 static int linux_process(struct cell *c)
 {
     struct linux_cell *lc = c->impl;
-    int ev = 0;
+    int ev = check_started(c, lc);
     if (drain_log(c, lc))
         ev |= CELL_EV_LOG;
     if (reap(c, false))

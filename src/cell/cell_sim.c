@@ -19,7 +19,7 @@
 #include "cell/cell_int.h"
 
 struct sim_cell {
-    bool pending, ignore_term, oom;
+    bool pending, ignore_term, oom, started_pending;
     int code, sig;
     uint64_t runs;
 };
@@ -59,7 +59,8 @@ static int sim_start(struct cell *c, struct sc_error *e)
         sc->sig = 0;
     }
     sc->runs++;
-    c->st.pid = (int)sc->runs; /* a stand-in: distinct per run */
+    sc->started_pending = c->start_async; /* reported by the next cell_process */
+    c->st.pid = (int)sc->runs;            /* a stand-in: distinct per run */
     return 0;
 }
 
@@ -90,12 +91,14 @@ static int sim_kill(struct cell *c)
 static int sim_process(struct cell *c)
 {
     struct sim_cell *sc = c->impl;
+    int ev = sc->started_pending ? CELL_EV_STARTED : 0;
+    sc->started_pending = false;
     if (!sc->pending)
-        return 0;
+        return ev;
     sc->pending = false;
     c->st.oom_killed = sc->oom;
     cell_mark_dead(c, sc->code, sc->sig);
-    return CELL_EV_EXIT;
+    return ev | CELL_EV_EXIT;
 }
 
 static int sim_usage(const struct cell *c, struct cell_usage *u)

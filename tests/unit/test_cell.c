@@ -762,7 +762,7 @@ static void bad_specs_are_refused_before_anything_runs(void **state)
     teardown_root();
 }
 
-static void many_cells_on_one_poll_loop(void **state)
+static void many_cells_started_async_on_one_poll_loop(void **state)
 {
     make_root();
     struct cell_host *h = linux_host();
@@ -770,13 +770,17 @@ static void many_cells_on_one_poll_loop(void **state)
     struct cell *cs[N];
     char names[N][16];
     const char *argv[] = {"sh", "-c", "echo hi; sleep 0.2", NULL};
+    const char *bad[] = {"/bin/nope", NULL};
+    /* started without waiting for each child's setup; the last one cannot exec */
     for (int i = 0; i < N; i++) {
-        struct cell_spec s = base_spec(argv);
+        struct cell_spec s = base_spec(i == N - 1 ? bad : argv);
         snprintf(names[i], sizeof(names[i]), "m%d-%d", i, (int)getpid() % 10000);
         s.name = names[i];
-        cs[i] = start(h, &s);
+        struct sc_error e = {0};
+        assert_int_equal(cell_create(h, &s, &cs[i], &e), 0);
+        assert_int_equal(cell_start_async(cs[i], &e), 0);
     }
-    int dead = 0;
+    int dead = 0, started = 0;
     usec_t until = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
     while (dead < N && now_usec(CLOCK_MONOTONIC) < until) {
         struct pollfd p[N];
@@ -787,15 +791,26 @@ static void many_cells_on_one_poll_loop(void **state)
             if (p[i].revents) {
                 int ev = cell_process(cs[i]);
                 assert_true(ev >= 0);
+                started += (ev & CELL_EV_STARTED) != 0;
                 dead += (ev & CELL_EV_EXIT) != 0;
             }
     }
     assert_int_equal(dead, N);
-    for (int i = 0; i < N; i++) {
+    assert_int_equal(started, N - 1);
+    for (int i = 0; i < N - 1; i++) {
         char *log = log_text(cs[i]);
         assert_string_equal(log, "hi\n");
         free(log);
+        struct cell_status st;
+        cell_status(cs[i], &st);
+        assert_false(st.start_failed);
+        assert_int_equal(st.exit_code, 0);
     }
+    struct cell_status st;
+    cell_status(cs[N - 1], &st);
+    assert_true(st.start_failed);
+    assert_int_equal(st.exit_code, 127);
+    expect_in(st.start_error, "exec /bin/nope");
     cell_host_free(h); /* frees the Cells */
     teardown_root();
 }
@@ -878,8 +893,9 @@ static void sim_stop_grace_oom_and_logs(void **state)
     cell_status(c, &st);
     assert_true(st.stop_forced);
     assert_int_equal(st.exit_signal, SIGKILL);
-    /* OOM */
-    assert_int_equal(cell_start(c, NULL), 0);
+    /* OOM, after an asynchronous start */
+    assert_int_equal(cell_start_async(c, NULL), 0);
+    assert_int_equal(cell_process(c), CELL_EV_STARTED);
     assert_int_equal(cell_sim_oom(c), 0);
     assert_int_equal(cell_process(c), CELL_EV_EXIT);
     cell_status(c, &st);
@@ -952,7 +968,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(network_slots_are_prepared_and_kept_across_restarts),
         cmocka_unit_test(log_ring_is_bounded_and_followable),
         cmocka_unit_test(bad_specs_are_refused_before_anything_runs),
-        cmocka_unit_test(many_cells_on_one_poll_loop),
+        cmocka_unit_test(many_cells_started_async_on_one_poll_loop),
         cmocka_unit_test(sim_lifecycle),
         cmocka_unit_test(sim_stop_grace_oom_and_logs),
         cmocka_unit_test(sim_scales_to_thousands),
