@@ -576,9 +576,14 @@ static int replay_seg(struct wal *w, size_t i, const struct sc_buf *b, int fd,
         }
         note_written(w, b->data + pos, (size_t)n, (uint8_t)rec.type, rec.index, s);
         int r = cb ? cb(ud, &rec) : 0;
-        if (r < 0)
-            return sc_error_set(e, r, "wal", "%s: replay stopped by the caller at offset %zu", path,
-                                pos);
+        if (r < 0) {
+            /* Keep the caller's reason, add where it happened. */
+            char reason[sizeof(e->msg)] = "";
+            if (e)
+                snprintf(reason, sizeof(reason), "%s", e->msg);
+            return sc_error_set(e, r, "wal", "%s: record at offset %zu (index %" PRIu64 "): %s",
+                                path, pos, rec.index, reason[0] ? reason : "refused by the caller");
+        }
         pos += (size_t)n;
     }
     size_t z = nonzero_end(b->data, b->len);
@@ -615,6 +620,7 @@ int wal_replay(struct wal *w, int (*cb)(void *ud, const struct wal_record *r), v
         return check_usable(w, e);
     if (w->replayed)
         return sc_error_set(e, -EINVAL, "wal", "wal_replay() called twice");
+    sc_error_clear(e); /* so a message seen after cb failed is cb's own */
     struct name_list l = {0};
     int r = w->io->list(w->io->ud, w->dir, collect_name, &l);
     if (r < 0) {

@@ -1198,6 +1198,32 @@ static void oversized_records(void **state)
     sim_free(d);
 }
 
+static int refuse_index_5(void *ud, const struct wal_record *r)
+{
+    if (r->type == WAL_REC_ENTRY && r->index == 5)
+        return sc_error_set(ud, -SC_E_INVALID, "cmd", "entry 5 does not decode");
+    return 0;
+}
+
+/* A callback's error stops replay; its message survives, with the place. */
+static void replay_callback_error(void **state)
+{
+    struct sim_disk *d = write_log(4096, 10);
+    struct wal_io io = sim_io(d);
+    struct wal_options o = {.segment_bytes = 4096, .io = &io};
+    struct sc_error e;
+    snprintf(e.msg, sizeof(e.msg), "stale message");
+    struct wal *w;
+    assert_int_equal(wal_open(WDIR, &o, &w, &e), 0);
+    assert_int_equal(wal_replay(w, refuse_index_5, &e, &e), -SC_E_INVALID);
+    assert_non_null(strstr(e.msg, "entry 5 does not decode"));
+    assert_non_null(strstr(e.msg, WDIR "/0000000000000000-0000000000000001.wal"));
+    assert_non_null(strstr(e.msg, "index 5"));
+    assert_null(strstr(e.msg, "stale"));
+    wal_close(w);
+    sim_free(d);
+}
+
 static int append_state(struct wal *w, uint64_t commit, struct sc_error *e)
 {
     uint8_t p[24];
@@ -1645,6 +1671,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(failed_sync_is_fatal),
         cmocka_unit_test(corrupt_middle_is_an_error),
         cmocka_unit_test(oversized_records),
+        cmocka_unit_test(replay_callback_error),
         cmocka_unit_test(compaction),
         cmocka_unit_test(crash_during_compaction),
         cmocka_unit_test(snapshot_save_load_keep),
