@@ -226,6 +226,8 @@ static void bench_many(struct cell_host *h, int m)
     int fds0 = 0, started = 0;
     for (int fd = 0; fd < 65536; fd++)
         fds0 += fcntl(fd, F_GETFD) >= 0;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     usec_t t0 = now_usec(CLOCK_MONOTONIC);
     for (int i = 0; i < m; i++) {
         char name[32];
@@ -262,6 +264,13 @@ static void bench_many(struct cell_host *h, int m)
             }
     }
     usec_t t1 = now_usec(CLOCK_MONOTONIC);
+    getrusage(RUSAGE_SELF, &ru1);
+    uint64_t cell_cpu = 0;
+    for (int i = 0; i < started; i++) {
+        struct cell_usage u;
+        if (cell_usage(cs[i], &u) == 0)
+            cell_cpu += u.cpu_usec;
+    }
     long kb1 = rss_anon_kb();
     int fds1 = 0;
     for (int fd = 0; fd < 65536; fd++)
@@ -286,9 +295,18 @@ static void bench_many(struct cell_host *h, int m)
            "down in %.0f ms (%.0f stops/s); %d exec'd, %d died\n",
            started, (double)(t1 - t0) / 1000, started * 1e6 / (double)(t1 - t0),
            (double)(t2 - t1) / 1000, started * 1e6 / (double)(t2 - t1), n_up, dead);
-    if (started)
+    if (started) {
+        double sup = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
+                              ru0.ru_stime.tv_sec) *
+                         1e6 +
+                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                              ru0.ru_stime.tv_usec);
+        printf("CPU per start: supervisor %.2f ms, inside the Cell until exec'd and "
+               "running (its cgroup) %.2f ms\n",
+               sup / 1000 / started, (double)cell_cpu / 1000 / started);
         printf("supervisor memory per running Cell: %.1f KiB anonymous RSS, %.1f fds\n",
                (double)(kb1 - kb0) / started, (double)(fds1 - fds0) / started);
+    }
     free(up);
     free(p);
     free(cs);
