@@ -249,6 +249,22 @@ static int set_limit(const struct cg_layout *l, const struct cg_cell *cg, enum c
     return 0;
 }
 
+/* mkdir dir inside parent; another supervisor sharing the parent removes it
+ * when its last Cell goes (cg_layout_done), so make the parent again if needed. */
+static int mkdir_under(const char *parent, const char *dir)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+            return 0;
+        if (errno != ENOENT)
+            return -1;
+        if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+            return -1;
+    }
+    errno = ENOENT;
+    return -1;
+}
+
 int cg_cell_create(const struct cg_layout *l, struct cg_cell *cg, const char *name,
                    const struct cell_spec_copy *s, struct sc_error *e)
 {
@@ -257,7 +273,7 @@ int cg_cell_create(const struct cg_layout *l, struct cg_cell *cg, const char *na
     int r;
     if (l->v2) {
         cg->v2 = join3(l->v2, "", name);
-        if (mkdir(cg->v2, 0755) < 0 && errno != EEXIST) {
+        if (mkdir_under(l->v2, cg->v2) < 0) {
             r = sc_error_set(e, -errno, "cgroup", "mkdir %s: %m", cg->v2);
             goto fail;
         }
@@ -271,7 +287,7 @@ int cg_cell_create(const struct cg_layout *l, struct cg_cell *cg, const char *na
         if (!l->v1[c])
             continue;
         cg->v1[c] = join3(l->v1[c], "", name);
-        if (mkdir(cg->v1[c], 0755) < 0 && errno != EEXIST) {
+        if (mkdir_under(l->v1[c], cg->v1[c]) < 0) {
             r = sc_error_set(e, -errno, "cgroup", "mkdir %s: %m", cg->v1[c]);
             goto fail;
         }
