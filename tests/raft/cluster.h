@@ -528,6 +528,35 @@ static inline bool cl_process_ready(struct cluster *c, raft_id_t id)
     return true;
 }
 
+/* Snapshots the state machine of node id at index (what a server does: write the
+ * snapshot file, raft_compact, then drop WAL entries below it). */
+static inline int cl_compact(struct cluster *c, raft_id_t id, raft_index_t index,
+                             struct sc_error *e)
+{
+    struct cl_node *n = &c->nodes[id];
+    if (!n->up)
+        return -ENODEV;
+    int r = raft_compact(n->r, index, e);
+    if (r < 0)
+        return r;
+    struct raft_status st;
+    raft_get_status(n->r, &st);
+    n->has_snap = true;
+    n->snap = st.snapshot;
+    sc_buf_reset(&n->snap_data);
+    cl_sm_encode(&n->sm, st.snapshot.index, &n->snap_data);
+    size_t k = 0;
+    while (k < n->log.n && n->log.v[k].index <= st.snapshot.index)
+        k++;
+    for (size_t i = 0; i < k; i++)
+        sc_buf_free(&n->log.v[i].data);
+    if (k) {
+        memmove(n->log.v, n->log.v + k, (n->log.n - k) * sizeof(*n->log.v));
+        n->log.n -= k;
+    }
+    return 0;
+}
+
 /* ---- network ------------------------------------------------------------------ */
 
 static inline void cl_drop_at(struct cluster *c, size_t i)

@@ -234,32 +234,12 @@ static void cmd_applied(struct env *env, raft_id_t id)
 
 static void cmd_compact(struct env *env, raft_id_t id, raft_index_t index)
 {
-    struct cl_node *n = &env->c.nodes[id];
     struct sc_error e = {0};
-    if (!n->up)
-        return;
-    int r = raft_compact(n->r, index, &e);
-    if (r < 0) {
+    int r = cl_compact(&env->c, id, index, &e);
+    if (r < 0)
         sc_buf_printf(env->out, "compact: %s (%s)\n", err_name(r), e.msg);
-        return;
-    }
-    /* the server writes its snapshot file, then drops WAL entries below it */
-    struct raft_status st;
-    raft_get_status(n->r, &st);
-    n->has_snap = true;
-    n->snap = st.snapshot;
-    sc_buf_reset(&n->snap_data);
-    cl_sm_encode(&n->sm, index, &n->snap_data);
-    size_t k = 0;
-    while (k < n->log.n && n->log.v[k].index <= index)
-        k++;
-    for (size_t i = 0; i < k; i++)
-        sc_buf_free(&n->log.v[i].data);
-    if (k) {
-        memmove(n->log.v, n->log.v + k, (n->log.n - k) * sizeof(*n->log.v));
-        n->log.n -= k;
-    }
-    cmd_raft_log(env, id);
+    else
+        cmd_raft_log(env, id);
 }
 
 static void cmd_conf_change(struct env *env, raft_id_t id, int argc, char **argv)
