@@ -18,6 +18,8 @@ static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 
 void api_base64_encode(struct sc_buf *out, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return;
     sc_buf_reserve(out, (n + 2) / 3 * 4);
     char *o = (char *)out->data + out->len;
     size_t i = 0;

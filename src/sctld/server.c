@@ -889,7 +889,10 @@ static void handle_metrics(struct srv *s, struct evhttp_request *req)
                    &b);
     sc_hist_render(&s->req_hist, "sc_http_request_duration_seconds", "request time to reply", &b);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    char rev[24];
+    snprintf(rev, sizeof(rev), "%lld", (long long)store_rev(s->store));
     evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
+    evhttp_add_header(h, "X-Sc-Revision", rev);
     evbuffer_add(evhttp_request_get_output_buffer(req), b.data, b.len);
     evhttp_send_reply(req, 200, "OK", NULL);
     sc_buf_free(&b);
@@ -923,6 +926,9 @@ static void handle(struct evhttp_request *req, void *arg)
         handle_lease(s, req, rest, start);
     } else if (PATH_IS("/v1/compact"))
         handle_body_cmd(s, req, R_COMPACT, start);
+    else if ((PATH_IS("/healthz") || PATH_IS("/metrics")) &&
+             evhttp_request_get_command(req) != EVHTTP_REQ_GET)
+        send_error(s, req, sc_error_set(&e, -SC_E_METHOD, "method", "use GET"), &e);
     else if (PATH_IS("/healthz")) {
         sc_buf_reset(&s->scratch);
         sc_buf_printf(&s->scratch, "{\"status\":\"%s\",\"revision\":%lld}",
@@ -1147,8 +1153,12 @@ int srv_run(const struct srv_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     s->base = event_base_new();
     s->http = evhttp_new(s->base);
+    /* Every method reaches our handler, so a wrong one gets our 405 JSON rather
+     * than libevent's 501 page. */
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_POST |
-                                            EVHTTP_REQ_DELETE);
+                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     /* libevent 2.1 answers a body over its own limit with an HTML 413 and has no
      * hook to change that page: give it 1 MiB of slack so that bodies just over
      * our limit get our JSON error (body_of), and only absurd ones get libevent's. */
