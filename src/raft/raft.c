@@ -1127,7 +1127,16 @@ int raft_step(struct raft *r, const struct raft_msg *m)
     if (m->to != r->id || m->from == 0 || m->from == r->id || m->type < RAFT_MSG_APPEND ||
         m->type > RAFT_MSG_TYPE_MAX)
         return 0;
-    if (m->type == RAFT_MSG_APPEND && m->n_entries && m->entries[0].index != m->index + 1)
+    /* what an honest peer cannot send is refused before it reaches an assertion */
+    raft_term_t prev = m->log_term;
+    for (size_t i = 0; i < m->n_entries; i++) {
+        const struct raft_entry *e = &m->entries[i];
+        if (e->index != m->index + 1 + i || e->term < prev || e->term > m->term ||
+            e->len > RAFT_MAX_ENTRY_BYTES)
+            return -EINVAL;
+        prev = e->term;
+    }
+    if (m->type == RAFT_MSG_SNAP && (m->snap.conf.n_voters == 0 || m->snap.term > m->term))
         return -EINVAL;
     bool vote_req = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE;
     if (m->term > r->term) {

@@ -94,6 +94,8 @@ void raft_cc_encode(const struct raft_conf_change *cc, struct sc_buf *out)
 
 int raft_cc_decode(const uint8_t *p, size_t n, struct raft_conf_change *cc)
 {
+    if (n == 0) /* also: no pointer arithmetic on a NULL payload */
+        return -SC_E_CORRUPT;
     struct sc_rd rd = sc_rd_make(p, n);
     uint8_t t;
     uint64_t cnt;
@@ -271,10 +273,12 @@ void raft_msg_done(struct raft_msg *m)
 
 int raft_msg_decode(const uint8_t *p, size_t n, struct raft_msg *m)
 {
+    memset(m, 0, sizeof(*m));
+    if (n == 0)
+        return -SC_E_CORRUPT;
     struct sc_rd rd = sc_rd_make(p, n);
     uint8_t ver, type, flags;
     uint64_t cnt;
-    memset(m, 0, sizeof(*m));
     if (sc_rd_u8(&rd, &ver) < 0 || ver != 1 || sc_rd_u8(&rd, &type) < 0 || type < 1 ||
         type > RAFT_MSG_TYPE_MAX)
         return -SC_E_CORRUPT;
