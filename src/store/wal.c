@@ -818,6 +818,8 @@ int wal_sync(struct wal *w, struct sc_error *e)
     int r = check_usable(w, e);
     if (r < 0)
         return r;
+    if (w->unsynced.len == 0)
+        return 0; /* nothing flushed since the last sync (older segments are sealed) */
     r = w->io->fdatasync(w->io->ud, w->fd);
     if (r < 0) {
         struct wal_seg *s = &w->segs[w->nsegs - 1];

@@ -135,8 +135,9 @@ int wal_append(struct wal *w, const struct wal_record *r, struct sc_error *e);
  * A failed write leaves the records buffered: wal_flush() may be retried. */
 int wal_flush(struct wal *w, struct sc_error *e);
 /* fdatasync of the current segment: every flushed record is durable when it
- * returns 0.  A failed sync is fatal for the log (no retry: the page cache state
- * is unknown, see the PostgreSQL fsync discussion); later calls fail too. */
+ * returns 0 (no system call when nothing was flushed since the last sync).  A failed sync is fatal
+ * for the log (no retry: the page cache state is unknown, see the PostgreSQL fsync discussion);
+ * later calls fail too. */
 int wal_sync(struct wal *w, struct sc_error *e);
 /* Removes whole segments that hold only entries below index (after a snapshot at
  * index - 1 or later is durable), oldest first, never the current one; then

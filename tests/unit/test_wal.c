@@ -1024,6 +1024,10 @@ static void failed_sync_is_fatal(void **state)
     assert_int_equal(wal_replay(c.w, NULL, NULL, &e), 0);
     client_run(&c, 20, batches, ELEMENTSOF(batches));
     assert_int_equal(c.acked, 20);
+    /* A sync with nothing flushed since the last one costs no system call. */
+    uint64_t syncs = d->count[K_FDATASYNC];
+    assert_int_equal(wal_sync(c.w, &e), 0);
+    assert_int_equal(d->count[K_FDATASYNC], syncs);
     d->fail_kind = K_FDATASYNC;
     d->fail_nth = d->count[K_FDATASYNC] + 1;
     d->fail_err = -EIO;
