@@ -222,9 +222,16 @@ static bool reap(struct cell *c, bool wait)
         return true;
     siginfo_t si = {0};
     int flags = WEXITED | (wait ? 0 : WNOHANG);
-    while (waitid((idtype_t)P_PIDFD, (id_t)lc->pidfd, &si, flags) < 0)
+    while (waitid((idtype_t)P_PIDFD, (id_t)lc->pidfd, &si, flags) < 0) {
+        if (errno == ECHILD) { /* SIGCHLD ignored by the caller: reaped, status lost */
+            si.si_pid = lc->pid;
+            si.si_code = CLD_EXITED;
+            si.si_status = -1;
+            break;
+        }
         if (errno != EINTR)
             return false;
+    }
     if (si.si_pid == 0)
         return false;
     drain_log(c, lc);

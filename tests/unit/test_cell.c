@@ -116,6 +116,17 @@ static void cell_cgroup_dir(char *out, size_t len, const char *mount, const char
              test_cgroup(), name);
 }
 
+/* The host of the running case, freed by cleanup() even when an assert fails
+ * (cmocka runs teardowns after failures), so no cgroup or Cell outlives it. */
+static struct cell_host *g_host;
+
+static void host_done(struct cell_host *h)
+{
+    if (h == g_host)
+        g_host = NULL;
+    cell_host_free(h);
+}
+
 static struct cell_host *linux_host(void)
 {
     struct cell_host_config cfg = {
@@ -125,6 +136,7 @@ static struct cell_host *linux_host(void)
     int r = cell_host_new(&cfg, &h, &e);
     if (r < 0)
         fail_msg("cell_host_new: %d %s", r, e.msg);
+    g_host = h;
     return h;
 }
 
@@ -204,6 +216,7 @@ static void teardown_root(void)
 {
     rm_tree(root_dir);
     rm_tree(vol_dir);
+    root_dir[0] = vol_dir[0] = '\0';
 }
 
 /* ---- Linux: isolation --------------------------------------------------------- */
@@ -229,7 +242,7 @@ static void root_is_read_only(void **state)
     snprintf(p, sizeof(p), "%s/x", root_dir);
     assert_int_equal(access(p, F_OK), -1);
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -262,7 +275,7 @@ static void writes_only_where_granted(void **state)
     snprintf(p, sizeof(p), "%s/f", vol_dir);
     assert_int_equal(access(p, F_OK), -1);
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -282,7 +295,7 @@ static void only_granted_port_binds(void **state)
     expect_in(log, "bind 8081: EACCES");
     expect_in(log, "connect 8080: EACCES"); /* no net.connect grant */
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -300,7 +313,7 @@ static void host_processes_are_invisible(void **state)
     expect_in(log, "pids: 1 ");
     expect_in(log, "inside\n");
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -335,7 +348,7 @@ static void privileged_operations_fail(void **state)
     /* unprivileged user namespaces work on this node; only the filter stops them */
     expect_in(log, "unshare user: EPERM");
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -343,10 +356,12 @@ static void nothing_leaks_in_from_the_supervisor(void **state)
 {
     make_root();
     struct cell_host *h = linux_host();
-    /* a careless supervisor: an fd without O_CLOEXEC, SIGPIPE ignored, SIGUSR1 blocked */
+    /* a careless supervisor: an fd without O_CLOEXEC, SIGPIPE and SIGCHLD ignored,
+     * SIGUSR1 blocked; the Cell must neither inherit any of it nor hang us */
     int leak = open("/proc/self/status", O_RDONLY);
     assert_true(dup2(leak, 40) == 40);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel: status is lost */
     sigset_t m;
     sigemptyset(&m);
     sigaddset(&m, SIGUSR1);
@@ -361,7 +376,7 @@ static void nothing_leaks_in_from_the_supervisor(void **state)
     free(log);
     close(leak);
     close(40);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -389,7 +404,7 @@ static void memory_hog_is_oom_killed(void **state)
     assert_int_equal(st.exit_code, 0);
     assert_false(st.oom_killed);
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -405,7 +420,7 @@ static void fork_bomb_stops_at_pids_limit(void **state)
     /* PID 1 itself is one of the 16 */
     expect_in(log, "forks 15: EAGAIN");
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -438,7 +453,7 @@ static void limits_and_usage_read_back(void **state)
         assert_string_equal(buf, "25000\n");
     }
     cell_free(c);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -467,7 +482,7 @@ static void sigterm_ignored_then_killed_after_grace(void **state)
     assert_true(took < 2 * USEC_PER_SEC);
 
     cell_free(c);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -495,7 +510,7 @@ static void polite_stop_and_restart(void **state)
         assert_int_equal(st.restarts, run);
     }
     cell_free(c);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -533,7 +548,7 @@ static void init_forwards_sigterm(void **state)
     assert_int_equal(st.exit_code, 127);
     expect_in(log, "exec /bin/nope");
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -615,7 +630,7 @@ static void nothing_remains_after_stop(void **state)
     assert_int_equal(if_nametoindex(veth), 0);
     assert_int_equal(count_lines_with("/proc/self/mountinfo", NULL), mounts_before);
     assert_int_equal(count_lines_with("/proc/self/mountinfo", root_dir), 0);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -669,7 +684,7 @@ static void bridged_cell_is_reachable_and_does_not_forward(void **state)
     cell_status(c, &st);
     assert_int_equal(st.exit_code, 0);
     cell_free(c);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -682,6 +697,7 @@ static void network_slots_are_prepared_and_kept_across_restarts(void **state)
     struct cell_host *h = NULL;
     struct sc_error e = {0};
     assert_int_equal(cell_host_new(&cfg, &h, &e), 0);
+    g_host = h;
     assert_int_equal(if_nametoindex("sctbr1"), 0); /* nothing until needed */
     assert_int_equal(cell_host_prepare(h, &e), 0);
     /* two namespaces are ready, each with its veth on the bridge */
@@ -711,7 +727,7 @@ static void network_slots_are_prepared_and_kept_across_restarts(void **state)
     free(log);
     /* the pool is not refilled behind our back; a second Cell makes its own slot */
     cell_free(c);
-    cell_host_free(h);
+    host_done(h);
     for (int i = 0; i < 300 && (if_nametoindex("scva580002") || if_nametoindex("scva580003")); i++)
         usleep(10 * 1000);
     assert_int_equal(if_nametoindex("scva580002"), 0);
@@ -753,7 +769,7 @@ static void log_ring_is_bounded_and_followable(void **state)
     char *log = run(h, &s, &st);
     assert_string_equal(log, "out\nerr\n");
     free(log);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -796,7 +812,7 @@ static void bad_specs_are_refused_before_anything_runs(void **state)
     assert_int_equal(cell_start(c, &e), -ENOENT);
     expect_in(e.msg, "/absent");
     cell_free(c);
-    cell_host_free(h);
+    host_done(h);
     teardown_root();
 }
 
@@ -849,7 +865,7 @@ static void many_cells_started_async_on_one_poll_loop(void **state)
     assert_true(st.start_failed);
     assert_int_equal(st.exit_code, 127);
     expect_in(st.start_error, "exec /bin/nope");
-    cell_host_free(h); /* frees the Cells */
+    host_done(h); /* frees the Cells */
     teardown_root();
 }
 
@@ -986,27 +1002,35 @@ static void quantities_and_grants_parse(void **state)
     assert_int_equal(cell_grant_parse("sys.admin", &g, NULL), -SC_E_INVALID);
 }
 
+static int cleanup(void **state)
+{
+    cell_host_free(g_host);
+    g_host = NULL;
+    teardown_root();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
-        cmocka_unit_test(root_is_read_only),
-        cmocka_unit_test(writes_only_where_granted),
-        cmocka_unit_test(only_granted_port_binds),
-        cmocka_unit_test(host_processes_are_invisible),
-        cmocka_unit_test(privileged_operations_fail),
-        cmocka_unit_test(nothing_leaks_in_from_the_supervisor),
-        cmocka_unit_test(memory_hog_is_oom_killed),
-        cmocka_unit_test(fork_bomb_stops_at_pids_limit),
-        cmocka_unit_test(limits_and_usage_read_back),
-        cmocka_unit_test(sigterm_ignored_then_killed_after_grace),
-        cmocka_unit_test(polite_stop_and_restart),
-        cmocka_unit_test(init_forwards_sigterm),
-        cmocka_unit_test(nothing_remains_after_stop),
-        cmocka_unit_test(bridged_cell_is_reachable_and_does_not_forward),
-        cmocka_unit_test(network_slots_are_prepared_and_kept_across_restarts),
-        cmocka_unit_test(log_ring_is_bounded_and_followable),
-        cmocka_unit_test(bad_specs_are_refused_before_anything_runs),
-        cmocka_unit_test(many_cells_started_async_on_one_poll_loop),
+        cmocka_unit_test_teardown(root_is_read_only, cleanup),
+        cmocka_unit_test_teardown(writes_only_where_granted, cleanup),
+        cmocka_unit_test_teardown(only_granted_port_binds, cleanup),
+        cmocka_unit_test_teardown(host_processes_are_invisible, cleanup),
+        cmocka_unit_test_teardown(privileged_operations_fail, cleanup),
+        cmocka_unit_test_teardown(nothing_leaks_in_from_the_supervisor, cleanup),
+        cmocka_unit_test_teardown(memory_hog_is_oom_killed, cleanup),
+        cmocka_unit_test_teardown(fork_bomb_stops_at_pids_limit, cleanup),
+        cmocka_unit_test_teardown(limits_and_usage_read_back, cleanup),
+        cmocka_unit_test_teardown(sigterm_ignored_then_killed_after_grace, cleanup),
+        cmocka_unit_test_teardown(polite_stop_and_restart, cleanup),
+        cmocka_unit_test_teardown(init_forwards_sigterm, cleanup),
+        cmocka_unit_test_teardown(nothing_remains_after_stop, cleanup),
+        cmocka_unit_test_teardown(bridged_cell_is_reachable_and_does_not_forward, cleanup),
+        cmocka_unit_test_teardown(network_slots_are_prepared_and_kept_across_restarts, cleanup),
+        cmocka_unit_test_teardown(log_ring_is_bounded_and_followable, cleanup),
+        cmocka_unit_test_teardown(bad_specs_are_refused_before_anything_runs, cleanup),
+        cmocka_unit_test_teardown(many_cells_started_async_on_one_poll_loop, cleanup),
         cmocka_unit_test(sim_lifecycle),
         cmocka_unit_test(sim_stop_grace_oom_and_logs),
         cmocka_unit_test(sim_scales_to_thousands),
