@@ -15,6 +15,11 @@
  * temporary files.  A damaged newest file makes snap_load_latest() succeed with
  * the older one and say so in e->msg (e->field "snapshot"); when every snapshot
  * is damaged it fails with -SC_E_CORRUPT.
+ *
+ * snap_save() returns 0 only when the new snapshot is durable and the old ones
+ * are gone.  A failure after the rename (directory fsync, cleanup) still returns
+ * the error although the new snapshot may already be the one that loads: on any
+ * error the caller must not compact the log up to it.
  */
 #pragma once
 

@@ -1423,6 +1423,58 @@ static void snapshot_crash_during_save(void **state)
     sc_buf_free(&got);
 }
 
+/* Each call of a save fails once or from then on: the save reports it, the old
+ * (or the new, if it got durably in place) snapshot loads whole, and once the
+ * disk is well again a save works and cleans up. */
+static void snapshot_io_errors(void **state)
+{
+    static const int kinds[] = {K_OPEN,      K_PWRITE, K_FDATASYNC, K_RENAME,
+                                K_FSYNC_DIR, K_LIST,   K_UNLINK};
+    struct sc_buf a = {0}, b = {0}, got = {0};
+    snap_data(100, &a);
+    snap_data(200, &b);
+    size_t failures = 0;
+    for (size_t k = 0; k < ELEMENTSOF(kinds); k++)
+        for (uint64_t nth = 1; nth <= 2; nth++)
+            for (int persistent = 0; persistent <= 1; persistent++) {
+                struct sim_disk *d = sim_new();
+                struct wal_io io = sim_io(d);
+                struct sc_error e = {0};
+                assert_int_equal(snap_save(SDIR, &io, 1, 100, a.data, a.len, 1, &e), 0);
+                memset(d->count, 0, sizeof(d->count));
+                d->fail_kind = kinds[k];
+                d->fail_nth = nth;
+                d->fail_persistent = persistent;
+                d->fail_err = -EIO;
+                int r = snap_save(SDIR, &io, 1, 200, b.data, b.len, 1, &e);
+                if (d->failed_once) {
+                    failures++;
+                    assert_int_equal(r, -EIO);
+                    assert_true(strlen(e.msg) > 0);
+                } else {
+                    assert_int_equal(r, 0);
+                }
+                sim_clear_faults(d);
+                uint64_t term, index;
+                assert_int_equal(snap_load_latest(SDIR, &io, &term, &index, &got, &e), 1);
+                assert_true(index == 100 || index == 200);
+                const struct sc_buf *want = index == 100 ? &a : &b;
+                assert_int_equal(got.len, want->len);
+                assert_memory_equal(got.data, want->data, want->len);
+                sim_crash(d, (struct crash_mode){.random = true, .seed = nth + 2 * k});
+                assert_int_equal(snap_load_latest(SDIR, &io, &term, &index, &got, &e), 1);
+                assert_true(index == 100 || index == 200);
+                assert_int_equal(snap_save(SDIR, &io, 1, 300, a.data, a.len, 1, &e), 0);
+                assert_int_equal(count_suffix(d, SDIR, ".snap"), 1);
+                assert_int_equal(count_suffix(d, SDIR, ".tmp"), 0);
+                sim_free(d);
+            }
+    assert_true(failures >= ELEMENTSOF(kinds) * 2);
+    sc_buf_free(&a);
+    sc_buf_free(&b);
+    sc_buf_free(&got);
+}
+
 static void snapshot_damaged_newest(void **state)
 {
     struct sim_disk *d = sim_new();
@@ -1680,6 +1732,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(crash_during_compaction),
         cmocka_unit_test(snapshot_save_load_keep),
         cmocka_unit_test(snapshot_crash_during_save),
+        cmocka_unit_test(snapshot_io_errors),
         cmocka_unit_test(snapshot_damaged_newest),
         cmocka_unit_test_teardown(posix_wal, rm_tmpdir),
         cmocka_unit_test_teardown(posix_snapshot, rm_tmpdir),
