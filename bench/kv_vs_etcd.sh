@@ -53,6 +53,11 @@ fi
 # /var/tmp rather than /tmp: it must be a real disk, or fsync costs nothing.
 tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/sc-bench.XXXXXX")
 fstype=$(df --output=fstype "$tmp" | tail -1)
+if [ "$fstype" = tmpfs ]; then
+    rmdir "$tmp"
+    echo "kv_vs_etcd: $tmp is on tmpfs, where fsync costs nothing; set TMPDIR to a disk" >&2
+    exit 1
+fi
 sctld_pid=""
 etcd_pid=""
 cleanup() {
@@ -118,11 +123,20 @@ result_line() { # log file -> its RESULT line, or fail the phase
 addr_of() { [ "$1" = sctld ] && echo "$sctld_addr" || echo "$etcd_addr"; }
 pid_of() { [ "$1" = sctld ] && echo "$sctld_pid" || echo "$etcd_pid"; }
 
+cpu_ticks() { # pid -> user+system clock ticks of all its threads
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
 run_wrk() { # metric system threads conns op tag
-    local metric=$1 sys=$2 log=$tmp/$1-$2.log line
+    local metric=$1 sys=$2 log=$tmp/$1-$2.log line cpu0
+    cpu0=$(cpu_ticks "$(pid_of "$sys")")
     wrk -t"$3" -c"$4" -d"${duration}s" --latency -s "$lua" "http://$(addr_of "$sys")/" \
         -- "$sys" "$5" "$6" >"$log" 2>&1 || true
     line=$(result_line "$log")
+    # Server CPU per request: robust against other processes taking the cores.
+    res[$metric.cpu.$sys]=$(awk -v t="$(($(cpu_ticks "$(pid_of "$sys")") - cpu0))" \
+        -v hz="$(getconf CLK_TCK)" -v n="$(field requests "$line")" \
+        'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n}')
     res[$metric.rps.$sys]=$(field rps "$line")
     res[$metric.p50.$sys]=$(awk -v u="$(field p50_us "$line")" 'BEGIN{printf "%.3f", u/1000}')
     res[$metric.p99.$sys]=$(awk -v u="$(field p99_us "$line")" 'BEGIN{printf "%.3f", u/1000}')
@@ -159,9 +173,14 @@ for sys in sctld etcd; do run_wrk get64 "$sys" 2 64 get g; done
 
 echo "kv_vs_etcd: watch, $watchers watchers x $watch_puts puts" >&2
 for sys in sctld etcd; do
+    cpu0=$(cpu_ticks "$(pid_of "$sys")")
     "$kvbench" watch "$sys" "$(addr_of "$sys")" "$watchers" "$watch_puts" \
         "$watch_interval_ms" >"$tmp/watch-$sys.log" 2>&1 || true
     line=$(result_line "$tmp/watch-$sys.log")
+    # includes opening the watches and the puts themselves
+    res[watch.cpu.$sys]=$(awk -v t="$(($(cpu_ticks "$(pid_of "$sys")") - cpu0))" \
+        -v hz="$(getconf CLK_TCK)" -v n="$(field deliveries "$line")" \
+        'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n}')
     res[watch.p50.$sys]=$(field p50_ms "$line")
     res[watch.p99.$sys]=$(field p99_ms "$line")
     res[watch.user_p99.$sys]=$(field user_p99_ms "$line")
@@ -186,7 +205,7 @@ row() { # label sctld etcd goal-kind goal-text
         else if (k == "lt_0.5") met = (s + 0 < 0.5) ? "met" : "MISSED"
         else if (k == "lt_5") met = (s + 0 < 5) ? "met" : "MISSED"
         else if (k == "half") met = (s / e < 0.5) ? "met" : "MISSED"
-        printf "%-34s %11s %11s %8s   %-22s %s\n", l, (s == "" ? "-" : s), (e == "" ? "-" : e), ratio, g, met
+        printf "%-36s %11s %11s %8s   %-22s %s\n", l, (s == "" ? "-" : s), (e == "" ? "-" : e), ratio, g, met
     }'
 }
 
@@ -194,19 +213,22 @@ echo
 echo "sctld vs etcd $(etcd --version | sed -n 's/^etcd Version: //p'), $(nproc) cores" \
     "($(lscpu | sed -n 's/^Model name: *//p' | head -1)), disk: $fstype (one 4 KiB O_DSYNC" \
     "write: ${sync_ms:-?} ms), 16 B keys, 256 B values"
-printf "%-34s %11s %11s %8s   %-22s %s\n" metric sctld etcd ratio goal ""
+printf "%-36s %11s %11s %8s   %-22s %s\n" metric sctld etcd ratio goal ""
 row "put/s, 1 conn" "${res[put1.rps.sctld]}" "${res[put1.rps.etcd]}"
 row "put p50 ms, 1 conn" "${res[put1.p50.sctld]}" "${res[put1.p50.etcd]}" lt_0.5 "< 0.5 ms"
 row "put p99 ms, 1 conn" "${res[put1.p99.sctld]}" "${res[put1.p99.etcd]}"
 row "put/s, 64 conns" "${res[put64.rps.sctld]}" "${res[put64.rps.etcd]}" ratio_ge3 ">= 3x etcd"
 row "put p50 ms, 64 conns" "${res[put64.p50.sctld]}" "${res[put64.p50.etcd]}"
 row "put p99 ms, 64 conns" "${res[put64.p99.sctld]}" "${res[put64.p99.etcd]}" le_etcd "<= etcd"
+row "  (server CPU us per put, 64 conns)" "${res[put64.cpu.sctld]}" "${res[put64.cpu.etcd]}"
 row "linearizable get/s, 64 conns" "${res[get64.rps.sctld]}" "${res[get64.rps.etcd]}"
 row "get p99 ms, 64 conns" "${res[get64.p99.sctld]}" "${res[get64.p99.etcd]}"
+row "  (server CPU us per get, 64 conns)" "${res[get64.cpu.sctld]}" "${res[get64.cpu.etcd]}"
 row "watch p50 ms, $watchers watchers" "${res[watch.p50.sctld]}" "${res[watch.p50.etcd]}"
 row "watch p99 ms, $watchers watchers" "${res[watch.p99.sctld]}" "${res[watch.p99.etcd]}" lt_5 "< 5 ms"
 row "  (p99 to read by the client)" "${res[watch.user_p99.sctld]}" "${res[watch.user_p99.etcd]}"
 row "  (put ack p50 ms during watch)" "${res[watch.ack.sctld]}" "${res[watch.ack.etcd]}"
+row "  (server CPU us per delivery)" "${res[watch.cpu.sctld]}" "${res[watch.cpu.etcd]}"
 row "RSS MiB after $keys keys" "${res[rss.sctld]}" "${res[rss.etcd]}" half "< 0.5x etcd"
 row "load put/s (100k keys, 64 conns)" "${res[load.rps.sctld]}" "${res[load.rps.etcd]}"
 echo "ratio = sctld / etcd.  load average before: $load_before, after:" \
