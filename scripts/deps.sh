@@ -13,7 +13,7 @@ pkgs=(
   # tests
   libcmocka-dev bats curl jq iproute2 procps busybox-static b3sum
   # benchmark peers and load generators
-  etcd-server etcd-client wrk crun runc
+  etcd-server etcd-client wrk crun runc erofs-utils
 )
 
 missing=()

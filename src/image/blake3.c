@@ -140,6 +140,9 @@ static void compress(const uint32_t cv[8], const uint8_t block[IMG_BLAKE3_BLOCK_
 typedef uint32_t v8u32 __attribute__((vector_size(32)));
 #define ROTR(w, c) (((w) >> (c)) | ((w) << (32 - (c))))
 
+/* A macro, not a function: a vector return value would change the ABI. */
+#define splat(x) ((v8u32){(x), (x), (x), (x), (x), (x), (x), (x)})
+
 /* x86-64-v4 (AVX-512VL) brings a vector rotate, AVX2 eight 32-bit lanes per
  * register; the default clone uses SSE2 pairs.  The loader picks one. */
 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void
@@ -148,7 +151,7 @@ hash_chunks_x8(const uint8_t *const in[8], const uint32_t key[8], uint64_t count
 {
     v8u32 h[8], ctr_lo, ctr_hi;
     for (int w = 0; w < 8; w++)
-        h[w] = (v8u32){0} + key[w];
+        h[w] = splat(key[w]);
     for (int l = 0; l < 8; l++) {
         ctr_lo[l] = (uint32_t)(counter + (uint64_t)l);
         ctr_hi[l] = (uint32_t)((counter + (uint64_t)l) >> 32);
@@ -164,24 +167,15 @@ hash_chunks_x8(const uint8_t *const in[8], const uint32_t key[8], uint64_t count
             f |= CHUNK_START;
         if (b == IMG_BLAKE3_CHUNK_LEN / IMG_BLAKE3_BLOCK_LEN - 1)
             f |= CHUNK_END;
-        v8u32 v[16] = {
-            h[0],
-            h[1],
-            h[2],
-            h[3],
-            h[4],
-            h[5],
-            h[6],
-            h[7],
-            (v8u32){0} + IV[0],
-            (v8u32){0} + IV[1],
-            (v8u32){0} + IV[2],
-            (v8u32){0} + IV[3],
-            ctr_lo,
-            ctr_hi,
-            (v8u32){0} + (uint32_t)IMG_BLAKE3_BLOCK_LEN,
-            (v8u32){0} + f,
-        };
+        v8u32 v[16] = {0}; /* GCC 12 -O3 warns falsely without it */
+        for (int w = 0; w < 8; w++) {
+            v[w] = h[w];
+            v[w + 8] = splat(IV[w & 3]);
+        }
+        v[12] = ctr_lo;
+        v[13] = ctr_hi;
+        v[14] = splat(IMG_BLAKE3_BLOCK_LEN);
+        v[15] = splat(f);
         for (int r = 0; r < 7; r++)
             ROUND(v, m, r);
         for (int w = 0; w < 8; w++)

@@ -367,6 +367,7 @@ static int unpack(struct img_store *s, int blob_fd, const char *work, struct sc_
     char *mj = NULL;
     int r;
     u.tmp_fd = openat(s->root_fd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int mfd = -1;
     _cleanup_close_ int wfd = openat(s->root_fd, work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (u.tmp_fd < 0 || wfd < 0) {
         r = sc_error_set(e, -errno, "store", "open %s: %m", work);
@@ -406,8 +407,7 @@ static int unpack(struct img_store *s, int blob_fd, const char *work, struct sc_
     size_t mlen;
     if ((r = img_manifest_encode(&m, &mj, &mlen)) < 0)
         goto out;
-    _cleanup_close_ int mfd =
-        openat(wfd, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    mfd = openat(wfd, "manifest.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (mfd < 0 || (r = sc_write_all(mfd, mj, mlen)) < 0) {
         r = sc_error_set(e, mfd < 0 ? -errno : r, "store", "write manifest.json");
         goto out;
