@@ -29,14 +29,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/sched.h>
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -50,8 +53,21 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+#define VFORK_STACK_BYTES (1u << 20)
+
+/* Under AddressSanitizer a child that leaves through exec or _exit never
+ * unpoisons its frames' redzones on the reused vfork stack, which ASan does not
+ * know as a stack: clear its shadow before every use. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define VFORK_STACK_RESET(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define VFORK_STACK_RESET(p, n) ((void)0)
+#endif
+
 struct linux_host {
     struct cg_layout cg;
+    char *vfork_stack; /* for the vfork-style child of synchronous starts */
     void *seccomp;
     int landlock_abi;
     unsigned cap_last;
@@ -90,6 +106,10 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
         return r;
     }
     lh->landlock_abi = sandbox_landlock_abi();
+    lh->vfork_stack = mmap(NULL, VFORK_STACK_BYTES, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (lh->vfork_stack == MAP_FAILED)
+        lh->vfork_stack = NULL; /* then every start takes the clone3 path */
     lh->cap_last = 40;
     FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
     if (f) {
@@ -112,6 +132,8 @@ static void linux_host_done(struct cell_host *h)
 {
     struct linux_host *lh = h->impl;
     net_node_done(&lh->net);
+    if (lh->vfork_stack)
+        munmap(lh->vfork_stack, VFORK_STACK_BYTES);
     sandbox_seccomp_free(lh->seccomp);
     cg_layout_done(&lh->cg);
     free(lh);
@@ -275,13 +297,21 @@ static void linux_destroy(struct cell *c)
 
 /* ---- start ------------------------------------------------------------------------- */
 
-_noreturn_ static void child_main(const struct sandbox_plan *plan, int syncfd, int errfd, int logfd)
+/* The child's way out.  Not _exit: a call to a noreturn function makes
+ * AddressSanitizer inspect the stack, which on the vfork stack it does not
+ * know and complains about; exit_group is the same system call. */
+static void child_exit(int code)
+{
+    syscall(SYS_exit_group, code); /* never returns; no loop, or the compiler infers noreturn */
+}
+
+static void child_main(const struct sandbox_plan *plan, int syncfd, int errfd, int logfd)
 {
     struct sc_error e = {0};
     char b;
     int r;
-    if (read(syncfd, &b, 1) != 1)
-        _exit(126); /* the parent gave up on us */
+    if (syncfd >= 0 && read(syncfd, &b, 1) != 1)
+        child_exit(126); /* the parent gave up on us */
     int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (nul < 0 || dup2(nul, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) {
         r = sc_error_set(&e, -errno, "stdio", "stdio: %m");
@@ -303,8 +333,39 @@ fail : {
     struct child_error ce = {.r = r};
     snprintf(ce.msg, sizeof(ce.msg), "%s", e.msg);
     (void)!write(errfd, &ce, sizeof(ce));
-    _exit(127);
+    child_exit(127);
 }
+}
+
+struct vfork_arg {
+    const struct sandbox_plan *plan;
+    const struct cg_cell *cg;
+    int errfd, logfd;
+};
+
+/* The vfork-style child: it shares the supervisor's memory while the
+ * supervisor is suspended until it execs or exits, so it joins its own cgroups
+ * ("0" is "me") and then allocates nothing (exec_path, no setenv). */
+static int vfork_child(void *arg)
+{
+    const struct vfork_arg *v = arg;
+    struct sc_error e = {0};
+    int r = cg_cell_attach(v->cg, 0, &e);
+    if (r >= 0 && v->cg->v2) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", v->cg->v2);
+        r = cell_write_str(path, "0");
+        if (r < 0)
+            sc_error_set(&e, r, "cgroup", "join %s: %s", v->cg->v2, strerror(-r));
+    }
+    if (r < 0) {
+        struct child_error ce = {.r = r};
+        snprintf(ce.msg, sizeof(ce.msg), "%s", e.msg);
+        (void)!write(v->errfd, &ce, sizeof(ce));
+        child_exit(127);
+    }
+    child_main(v->plan, -1, v->errfd, v->logfd);
+    return 0; /* not reached: child_main execs or exits */
 }
 
 static int linux_start(struct cell *c, struct sc_error *e)
@@ -338,9 +399,22 @@ static int linux_start(struct cell *c, struct sc_error *e)
         ca.flags |= CLONE_INTO_CGROUP;
         ca.cgroup = (uint64_t)lc->cg.v2fd;
     }
-    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    /* Synchronous starts without init take the vfork path: no page tables to
+     * copy, no copy-on-write faults, no hand-off between parent and child (the
+     * supervisor waits for the exec anyway).  Async starts must not block, and
+     * an init never execs, so those clone3 a copy. */
+    bool vf = !c->start_async && !c->spec.init && lh->vfork_stack;
+    long pid;
+    if (vf) {
+        struct vfork_arg va = {&plan, &lc->cg, errp[1], logp[1]};
+        VFORK_STACK_RESET(lh->vfork_stack, VFORK_STACK_BYTES);
+        pid = clone(vfork_child, lh->vfork_stack + VFORK_STACK_BYTES,
+                    (int)(flags | CLONE_VM | CLONE_VFORK | SIGCHLD), &va, &pidfd);
+    } else {
+        pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    }
     if (pid < 0) {
-        r = sc_error_set(e, -errno, "start", "clone3: %m");
+        r = sc_error_set(e, -errno, "start", "%s: %m", vf ? "clone" : "clone3");
         goto out;
     }
     if (pid == 0) {
@@ -355,8 +429,8 @@ static int linux_start(struct cell *c, struct sc_error *e)
     syncp[0] = errp[1] = logp[1] = -1;
     lc->pidfd = pidfd;
     lc->pid = (pid_t)pid;
-    r = cg_cell_attach(&lc->cg, (pid_t)pid, e);
-    if (r >= 0 && write(syncp[1], "g", 1) != 1)
+    r = vf ? 0 : cg_cell_attach(&lc->cg, (pid_t)pid, e);
+    if (r >= 0 && !vf && write(syncp[1], "g", 1) != 1)
         r = sc_error_set(e, -errno, "start", "release the child: %m");
     if (r >= 0 && c->start_async) {
         lc->errfd = TAKE_FD(errp[0]);

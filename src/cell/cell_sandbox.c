@@ -467,6 +467,38 @@ static int setup_net(const struct sandbox_plan *p, struct sc_error *e)
     return net_config_inside(false, 0, 0, 0, e); /* our own, loopback only */
 }
 
+/* execvpe without its two problems here: it searches the caller's PATH, not
+ * envp's, and setting PATH would allocate and change the environment of the
+ * supervisor, whose memory a vfork-style child shares.  Returns -errno. */
+static int exec_path(char *const argv[], char *const envp[])
+{
+    const char *file = argv[0];
+    if (strchr(file, '/')) {
+        execve(file, argv, envp);
+        return -errno;
+    }
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (size_t i = 0; envp[i]; i++)
+        if (!strncmp(envp[i], "PATH=", 5))
+            path = envp[i] + 5;
+    int r = -ENOENT;
+    for (const char *p = path;; p++) {
+        const char *end = strchrnul(p, ':');
+        char full[PATH_MAX];
+        int n = snprintf(full, sizeof(full), "%.*s/%s", (int)(end - p), p, file);
+        if (n > 0 && (size_t)n < sizeof(full)) {
+            execve(full, argv, envp);
+            if (errno == EACCES)
+                r = -EACCES; /* remembered, like execvp: a later ENOENT does not hide it */
+            else if (errno != ENOENT && errno != ENOTDIR)
+                return -errno;
+        }
+        if (!*end)
+            return r;
+        p = end;
+    }
+}
+
 /* The optional PID 1: the program runs as its child.  Signals are blocked
  * before the fork (a blocked signal is queued even for an init, where an
  * unhandled one would be dropped) and taken with sigwaitinfo: stop signals are
@@ -486,9 +518,9 @@ static int run_init(const struct cell_spec_copy *s, struct sc_error *e)
         return sc_error_set(e, -errno, "init", "fork: %m");
     if (child == 0) {
         sigprocmask(SIG_SETMASK, &old, NULL);
-        execvpe(s->argv[0], s->argv, s->env);
+        int r = exec_path(s->argv, s->env);
         /* the exec error can no longer reach the supervisor as a start error */
-        dprintf(2, "cell init: exec %s: %m\n", s->argv[0]);
+        dprintf(2, "cell init: exec %s: %s\n", s->argv[0], strerror(-r));
         _exit(127);
     }
     /* The error pipe closes on a successful exec only; init never execs, so
@@ -533,16 +565,10 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
         return r;
     if (chdir(s->cwd) < 0)
         return sc_error_set(e, -errno, "cwd", "chdir %s: %m", s->cwd);
-    /* execvpe searches the caller's PATH, not envp's: use the Cell's own */
-    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (size_t i = 0; s->env[i]; i++)
-        if (!strncmp(s->env[i], "PATH=", 5))
-            path = s->env[i] + 5;
-    setenv("PATH", path, 1);
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->seccomp_prog, 0, 0) < 0)
         return sc_error_set(e, -errno, "seccomp", "install the seccomp filter: %m");
     if (s->init)
         return run_init(s, e);
-    execvpe(s->argv[0], s->argv, s->env);
-    return sc_error_set(e, -errno, "argv", "exec %s: %m", s->argv[0]);
+    r = exec_path(s->argv, s->env);
+    return sc_error_set(e, r, "argv", "exec %s: %s", s->argv[0], strerror(-r));
 }

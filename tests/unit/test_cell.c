@@ -368,8 +368,15 @@ static void nothing_leaks_in_from_the_supervisor(void **state)
     sigprocmask(SIG_BLOCK, &m, NULL);
     const char *argv[] = {"cell_probe", "inherited", NULL};
     struct cell_spec s = base_spec(argv);
+    const char *env[] = {"PATH=/bin", "CELL_ONLY=1", NULL};
+    s.env = env;
+    char *path_before = xstrdup(getenv("PATH"));
     struct cell_status st;
     char *log = run(h, &s, &st);
+    /* and nothing leaks out: the vfork-style child shared our memory */
+    assert_string_equal(getenv("PATH"), path_before);
+    assert_null(getenv("CELL_ONLY"));
+    free(path_before);
     expect_in(log, "fds: 0 1 2\n");
     expect_in(log, "SigIgn:\t0000000000000000");
     expect_in(log, "SigBlk:\t0000000000000000");
