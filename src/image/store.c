@@ -59,6 +59,7 @@
 #include <time.h>
 
 #include "base/util.h"
+#include "image/img_int.h"
 
 struct img_store {
     char *root;
@@ -67,19 +68,21 @@ struct img_store {
     const struct img_trust *trust;
 };
 
-static int openat2_beneath(int dirfd, const char *path, int flags)
+int img_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
 {
-    struct open_how how = {
-        .flags = (uint64_t)flags | O_CLOEXEC,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
-    };
+    struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC, .resolve = resolve};
     int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
     return fd < 0 ? -errno : fd;
 }
 
-/* Opens directory name below at (never through a symlink) as a DIR stream;
- * NULL with *ret_err = -errno on failure. */
-static DIR *opendir_at(int at, const char *name, int *ret_err)
+static int openat2_beneath(int dirfd, const char *path, int flags)
+{
+    return img_openat2(dirfd, path, flags,
+                       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+                           RESOLVE_NO_XDEV);
+}
+
+DIR *img_opendir_at(int at, const char *name, int *ret_err)
 {
     int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -91,20 +94,17 @@ static DIR *opendir_at(int at, const char *name, int *ret_err)
     return d;
 }
 
-static int rm_rf_at(int at, const char *name);
-
-/* Removes everything inside directory name, keeping the directory. */
-static int empty_dir_at(int at, const char *name)
+int img_empty_dir_at(int at, const char *name)
 {
     int r = 0;
-    DIR *d = opendir_at(at, name, &r);
+    DIR *d = img_opendir_at(at, name, &r);
     if (!d)
         return r;
     (void)fchmod(dirfd(d), 0700); /* an image may hold read-only directories */
     struct dirent *de;
     while ((de = readdir(d)))
         if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            int q = rm_rf_at(dirfd(d), de->d_name);
+            int q = img_rm_rf_at(dirfd(d), de->d_name);
             if (q < 0 && r == 0)
                 r = q;
         }
@@ -112,15 +112,14 @@ static int empty_dir_at(int at, const char *name)
     return r;
 }
 
-/* Removes name (below at) and everything under it, never following symlinks. */
-static int rm_rf_at(int at, const char *name)
+int img_rm_rf_at(int at, const char *name)
 {
     struct stat st;
     if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return errno == ENOENT ? 0 : -errno;
     if (!S_ISDIR(st.st_mode))
         return unlinkat(at, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-    int r = empty_dir_at(at, name);
+    int r = img_empty_dir_at(at, name);
     if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
         r = -errno;
     return r;
@@ -138,7 +137,7 @@ static void image_dir(const struct img_id *id, char out[8 + IMG_BLAKE3_HEX_LEN])
 static int sweep_objects(struct img_store *s, struct img_gc_stats *st)
 {
     int r = 0;
-    DIR *d = opendir_at(s->root_fd, "objects", &r);
+    DIR *d = img_opendir_at(s->root_fd, "objects", &r);
     if (!d)
         return r;
     struct dirent *de;
@@ -146,7 +145,7 @@ static int sweep_objects(struct img_store *s, struct img_gc_stats *st)
         if (de->d_name[0] == '.')
             continue;
         int ignored;
-        DIR *sd = opendir_at(dirfd(d), de->d_name, &ignored);
+        DIR *sd = img_opendir_at(dirfd(d), de->d_name, &ignored);
         if (!sd)
             continue;
         int sub = dirfd(sd);
@@ -456,7 +455,7 @@ int img_store_open(const char *root, const struct img_trust *trust, struct img_s
             goto fail;
         }
     /* Invariants 2 and 4: forget unfinished work of a crashed run. */
-    if ((r = empty_dir_at(s->root_fd, "tmp")) < 0 || (r = sweep_objects(s, NULL)) < 0) {
+    if ((r = img_empty_dir_at(s->root_fd, "tmp")) < 0 || (r = sweep_objects(s, NULL)) < 0) {
         r = sc_error_set(e, r, "store", "clean %s: %s", root, strerror(-r));
         goto fail;
     }
@@ -607,7 +606,7 @@ out:
     if (blob_tmp)
         unlinkat(s->root_fd, blob_tmp, 0);
     if (work) {
-        rm_rf_at(AT_FDCWD, work);
+        img_rm_rf_at(AT_FDCWD, work);
         free(work);
     }
     free(sig_in_work);
@@ -686,7 +685,7 @@ static int image_usage(struct img_store *s, const char *dir, size_t *ret_leases,
     char lp[sizeof("images/") + IMG_BLAKE3_HEX_LEN + 8];
     snprintf(lp, sizeof(lp), "%s/leases", dir);
     int r = 0;
-    DIR *d = opendir_at(s->root_fd, lp, &r);
+    DIR *d = img_opendir_at(s->root_fd, lp, &r);
     if (!d)
         return r;
     struct stat st;
@@ -724,7 +723,7 @@ static int drop_image(struct img_store *s, const char *hex, struct img_gc_stats 
         return -errno;
     if (st)
         st->images_removed++;
-    return rm_rf_at(s->root_fd, gone);
+    return img_rm_rf_at(s->root_fd, gone);
 }
 
 typedef int (*image_fn)(struct img_store *s, const char *hex, void *ctx);
@@ -732,7 +731,7 @@ typedef int (*image_fn)(struct img_store *s, const char *hex, void *ctx);
 static int for_each_image(struct img_store *s, image_fn fn, void *ctx)
 {
     int r = 0;
-    DIR *d = opendir_at(s->root_fd, "images", &r);
+    DIR *d = img_opendir_at(s->root_fd, "images", &r);
     if (!d)
         return r;
     /* Collect first: fn may rename entries away. */
@@ -778,7 +777,7 @@ static int gc_one(struct img_store *s, const char *hex, void *p)
 static int sweep_blobs(struct img_store *s)
 {
     int r = 0;
-    DIR *d = opendir_at(s->root_fd, "blobs", &r);
+    DIR *d = img_opendir_at(s->root_fd, "blobs", &r);
     if (!d)
         return r;
     struct dirent *de;

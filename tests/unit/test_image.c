@@ -18,6 +18,7 @@
 
 #include "base/util.h"
 #include "image/image.h"
+#include "image/oci.h"
 
 struct fx {
     char dir[64];
@@ -702,6 +703,296 @@ static void manifest_decoder_is_strict(void **state)
     }
 }
 
+/* ---- OCI layouts, built here from a tiny rootfs (no network, no tools) ------------- */
+
+struct tar_ent {
+    const char *path;
+    mode_t mode;      /* AE_IF* | perm */
+    const char *data; /* content, symlink target, or hard link target (AE_IFREG + link) */
+    bool hardlink;
+};
+
+/* A layer tar (gzip-compressed when gz) in memory. */
+static uint8_t *make_tar(const struct tar_ent *ents, size_t n, bool gz, size_t *ret_len)
+{
+    size_t cap = 1 << 20, used = 0;
+    uint8_t *buf = xmalloc(cap);
+    struct archive *a = archive_write_new();
+    struct archive_entry *ae = archive_entry_new();
+    assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+    if (gz)
+        assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+    for (size_t i = 0; i < n; i++) {
+        archive_entry_clear(ae);
+        archive_entry_set_pathname(ae, ents[i].path);
+        archive_entry_set_mode(ae, ents[i].mode);
+        archive_entry_set_uid(ae, 0);
+        archive_entry_set_gid(ae, 0);
+        size_t len = 0;
+        if (ents[i].hardlink) {
+            archive_entry_set_hardlink(ae, ents[i].data);
+            archive_entry_set_size(ae, 0);
+        } else if (S_ISLNK(ents[i].mode)) {
+            archive_entry_set_symlink(ae, ents[i].data);
+        } else if (S_ISREG(ents[i].mode)) {
+            len = ents[i].data ? strlen(ents[i].data) : 0;
+            archive_entry_set_size(ae, (la_int64_t)len);
+        }
+        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+        if (len)
+            assert_int_equal(archive_write_data(a, ents[i].data, len), (la_ssize_t)len);
+    }
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    archive_entry_free(ae);
+    *ret_len = used;
+    return buf;
+}
+
+/* Stores a blob in layout/blobs/sha256 and returns its descriptor fields. */
+static void put_blob(const char *layout, const void *data, size_t len,
+                     char digest[IMG_SHA256_STR_LEN + 1])
+{
+    img_sha256_mem(data, len, digest);
+    _cleanup_free_ char *p = NULL;
+    assert_true(asprintf(&p, "%s/blobs/sha256/%s", layout, digest + 7) > 0);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(sc_write_all(fd, data, len), 0);
+    close(fd);
+}
+
+static char *desc_json(const char *media, const char *digest, size_t size)
+{
+    char *s;
+    assert_true(asprintf(&s, "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%zu}", media, digest,
+                         size) > 0);
+    return s;
+}
+
+/* Writes an OCI image layout with the given layers, tagged "v1"; returns the
+ * digest of the first layer blob (tests corrupt it). */
+static void make_layout(const char *layout, const struct tar_ent *const *layers,
+                        const size_t *n_ents, size_t n_layers,
+                        char first_layer[IMG_SHA256_STR_LEN + 1])
+{
+    _cleanup_free_ char *blobs = NULL;
+    assert_true(asprintf(&blobs, "%s/blobs/sha256", layout) > 0);
+    assert_int_equal(sc_mkdir_p(blobs), 0);
+    write_file(layout, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", 30, 0644);
+    char *ldesc[8] = {0};
+    for (size_t i = 0; i < n_layers; i++) {
+        size_t len;
+        bool gz = i % 2 == 0;
+        _cleanup_free_ uint8_t *tar = make_tar(layers[i], n_ents[i], gz, &len);
+        char d[IMG_SHA256_STR_LEN + 1];
+        put_blob(layout, tar, len, d);
+        if (i == 0)
+            memcpy(first_layer, d, sizeof(d));
+        ldesc[i] = desc_json(gz ? "application/vnd.oci.image.layer.v1.tar+gzip"
+                                : "application/vnd.oci.image.layer.v1.tar",
+                             d, len);
+    }
+    static const char cfg[] =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Entrypoint\":[\"/bin/app\"],"
+        "\"Cmd\":[\"--port\",\"80\"],\"Env\":[\"PATH=/bin\"],\"WorkingDir\":\"/srv\"},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
+    char cd[IMG_SHA256_STR_LEN + 1], md[IMG_SHA256_STR_LEN + 1];
+    put_blob(layout, cfg, sizeof(cfg) - 1, cd);
+    _cleanup_free_ char *cdesc =
+        desc_json("application/vnd.oci.image.config.v1+json", cd, sizeof(cfg) - 1);
+    _cleanup_free_ char *man = NULL;
+    assert_true(
+        asprintf(&man,
+                 "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":%s,\"layers\":[%s%s%s]}",
+                 IMG_OCI_MANIFEST_TYPE, cdesc, ldesc[0], n_layers > 1 ? "," : "",
+                 n_layers > 1 ? ldesc[1] : "") > 0);
+    put_blob(layout, man, strlen(man), md);
+    _cleanup_free_ char *index = NULL;
+    assert_true(
+        asprintf(&index,
+                 "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\",\"digest\":\"%s\","
+                 "\"size\":%zu,\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"}}]}",
+                 IMG_OCI_MANIFEST_TYPE, md, strlen(man)) > 0);
+    write_file(layout, "index.json", index, strlen(index), 0644);
+    for (size_t i = 0; i < n_layers; i++)
+        free(ldesc[i]);
+}
+
+static const struct tar_ent oci_lower[] = {
+    {"./", AE_IFDIR | 0755, NULL, false},
+    {"./etc/", AE_IFDIR | 0755, NULL, false},
+    {"./etc/os-release", AE_IFREG | 0644, "base\n", false},
+    {"./etc/remove-me", AE_IFREG | 0644, "gone\n", false},
+    {"./etc/keep-me", AE_IFREG | 0600, "kept\n", false},
+    {"./opt/", AE_IFDIR | 0755, NULL, false},
+    {"./opt/old1", AE_IFREG | 0644, "old\n", false},
+    {"./opt/sub/", AE_IFDIR | 0755, NULL, false},
+    {"./opt/sub/old2", AE_IFREG | 0644, "old\n", false},
+    {"./var/", AE_IFDIR | 0755, NULL, false},
+    {"./var/cache/", AE_IFDIR | 0755, NULL, false},
+    {"./var/cache/x", AE_IFREG | 0644, "x\n", false},
+    {"./usr/", AE_IFDIR | 0755, NULL, false},
+    {"./usr/hard", AE_IFREG | 0755, "#!/bin/sh\n", false},
+    {"./usr/hardlink", AE_IFREG | 0755, "usr/hard", true},
+    {"./lib", AE_IFLNK | 0777, "usr", false},
+    {"./dev-null", AE_IFCHR | 0666, NULL, false},
+};
+static const struct tar_ent oci_upper[] = {
+    {"etc/.wh.remove-me", AE_IFREG | 0644, "", false},
+    {"etc/os-release", AE_IFREG | 0644, "v2\n", false},
+    {"opt/new", AE_IFREG | 0644, "new\n", false},
+    {"opt/.wh..wh..opq", AE_IFREG | 0644, "", false},
+    {"var/cache", AE_IFLNK | 0777, "/tmp", false},
+    {"srv/", AE_IFDIR | 0750, NULL, false},
+};
+
+static void read_small(const char *root, const char *rel, char *out, size_t n)
+{
+    _cleanup_free_ char *p = cat(root, rel);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("%s: %s", rel, strerror(errno));
+    ssize_t got = read(fd, out, n - 1);
+    assert_true(got >= 0);
+    out[got] = '\0';
+    close(fd);
+}
+
+static void oci_layout_imports_with_whiteouts(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    _cleanup_free_ char *layout = cat(f->dir, "layout");
+    const struct tar_ent *layers[] = {oci_lower, oci_upper};
+    const size_t ns[] = {ELEMENTSOF(oci_lower), ELEMENTSOF(oci_upper)};
+    char first[IMG_SHA256_STR_LEN + 1];
+    make_layout(layout, layers, ns, 2, first);
+
+    _cleanup_free_ char *pack = cat(f->dir, "oci.pack"), *sig = cat(f->dir, "oci.sig");
+    struct img_id id, x;
+    if (img_oci_import(layout, "v1", pack, NULL, &id, &e) < 0)
+        fail_msg("import: %s", e.msg);
+    assert_int_equal(img_sign_file(f->priv, pack, sig, NULL, &e), 0);
+    struct img_store *s;
+    assert_int_equal(img_store_open(f->store_dir, f->trust, &s, &e), 0);
+    if (img_store_add(s, pack, sig, &x, &e) < 0)
+        fail_msg("add: %s", e.msg);
+    _cleanup_free_ char *root = NULL;
+    assert_int_equal(img_store_acquire(s, &id, "cell-oci", &root, &e), 0);
+
+    char buf[64];
+    read_small(root, "etc/os-release", buf, sizeof(buf));
+    assert_string_equal(buf, "v2\n"); /* upper layer wins */
+    read_small(root, "etc/keep-me", buf, sizeof(buf));
+    assert_string_equal(buf, "kept\n");
+    read_small(root, "opt/new", buf, sizeof(buf)); /* same layer as the opaque marker */
+    assert_string_equal(buf, "new\n");
+    const char *gone[] = {"etc/remove-me", "opt/old1",          "opt/sub",         "var/cache/x",
+                          "dev-null",      "etc/.wh.remove-me", "opt/.wh..wh..opq"};
+    for (size_t i = 0; i < ELEMENTSOF(gone); i++) {
+        _cleanup_free_ char *p = cat(root, gone[i]);
+        struct stat st;
+        if (lstat(p, &st) == 0)
+            fail_msg("%s should not exist after flattening", gone[i]);
+    }
+    struct stat st;
+    _cleanup_free_ char *cache = cat(root, "var/cache"), *hl = cat(root, "usr/hardlink"),
+                        *srv = cat(root, "srv"), *lib = cat(root, "lib");
+    assert_int_equal(lstat(cache, &st), 0);
+    assert_true(S_ISLNK(st.st_mode)); /* a symlink replaced a directory */
+    assert_int_equal(lstat(lib, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    read_small(root, "usr/hardlink", buf, sizeof(buf));
+    assert_string_equal(buf, "#!/bin/sh\n");
+    assert_int_equal(stat(hl, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    assert_int_equal(stat(srv, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0750);
+
+    /* The image config became the manifest's run defaults. */
+    _cleanup_free_ char *mpath = NULL;
+    char hex[IMG_BLAKE3_HEX_LEN + 1];
+    img_blake3_hex(id.digest, hex);
+    assert_true(asprintf(&mpath, "images/%s/manifest.json", hex) > 0);
+    char mj[4096];
+    read_small(f->store_dir, mpath, mj, sizeof(mj));
+    struct img_manifest m;
+    assert_int_equal(img_manifest_decode(mj, strlen(mj), &m, &e), 0);
+    assert_int_equal(m.argc, 3);
+    assert_string_equal(m.argv[0], "/bin/app");
+    assert_string_equal(m.argv[2], "80");
+    assert_string_equal(m.env[0], "PATH=/bin");
+    assert_string_equal(m.workdir, "/srv");
+    assert_string_equal(m.name, "v1");
+    assert_int_equal(m.skipped, 0); /* the device was skipped while flattening */
+    img_manifest_done(&m);
+    img_store_free(s);
+
+    /* Importing the same layout again gives the same identity. */
+    struct img_id again;
+    assert_int_equal(img_oci_import(layout, "v1", pack, NULL, &again, &e), 0);
+    assert_true(img_id_equal(&id, &again));
+    /* An unknown tag is a clear not-found. */
+    assert_int_equal(img_oci_import(layout, "v9", pack, NULL, &again, &e), -SC_E_NOT_FOUND);
+
+    /* A layer blob that does not match its digest is refused. */
+    _cleanup_free_ char *bp = NULL;
+    assert_true(asprintf(&bp, "%s/blobs/sha256/%s", layout, first + 7) > 0);
+    int fd = open(bp, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, 20), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, 20), 1);
+    close(fd);
+    assert_int_equal(img_oci_import(layout, "v1", pack, NULL, &again, &e), -SC_E_CORRUPT);
+    assert_non_null(strstr(e.msg, "does not match its digest"));
+}
+
+static void oci_layers_cannot_escape(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    _cleanup_free_ char *outside = cat(f->dir, "outside");
+    assert_int_equal(mkdir(outside, 0755), 0);
+    const struct tar_ent lower[] = {
+        {"./", AE_IFDIR | 0755, NULL, false},
+        {"escape", AE_IFLNK | 0777, outside, false},
+        {"rel", AE_IFLNK | 0777, "../../../../../../..", false},
+    };
+    const struct tar_ent through_abs[] = {{"escape/pwned", AE_IFREG | 0644, "x", false}};
+    const struct tar_ent through_rel[] = {{"rel/pwned", AE_IFREG | 0644, "x", false}};
+    const struct tar_ent dotdot[] = {{"../pwned", AE_IFREG | 0644, "x", false}};
+    /* A whiteout of ".." at the top would remove the directory above the tree. */
+    const struct tar_ent wh_dotdot[] = {{".wh...", AE_IFREG | 0644, "", false}};
+    const struct tar_ent *cases[] = {through_abs, through_rel, dotdot, wh_dotdot};
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        _cleanup_free_ char *layout = NULL, *dest = NULL;
+        assert_true(asprintf(&layout, "%s/l%zu", f->dir, i) > 0);
+        assert_true(asprintf(&dest, "%s/d%zu", f->dir, i) > 0);
+        const struct tar_ent *layers[] = {lower, cases[i]};
+        const size_t ns[] = {ELEMENTSOF(lower), 1};
+        char first[IMG_SHA256_STR_LEN + 1];
+        make_layout(layout, layers, ns, 2, first);
+        int r = img_oci_flatten(layout, "v1", dest, NULL, &e);
+        if (i == 1) {
+            /* "../../.." resolves as in a chroot: to the tree's own root. */
+            _cleanup_free_ char *in = cat(dest, "pwned");
+            assert_int_equal(r, 0);
+            assert_int_equal(access(in, F_OK), 0);
+        } else if (r >= 0)
+            fail_msg("hostile layer %zu was accepted", i);
+        /* Nothing was written outside the tree, and the tree's parent survived. */
+        assert_int_equal(access(outside, F_OK), 0);
+        _cleanup_free_ char *pw = cat(outside, "pwned"), *pw2 = cat(f->dir, "pwned");
+        assert_int_equal(access(pw, F_OK), -1);
+        assert_int_equal(access(pw2, F_OK), -1);
+        assert_int_equal(access("/pwned", F_OK), -1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -714,6 +1005,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(store_is_locked_and_holders_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_archives_cannot_escape, setup, teardown),
         cmocka_unit_test(manifest_decoder_is_strict),
+        cmocka_unit_test_setup_teardown(oci_layout_imports_with_whiteouts, setup, teardown),
+        cmocka_unit_test_setup_teardown(oci_layers_cannot_escape, setup, teardown),
     };
     return sc_test_main(tests, argc, argv);
 }
