@@ -250,6 +250,12 @@ static void spec_copy_free(struct cell_spec_copy *s)
         free((char *)s->volumes[i].path);
     }
     free(s->volumes);
+    for (size_t i = 0; i < s->n_secrets; i++) {
+        free((char *)s->secrets[i].name);
+        explicit_bzero((void *)s->secrets[i].data, s->secrets[i].len);
+        free((void *)s->secrets[i].data);
+    }
+    free(s->secrets);
     free(s->grants);
     memset(s, 0, sizeof(*s));
 }
@@ -290,6 +296,23 @@ static int spec_validate(const struct cell_host *h, const struct cell_spec *s, s
             !path_ok(s->volumes[i].path) || !strcmp(s->volumes[i].path, "/"))
             return sc_error_set(e, -SC_E_INVALID, "volumes",
                                 "volume source and path must be absolute, path not \"/\"");
+    if (s->n_secrets > CELL_MAX_SECRETS)
+        return sc_error_set(e, -SC_E_INVALID, "secrets", "at most %d secrets", CELL_MAX_SECRETS);
+    for (size_t i = 0; i < s->n_secrets; i++) {
+        const char *n = s->secrets[i].name;
+        bool ok = n && *n && strlen(n) <= 63 && strcmp(n, ".") && strcmp(n, "..");
+        for (const char *p = n; ok && *p; p++)
+            ok = isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-';
+        if (!ok)
+            return sc_error_set(e, -SC_E_INVALID, "secrets",
+                                "secret name must be 1..63 of [A-Za-z0-9._-], not . or ..");
+        if (s->secrets[i].len > CELL_SECRET_MAX_BYTES || (s->secrets[i].len && !s->secrets[i].data))
+            return sc_error_set(e, -SC_E_INVALID, "secrets", "secret \"%s\" is over %u bytes", n,
+                                CELL_SECRET_MAX_BYTES);
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(s->secrets[k].name, n))
+                return sc_error_set(e, -SC_E_INVALID, "secrets", "secret \"%s\" appears twice", n);
+    }
     for (size_t i = 0; i < s->n_grants; i++) {
         struct cell_grant g;
         int r = cell_grant_parse(s->grants[i], &g, e);
@@ -336,6 +359,13 @@ static void spec_copy(struct cell_spec_copy *d, const struct cell_spec *s)
         d->volumes[i].source = xstrdup(s->volumes[i].source);
         d->volumes[i].path = xstrdup(s->volumes[i].path);
         d->volumes[i].read_only = s->volumes[i].read_only;
+    }
+    d->secrets = xcalloc(s->n_secrets, sizeof(*d->secrets));
+    d->n_secrets = s->n_secrets;
+    for (size_t i = 0; i < s->n_secrets; i++) {
+        d->secrets[i].name = xstrdup(s->secrets[i].name);
+        d->secrets[i].data = xmemdup(s->secrets[i].data, s->secrets[i].len);
+        d->secrets[i].len = s->secrets[i].len;
     }
     d->grants = xcalloc(s->n_grants, sizeof(*d->grants));
     d->n_grants = s->n_grants;

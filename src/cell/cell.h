@@ -38,6 +38,8 @@
 #define CELL_MAX_TMPFS           16
 #define CELL_MAX_VOLUMES         16
 #define CELL_MAX_GRANTS          64
+#define CELL_MAX_SECRETS         32
+#define CELL_SECRET_MAX_BYTES    (1u << 20)
 #define CELL_NAME_MAX            63
 #define CELL_LOG_MIN             1024
 #define CELL_LOG_MAX             (16u << 20)
@@ -84,6 +86,15 @@ struct cell_volume {
     bool read_only;
 };
 
+/* A secret: the file /run/secrets/NAME (NAME of [A-Za-z0-9._-]), readable only
+ * by the Cell's uid, on a read-only tmpfs: never on a disk.  /run/secrets must
+ * exist in the image unless /run is scratch (then it is made). */
+struct cell_secret {
+    const char *name;
+    const void *data;
+    size_t len; /* at most CELL_SECRET_MAX_BYTES */
+};
+
 struct cell_spec {
     const char *name;               /* [a-z0-9-], at most CELL_NAME_MAX; unique per host */
     const char *root;               /* the image root directory (an unpacked tree) */
@@ -96,6 +107,8 @@ struct cell_spec {
     size_t n_tmpfs;
     const struct cell_volume *volumes;
     size_t n_volumes;
+    const struct cell_secret *secrets;
+    size_t n_secrets;
     const char *const *grants; /* strings, see the top of this file */
     size_t n_grants;
     uint64_t cpu_millis;   /* 0: unlimited; 1000 = one CPU */

@@ -52,6 +52,8 @@ struct cell_spec_copy {
     size_t n_volumes;
     struct cell_grant *grants;
     size_t n_grants;
+    struct cell_secret *secrets; /* name and data owned; data wiped on free */
+    size_t n_secrets;
     uint64_t cpu_millis, memory_bytes, pids_max;
     enum cell_net_mode net;
     usec_t stop_grace_usec;

@@ -400,6 +400,49 @@ static int make_dev(const char *root, struct sc_error *e)
     return 0;
 }
 
+/* /run/secrets: a small tmpfs owned by the Cell's uid, one 0400 file per
+ * secret, then read-only.  Written before pivot_root, by the still-privileged
+ * child; the data never touches a disk. */
+static int make_secrets(const struct cell_spec_copy *s, const char *root, struct sc_error *e)
+{
+    char path[PATH_MAX], size[32], uid[16], gid[16];
+    size_t total = 0;
+    for (size_t i = 0; i < s->n_secrets; i++)
+        total += s->secrets[i].len + 4096;
+    snprintf(size, sizeof(size), "%zu", total + 65536);
+    snprintf(uid, sizeof(uid), "%u", s->uid);
+    snprintf(gid, sizeof(gid), "%u", s->gid);
+    snprintf(path, sizeof(path), "%s/run/secrets", root);
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return sc_error_set(e, -errno, "secrets",
+                            "/run/secrets must exist in the image or /run be scratch: %m");
+    const char *opts[] = {"size", size, "mode", "0500", "uid", uid, "gid", gid, NULL};
+    int mfd = fs_new("tmpfs", opts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, e);
+    if (mfd < 0)
+        return mfd;
+    int r = attach(mfd, root, "/run/secrets", e);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < s->n_secrets; i++) {
+        snprintf(path, sizeof(path), "%s/run/secrets/%s", root, s->secrets[i].name);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+        if (fd < 0)
+            return sc_error_set(e, -errno, "secrets", "create secret %s: %m", s->secrets[i].name);
+        r = sc_write_all(fd, s->secrets[i].data, s->secrets[i].len);
+        if (r >= 0 && fchown(fd, s->uid, s->gid) < 0)
+            r = -errno;
+        close(fd);
+        if (r < 0)
+            return sc_error_set(e, r, "secrets", "write secret %s: %s", s->secrets[i].name,
+                                strerror(-r));
+    }
+    snprintf(path, sizeof(path), "%s/run/secrets", root);
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+    if (mount_setattr(AT_FDCWD, path, 0, &a, sizeof(a)) < 0)
+        return sc_error_set(e, -errno, "secrets", "read-only /run/secrets: %m");
+    return 0;
+}
+
 static int make_root(const struct sandbox_plan *p, struct sc_error *e)
 {
     const struct cell_spec_copy *s = p->spec;
@@ -427,6 +470,8 @@ static int make_root(const struct sandbox_plan *p, struct sc_error *e)
         if (r < 0)
             return r;
     }
+    if (s->n_secrets && (r = make_secrets(s, root, e)) < 0)
+        return r;
     for (size_t i = 0; i < s->n_volumes; i++) {
         unsigned attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         if (s->volumes[i].read_only)

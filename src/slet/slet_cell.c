@@ -4,7 +4,8 @@
  *   slet cell run --root DIR [--name N] [--cpu 100m] [--memory 64Mi] [--pids N]
  *                 [--grant KIND:ARG]... [--tmpfs PATH[:SIZE]]... [--volume SRC:DST[:ro]]...
  *                 [--env K=V]... [--cwd DIR] [--hostname H] [--uid N] [--gid N]
- *                 [--net none|bridge|host] [--grace SEC] [--init] -- CMD [ARGS...]
+ *                 [--net none|bridge|host] [--grace SEC] [--init]
+ *                 [--secret-file NAME=PATH]... -- CMD [ARGS...]
  *
  * Parse → validate (cell_create) → apply (cell_start), then the Cell is driven
  * from a libevent loop exactly as the node agent will drive many: an event on
@@ -114,38 +115,50 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
                     "       [--grant fs.read:P|fs.write:P|net.listen:PORT|net.connect:PORT]...\n"
                     "       [--tmpfs PATH[:SIZE]]... [--volume SRC:DST[:ro]]... [--env K=V]...\n"
                     "       [--cwd DIR] [--hostname H] [--uid N] [--gid N] [--name N]\n"
-                    "       [--net none|bridge|host] [--grace SEC] [--init] -- CMD [ARGS...]\n");
+                    "       [--net none|bridge|host] [--grace SEC] [--init]\n"
+                    "       [--secret-file NAME=PATH]... -- CMD [ARGS...]\n");
     return 2;
+}
+
+/* A secret file's bytes (malloc'd, wiped by the caller), or NULL. */
+static char *read_secret(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    char *buf = xmalloc(CELL_SECRET_MAX_BYTES + 1);
+    size_t n = fread(buf, 1, CELL_SECRET_MAX_BYTES + 1, f);
+    fclose(f);
+    if (n > CELL_SECRET_MAX_BYTES) {
+        explicit_bzero(buf, CELL_SECRET_MAX_BYTES + 1);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
 }
 
 static int cell_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"root", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"cpu", required_argument, NULL, 'c'},
-        {"memory", required_argument, NULL, 'm'},
-        {"pids", required_argument, NULL, 'p'},
-        {"grant", required_argument, NULL, 'g'},
-        {"tmpfs", required_argument, NULL, 't'},
-        {"volume", required_argument, NULL, 'v'},
-        {"env", required_argument, NULL, 'e'},
-        {"cwd", required_argument, NULL, 'w'},
-        {"hostname", required_argument, NULL, 'H'},
-        {"uid", required_argument, NULL, 'u'},
-        {"gid", required_argument, NULL, 'G'},
-        {"net", optional_argument, NULL, 'N'},
-        {"grace", required_argument, NULL, 'T'},
-        {"bridge", required_argument, NULL, 'B'},
-        {"init", no_argument, NULL, 'I'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
+        {"root", required_argument, NULL, 'r'},     {"name", required_argument, NULL, 'n'},
+        {"cpu", required_argument, NULL, 'c'},      {"memory", required_argument, NULL, 'm'},
+        {"pids", required_argument, NULL, 'p'},     {"grant", required_argument, NULL, 'g'},
+        {"tmpfs", required_argument, NULL, 't'},    {"volume", required_argument, NULL, 'v'},
+        {"env", required_argument, NULL, 'e'},      {"cwd", required_argument, NULL, 'w'},
+        {"hostname", required_argument, NULL, 'H'}, {"uid", required_argument, NULL, 'u'},
+        {"gid", required_argument, NULL, 'G'},      {"net", optional_argument, NULL, 'N'},
+        {"grace", required_argument, NULL, 'T'},    {"bridge", required_argument, NULL, 'B'},
+        {"init", no_argument, NULL, 'I'},           {"secret-file", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},           {0},
     };
     struct cell_spec s = {.uid = 65534, .gid = 65534, .net = CELL_NET_NONE};
     struct cell_host_config hc = {.backend = "linux"};
     const char *grants[CELL_MAX_GRANTS], *env[CELL_MAX_ARGS + 1];
     struct cell_tmpfs tmpfs[CELL_MAX_TMPFS];
     struct cell_volume vols[CELL_MAX_VOLUMES];
+    struct cell_secret secrets[CELL_MAX_SECRETS];
+    char *secret_data[CELL_MAX_SECRETS] = {0};
     size_t n_env = 0;
     char name[32];
     snprintf(name, sizeof(name), "run-%d", (int)getpid());
@@ -241,6 +254,19 @@ static int cell_run(int argc, char **argv)
         case 'I':
             s.init = true;
             break;
+        case 'S': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || s.n_secrets == CELL_MAX_SECRETS)
+                return usage_error("bad --secret-file \"%s\" (NAME=PATH)", optarg);
+            *eq = '\0';
+            struct cell_secret *sec = &secrets[s.n_secrets];
+            sec->name = optarg;
+            sec->data = secret_data[s.n_secrets] = read_secret(eq + 1, &sec->len);
+            if (!sec->data)
+                return usage_error("cannot read secret file \"%s\" (at most 1 MiB)", eq + 1);
+            s.n_secrets++;
+            break;
+        }
         default:
             return usage_error("%s", "see usage");
         }
@@ -253,6 +279,7 @@ static int cell_run(int argc, char **argv)
     s.grants = grants;
     s.tmpfs = s.n_tmpfs ? tmpfs : NULL;
     s.volumes = vols;
+    s.secrets = secrets;
     if (n_env) {
         bool has_path = false;
         for (size_t i = 0; i < n_env; i++)
@@ -269,6 +296,10 @@ static int cell_run(int argc, char **argv)
     int r = cell_host_new(&hc, &h, &e);
     if (r >= 0)
         r = cell_create(h, &s, &c, &e);
+    for (size_t i = 0; i < s.n_secrets; i++) { /* the Cell holds its own copy now */
+        explicit_bzero(secret_data[i], secrets[i].len);
+        free(secret_data[i]);
+    }
     if (r >= 0)
         r = cell_start(c, &e);
     if (r < 0) {

@@ -387,6 +387,39 @@ static void nothing_leaks_in_from_the_supervisor(void **state)
     teardown_root();
 }
 
+static void secrets_are_private_read_only_files(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"sh", "-c",
+                          "cat /run/secrets/db-password; echo; ls -ln /run/secrets; "
+                          "cell_probe write /run/secrets/db-password; "
+                          "cell_probe write /run/secrets/new; grep ' /run/secrets ' /proc/mounts",
+                          NULL};
+    struct cell_spec s = base_spec(argv);
+    struct cell_secret sec[] = {{"db-password", "s3cr3t", 6}, {"api.key", "k", 1}};
+    s.secrets = sec;
+    s.n_secrets = 2;
+    struct cell_status st;
+    char *log = run(h, &s, &st);
+    expect_in(log, "s3cr3t\n");
+    expect_in(log, "-r--------    1 65534    65534            6");
+    expect_in(log, "write /run/secrets/db-password: EACCES"); /* mode 0400 */
+    expect_in(log, "write /run/secrets/new: EROFS");
+    expect_in(log, " /run/secrets tmpfs ro,");
+    free(log);
+    /* names that could escape the directory are refused */
+    struct cell_secret bad[] = {{"../etc", "x", 1}};
+    s.secrets = bad;
+    s.n_secrets = 1;
+    struct cell *c = NULL;
+    struct sc_error e = {0};
+    assert_int_equal(cell_create(h, &s, &c, &e), -SC_E_INVALID);
+    assert_string_equal(e.field, "secrets");
+    host_done(h);
+    teardown_root();
+}
+
 /* ---- Linux: limits ------------------------------------------------------------ */
 
 static void memory_hog_is_oom_killed(void **state)
@@ -1026,6 +1059,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(host_processes_are_invisible, cleanup),
         cmocka_unit_test_teardown(privileged_operations_fail, cleanup),
         cmocka_unit_test_teardown(nothing_leaks_in_from_the_supervisor, cleanup),
+        cmocka_unit_test_teardown(secrets_are_private_read_only_files, cleanup),
         cmocka_unit_test_teardown(memory_hog_is_oom_killed, cleanup),
         cmocka_unit_test_teardown(fork_bomb_stops_at_pids_limit, cleanup),
         cmocka_unit_test_teardown(limits_and_usage_read_back, cleanup),
