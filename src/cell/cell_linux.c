@@ -3,9 +3,17 @@
  *
  * One Cell start is: cgroups made at create time (limits written once) and,
  * under CELL_NET_BRIDGE, a prepared network slot taken (cell_net.c); then one
- * clone3(CLONE_NEWNS|NEWPID|NEWIPC|NEWUTS[|NEWNET]|CLONE_PIDFD|CLONE_INTO_CGROUP)
- * whose child waits on a pipe while the parent moves it into the v1 cgroups;
- * the child then builds its own sandbox (cell_sandbox.c), joining its slot's
+ * clone with CLONE_NEWNS|NEWPID|NEWIPC|NEWUTS[|NEWNET]|CLONE_PIDFD, in one of
+ * two ways:
+ *   - cell_start without init: CLONE_VM|CLONE_VFORK on a stack the host keeps.
+ *     The supervisor is suspended until the child execs or exits; the child
+ *     joins its own cgroups, builds its sandbox and execs, allocating nothing
+ *     (it shares the supervisor's memory).  Fastest: no page tables copied, no
+ *     copy-on-write, no hand-off between the two.
+ *   - cell_start_async, or with init: clone3(...|CLONE_INTO_CGROUP) of a copy
+ *     whose child waits on a pipe while the parent moves it into the v1
+ *     cgroups, so the supervisor never blocks on the child.
+ * The child builds its own sandbox (cell_sandbox.c), joining its slot's
  * namespace if it has one, and execs.  The parent learns "exec happened" from
  * EOF on a close-on-exec error pipe, or reads the child's error message from it.
  * Afterwards everything the supervisor needs is behind one epoll fd per Cell
