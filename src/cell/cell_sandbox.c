@@ -1,24 +1,26 @@
 /*
- * cell_sandbox.c: what the cloned child does to itself between clone3 and
+ * cell_sandbox.c: what the cloned child does to itself between the clone and
  * execve, in this order, each step needing the privilege the next one drops:
  *
  *   1. network: under CELL_NET_BRIDGE join the slot the host prepared (eth0,
  *      address, route: cell_net.c); under CELL_NET_NONE bring up the loopback
- *      of the namespace clone3 made; forwarding off.
- *   2. a cgroup namespace rooted at the Cell's cgroups (the parent has moved us
- *      into them, so the Cell sees itself at "/").
+ *      of the namespace the clone made; forwarding off.
+ *   2. a cgroup namespace rooted at the Cell's cgroups (we are in them already,
+ *      so the Cell sees itself at "/").
  *   3. the root view with the new mount API: the image tree cloned with
  *      open_tree(OPEN_TREE_CLONE|AT_RECURSIVE), made read-only, nosuid and nodev
  *      recursively by mount_setattr(AT_RECURSIVE), attached over itself; tmpfs
- *      scratch and /proc and a minimal /dev from fsopen/fsmount; volumes bound;
- *      then pivot_root and the old root detached.
+ *      scratch, /run/secrets, /proc and a minimal /dev from fsopen/fsmount;
+ *      volumes bound; then pivot_root and the old root detached.
  *   4. hostname; the capability bounding set dropped, groups cleared, the
  *      unprivileged uid/gid taken, all capability sets cleared, no_new_privs.
- *   5. Landlock from the grants, then the seccomp filter the host built once.
+ *   5. Landlock from the grants, then the seccomp filter the host built once;
+ *      then exec, or the optional init (run_init) forks and execs the program.
  *
- * Runs in a single-threaded copy of the supervisor (clone3 without CLONE_VM), so
- * ordinary libc calls are safe; it reports failure to the caller, which sends the
- * message to the parent over the error pipe.
+ * It may run in the supervisor's own memory (the vfork-style start of
+ * cell_linux.c, the supervisor suspended): so nothing here allocates or changes
+ * process-wide libc state (no malloc, setenv, stdio); stack buffers only.  It
+ * reports failure to the caller, which sends the message over the error pipe.
  */
 #include "cell/cell_linux.h"
 
