@@ -12,6 +12,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -19,11 +23,13 @@
 #include "base/util.h"
 #include "image/image.h"
 #include "image/oci.h"
+#include "image/registry.h"
 
 struct fx {
     char dir[64];
     char *trust_dir, *priv, *pub, *priv2, *pub2, *store_dir;
     struct img_trust *trust;
+    pid_t registry_pid; /* a docker-registry this test started, ended in teardown */
 };
 
 static char *cat(const char *a, const char *b)
@@ -129,6 +135,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    if (f->registry_pid > 0) {
+        kill(f->registry_pid, SIGTERM);
+        waitpid(f->registry_pid, NULL, 0);
+    }
     rm_rf(f->dir);
     img_trust_free(f->trust);
     free(f->trust_dir);
@@ -993,6 +1003,167 @@ static void oci_layers_cannot_escape(void **state)
     }
 }
 
+/* ---- a real registry on loopback (Debian's docker-registry) ------------------------ */
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t l = sizeof(a);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* Starts docker-registry on 127.0.0.1:<free port> with storage in the fixture's
+ * directory; teardown ends it by its PID.  Returns the base URL. */
+static char *start_registry(struct fx *f)
+{
+    if (access("/usr/bin/docker-registry", X_OK) < 0)
+        fail_msg("docker-registry is not installed (scripts/deps.sh installs it)");
+    int port = free_port();
+    _cleanup_free_ char *cfg = cat(f->dir, "registry.yml"), *data = cat(f->dir, "registry-data"),
+                        *log = cat(f->dir, "registry.log");
+    char body[1024];
+    int n = snprintf(body, sizeof(body),
+                     "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                     "    rootdirectory: %s\n  delete:\n    enabled: true\n"
+                     "http:\n  addr: 127.0.0.1:%d\n",
+                     data, port);
+    write_file(f->dir, "registry.yml", body, (size_t)n, 0644);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl("/usr/bin/docker-registry", "docker-registry", "serve", cfg, (char *)NULL);
+        _exit(127);
+    }
+    f->registry_pid = pid;
+    /* Ready when it accepts connections (at most 10 s). */
+    for (int i = 0; i < 1000; i++) {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(s);
+        if (ok) {
+            char *base;
+            assert_true(asprintf(&base, "http://127.0.0.1:%d", port) > 0);
+            return base;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            f->registry_pid = 0;
+            fail_msg("docker-registry exited (see %s)", log);
+        }
+        usleep(10000);
+    }
+    fail_msg("docker-registry did not start listening on port %d", port);
+    return NULL;
+}
+
+static void registry_push_pull_signed_image(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    _cleanup_free_ char *base = start_registry(f);
+    _cleanup_free_ char *pack = NULL, *sig = NULL;
+    struct img_id id, got, x;
+    pack_signed(f, "src", 1, f->priv, &pack, &sig, &id);
+    if (img_registry_push(base, "swiftcube/src", "v1", pack, sig, &e) < 0)
+        fail_msg("push: %s", e.msg);
+    assert_int_equal(img_registry_push(base, "swiftcube/src", "unsigned", pack, NULL, &e), 0);
+    /* Pushing again uploads nothing new and still succeeds. */
+    assert_int_equal(img_registry_push(base, "swiftcube/src", "v1", pack, sig, &e), 0);
+
+    _cleanup_free_ char *p2 = cat(f->dir, "pulled.pack"), *s2 = cat(f->dir, "pulled.sig");
+    int r = img_registry_pull(base, "swiftcube/src", "v1", p2, s2, &got, &e);
+    if (r != 1)
+        fail_msg("pull: %d %s", r, e.msg);
+    assert_true(img_id_equal(&id, &got));
+    struct img_store *s;
+    assert_int_equal(img_store_open(f->store_dir, f->trust, &s, &e), 0);
+    if (img_store_add(s, p2, s2, &x, &e) < 0)
+        fail_msg("add pulled: %s", e.msg);
+    assert_true(img_id_equal(&id, &x));
+
+    /* The unsigned tag arrives without a signature and the store refuses it. */
+    assert_int_equal(img_registry_pull(base, "swiftcube/src", "unsigned", p2, s2, &got, &e), 0);
+    assert_int_equal(access(s2, F_OK), -1);
+    assert_int_equal(img_store_add(s, p2, NULL, &x, &e), -ENOKEY);
+    img_store_free(s);
+
+    _cleanup_free_ char *p3 = cat(f->dir, "nope.pack");
+    assert_int_equal(img_registry_pull(base, "swiftcube/src", "v404", p3, NULL, &got, &e),
+                     -SC_E_NOT_FOUND);
+    assert_int_equal(img_registry_pull(base, "../etc", "v1", p3, NULL, &got, &e), -SC_E_INVALID);
+
+    /* A blob changed inside the registry's storage is caught by its digest. */
+    char d[IMG_SHA256_STR_LEN + 1];
+    int fd = open(pack, O_RDONLY | O_CLOEXEC);
+    assert_int_equal(img_sha256_fd(fd, d, NULL), 0);
+    close(fd);
+    _cleanup_free_ char *blob = NULL;
+    assert_true(asprintf(&blob, "%s/registry-data/docker/registry/v2/blobs/sha256/%.2s/%s/data",
+                         f->dir, d + 7, d + 7) > 0);
+    fd = open(blob, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("registry blob %s: %s", blob, strerror(errno));
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, 1000), 1);
+    b ^= 1;
+    assert_int_equal(pwrite(fd, &b, 1, 1000), 1);
+    close(fd);
+    assert_int_equal(img_registry_pull(base, "swiftcube/src", "v1", p3, NULL, &got, &e),
+                     -SC_E_CORRUPT);
+    assert_int_equal(access(p3, F_OK), -1);
+}
+
+static void registry_oci_image_imports(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    _cleanup_free_ char *base = start_registry(f);
+    _cleanup_free_ char *layout = cat(f->dir, "layout"), *layout2 = cat(f->dir, "layout2");
+    const struct tar_ent *layers[] = {oci_lower, oci_upper};
+    const size_t ns[] = {ELEMENTSOF(oci_lower), ELEMENTSOF(oci_upper)};
+    char first[IMG_SHA256_STR_LEN + 1];
+    make_layout(layout, layers, ns, 2, first);
+    if (img_registry_push_oci(base, "library/tiny", "1.0", layout, "v1", &e) < 0)
+        fail_msg("push oci: %s", e.msg);
+    if (img_registry_pull_oci(base, "library/tiny", "1.0", layout2, &e) < 0)
+        fail_msg("pull oci: %s", e.msg);
+
+    /* The pulled image flattens to the same packed base as the original layout. */
+    _cleanup_free_ char *pa = cat(f->dir, "a.pack"), *pb = cat(f->dir, "b.pack"),
+                        *sb = cat(f->dir, "b.sig");
+    struct img_id a, b, x;
+    assert_int_equal(img_oci_import(layout, "v1", pa, "tiny", &a, &e), 0);
+    if (img_oci_import(layout2, "1.0", pb, "tiny", &b, &e) < 0)
+        fail_msg("import pulled: %s", e.msg);
+    assert_true(img_id_equal(&a, &b));
+    assert_int_equal(img_sign_file(f->priv, pb, sb, NULL, &e), 0);
+    struct img_store *s;
+    assert_int_equal(img_store_open(f->store_dir, f->trust, &s, &e), 0);
+    assert_int_equal(img_store_add(s, pb, sb, &x, &e), 0);
+    _cleanup_free_ char *root = NULL;
+    assert_int_equal(img_store_acquire(s, &b, "cell-tiny", &root, &e), 0);
+    char buf[64];
+    read_small(root, "etc/os-release", buf, sizeof(buf));
+    assert_string_equal(buf, "v2\n");
+    img_store_free(s);
+
+    _cleanup_free_ char *layout3 = cat(f->dir, "layout3");
+    assert_int_equal(img_registry_pull_oci(base, "library/tiny", "2.0", layout3, &e),
+                     -SC_E_NOT_FOUND);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -1007,6 +1178,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(manifest_decoder_is_strict),
         cmocka_unit_test_setup_teardown(oci_layout_imports_with_whiteouts, setup, teardown),
         cmocka_unit_test_setup_teardown(oci_layers_cannot_escape, setup, teardown),
+        cmocka_unit_test_setup_teardown(registry_push_pull_signed_image, setup, teardown),
+        cmocka_unit_test_setup_teardown(registry_oci_image_imports, setup, teardown),
     };
     return sc_test_main(tests, argc, argv);
 }
