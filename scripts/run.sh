@@ -7,7 +7,7 @@
 #   SC_PORT=7500 scripts/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+bash scripts/deps.sh
 
 build=build-run
 [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release -Dtests=false >/dev/null

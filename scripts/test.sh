@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
-scripts/deps.sh || { echo "deps: installation failed"; echo "0 passed, 1 failed"; exit 1; }
+bash scripts/deps.sh || { echo "deps: installation failed"; echo "0 passed, 1 failed"; exit 1; }
 
 build=${SC_TEST_BUILD:-build-test}
 san_args=(-Db_sanitize=address,undefined -Db_lundef=false
@@ -40,7 +40,7 @@ skipped=${skip:-0}
 
 # libFuzzer harnesses: built with clang in their own tree, each run for a while.
 if [ -z "${SC_SUITES:-}" ] && [ -d tests/fuzz ] && [ -f tests/fuzz/run.sh ]; then
-  if tests/fuzz/run.sh "${FUZZ_SECONDS:-15}" >"$build/fuzz.log" 2>&1; then
+  if bash tests/fuzz/run.sh "${FUZZ_SECONDS:-15}" >"$build/fuzz.log" 2>&1; then
     n=$(grep -c '^fuzz-ok ' "$build/fuzz.log"); passed=$((passed + n))
   else
     tail -40 "$build/fuzz.log"
