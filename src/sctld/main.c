@@ -1,7 +1,7 @@
 /*
- * main.c: sctld, the SwiftCube control-plane daemon.  Today: the single-node store
- * server (issue "Foundation and cubestore"); the Raft, scheduler and reconcilers
- * join it in later issues.  A thin main: flags in, srv_run out.
+ * main.c: sctld, the SwiftCube control-plane daemon: the store server replicated
+ * by Raft (one member, or a cluster); the scheduler and reconcilers join it in
+ * later issues.  A thin main: flags in, srv_run out.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +17,12 @@ static void usage(FILE *f)
         f,
         "usage: sctld [options]\n"
         "  --data-dir DIR              where the log and snapshots live (default ./sctld-data)\n"
+        "  --name NAME                 member name (default \"default\")\n"
+        "  --peer-listen HOST:PORT     address for Raft peers (needed with --initial-cluster)\n"
+        "  --initial-cluster N=H:P,... the initial members and their peer addresses\n"
+        "  --join                      start empty; an existing cluster adds this member\n"
+        "  --tick-ms N                 Raft tick (default 10)\n"
+        "  --election-ticks N          election timeout in ticks, jittered up to 2x (default 10)\n"
         "  --listen HOST:PORT          client address (default 127.0.0.1:7400; port 0 = any free)\n"
         "  --max-value-bytes N         largest value (default 1572864)\n"
         "  --max-body-bytes N          largest request body (default 2097152)\n"
@@ -53,6 +59,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"data-dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
+        {"name", required_argument, NULL, 'n'},
+        {"peer-listen", required_argument, NULL, 'p'},
+        {"initial-cluster", required_argument, NULL, 'I'},
+        {"join", no_argument, NULL, 'J'},
+        {"tick-ms", required_argument, NULL, 'T'},
+        {"election-ticks", required_argument, NULL, 'E'},
         {"max-value-bytes", required_argument, NULL, 'V'},
         {"max-body-bytes", required_argument, NULL, 'B'},
         {"watch-buffer-bytes", required_argument, NULL, 'W'},
@@ -78,6 +90,28 @@ int main(int argc, char **argv)
             break;
         case 'l':
             c.listen = optarg;
+            break;
+        case 'n':
+            c.name = optarg;
+            break;
+        case 'p':
+            c.peer_listen = optarg;
+            break;
+        case 'I':
+            c.initial_cluster = optarg;
+            break;
+        case 'J':
+            c.join = true;
+            break;
+        case 'T':
+            if (parse_size(flag, optarg, 1, &v) < 0)
+                return 2;
+            c.tick_ms = (unsigned)MIN(v, 10000ull);
+            break;
+        case 'E':
+            if (parse_size(flag, optarg, 2, &v) < 0)
+                return 2;
+            c.election_ticks = (unsigned)MIN(v, 100000ull);
             break;
         case 'V':
             if (parse_size(flag, optarg, 1, &v) < 0)

@@ -1,4 +1,10 @@
-/* persist.c: the group-commit thread (see persist.h). */
+/* persist.c: the group-commit thread (see persist.h).
+ *
+ * The queue is a byte string of operations, in order:
+ *   'R' u8 type, u64 term, u64 index, u32 len, payload     a WAL record
+ *   'S' u8 install, u64 term, u64 index, u64 len, payload  a snapshot file
+ *   'E' u8 sync, u64 seq                                   end of a batch
+ * (host-endian u64 through sc_buf_put_u64le: it never leaves the process). */
 #include "sctld/persist.h"
 
 #include <errno.h>
@@ -25,26 +31,73 @@ static void wake(struct persist *p)
     (void)!write(p->wake_fd, &one, sizeof(one));
 }
 
+/* Executes one swapped-out queue; returns the last batch completed (0: none). */
+static int run_ops(struct persist *p, const struct sc_buf *ops, uint64_t *ret_seq,
+                   struct sc_error *e)
+{
+    struct sc_rd rd = sc_rd_make(ops->data, ops->len);
+    int r = 0;
+    while (r >= 0 && sc_rd_left(&rd) > 0) {
+        uint8_t op, flag;
+        uint64_t term = 0, index = 0, seq = 0, len64 = 0;
+        uint32_t len = 0;
+        sc_rd_u8(&rd, &op);
+        if (op == 'R') {
+            sc_rd_u8(&rd, &flag);
+            sc_rd_u64le(&rd, &term);
+            sc_rd_u64le(&rd, &index);
+            sc_rd_u32le(&rd, &len);
+            struct wal_record rec = {
+                .type = flag, .term = term, .index = index, .data = rd.p, .len = len};
+            rd.p += len;
+            r = wal_append(p->wal, &rec, e);
+        } else if (op == 'S') {
+            sc_rd_u8(&rd, &flag);
+            sc_rd_u64le(&rd, &term);
+            sc_rd_u64le(&rd, &index);
+            sc_rd_u64le(&rd, &len64);
+            const uint8_t *data = rd.p;
+            rd.p += len64;
+            r = snap_save(p->snap_dir, NULL, term, index, data, len64, 2, e);
+            if (r >= 0 && flag) {
+                struct wal_record m = {.type = WAL_REC_SNAPSHOT, .term = term, .index = index};
+                r = wal_append(p->wal, &m, e);
+            } else if (r >= 0) {
+                /* everything below a local snapshot was applied, so durable */
+                r = wal_compact(p->wal, index + 1, e);
+            }
+        } else {
+            sc_rd_u8(&rd, &flag);
+            sc_rd_u64le(&rd, &seq);
+            usec_t t0 = now_usec(CLOCK_MONOTONIC);
+            r = wal_flush(p->wal, e);
+            if (r >= 0 && flag) {
+                r = wal_sync(p->wal, e);
+                usec_t dt = now_usec(CLOCK_MONOTONIC) - t0;
+                pthread_mutex_lock(&p->mu);
+                sc_hist_observe(&p->fsync_hist, dt);
+                pthread_mutex_unlock(&p->mu);
+            }
+            if (r >= 0)
+                *ret_seq = seq;
+        }
+    }
+    return r;
+}
+
 static void *run(void *arg)
 {
     struct persist *p = arg;
-    struct sc_buf batch = {0}, snap = {0};
+    struct sc_buf batch = {0};
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->queue.len == 0 && p->snap_index == 0)
+        while (!p->stop && p->queue.len == 0)
             pthread_cond_wait(&p->cv, &p->mu);
-        bool stop = p->stop && p->queue.len == 0 && p->snap_index == 0;
+        bool stop = p->stop && p->queue.len == 0;
         struct sc_buf t = batch;
         batch = p->queue;
         p->queue = t;
         sc_buf_reset(&p->queue);
-        uint64_t snap_index = p->snap_index, snap_term = p->snap_term;
-        if (snap_index) {
-            t = snap;
-            snap = p->snap;
-            p->snap = t;
-            p->snap_index = 0;
-        }
         bool failed = p->error != 0;
         pthread_mutex_unlock(&p->mu);
         if (stop)
@@ -53,55 +106,22 @@ static void *run(void *arg)
             wake(p);
             continue;
         }
-
         struct sc_error e = {0};
-        uint64_t last = 0;
-        int r = 0;
-        struct sc_rd rd = sc_rd_make(batch.data, batch.len);
-        while (r >= 0 && sc_rd_left(&rd) > 0) {
-            uint64_t term, index;
-            uint32_t len;
-            sc_rd_u64le(&rd, &term);
-            sc_rd_u64le(&rd, &index);
-            sc_rd_u32le(&rd, &len);
-            struct wal_record rec = {
-                .type = WAL_REC_ENTRY, .term = term, .index = index, .data = rd.p, .len = len};
-            rd.p += len;
-            r = wal_append(p->wal, &rec, &e);
-            last = index;
-        }
-        if (r >= 0 && last) {
-            usec_t t0 = now_usec(CLOCK_MONOTONIC);
-            r = wal_flush(p->wal, &e);
-            if (r >= 0)
-                r = wal_sync(p->wal, &e);
-            usec_t dt = now_usec(CLOCK_MONOTONIC) - t0;
-            pthread_mutex_lock(&p->mu);
-            sc_hist_observe(&p->fsync_hist, dt);
-            pthread_mutex_unlock(&p->mu);
-        }
-        if (r >= 0 && snap_index) {
-            /* The snapshot covers entries <= snap_index, all durable already (the
-             * loop applies only durable entries), so older segments can go. */
-            r = snap_save(p->snap_dir, NULL, snap_term, snap_index, snap.data, snap.len, 2, &e);
-            if (r >= 0)
-                r = wal_compact(p->wal, snap_index + 1, &e);
-        }
+        uint64_t seq = 0;
+        int r = run_ops(p, &batch, &seq, &e);
         if (r < 0) {
             fail(p, r, &e);
         } else {
             pthread_mutex_lock(&p->mu);
-            if (last)
-                p->durable_index = last;
+            if (seq)
+                p->done_seq = seq;
             wal_get_stats(p->wal, &p->wal_stats);
             pthread_mutex_unlock(&p->mu);
         }
         sc_buf_reset(&batch);
-        sc_buf_reset(&snap);
         wake(p);
     }
     sc_buf_free(&batch);
-    sc_buf_free(&snap);
     return NULL;
 }
 
@@ -133,43 +153,53 @@ void persist_stop(struct persist *p)
     p->wal = NULL;
     close(p->wake_fd);
     sc_buf_free(&p->queue);
-    sc_buf_free(&p->snap);
     free(p->snap_dir);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
 }
 
-void persist_append(struct persist *p, uint64_t term, uint64_t index, const uint8_t *payload,
-                    size_t len)
+void persist_record(struct persist *p, const struct wal_record *rec)
 {
     pthread_mutex_lock(&p->mu);
-    bool was_empty = p->queue.len == 0;
+    sc_buf_put_u8(&p->queue, 'R');
+    sc_buf_put_u8(&p->queue, (uint8_t)rec->type);
+    sc_buf_put_u64le(&p->queue, rec->term);
+    sc_buf_put_u64le(&p->queue, rec->index);
+    sc_buf_put_u32le(&p->queue, (uint32_t)rec->len);
+    sc_buf_put(&p->queue, rec->data, rec->len);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void persist_snapshot(struct persist *p, uint64_t term, uint64_t index, const uint8_t *data,
+                      size_t len, bool install)
+{
+    pthread_mutex_lock(&p->mu);
+    sc_buf_put_u8(&p->queue, 'S');
+    sc_buf_put_u8(&p->queue, install);
     sc_buf_put_u64le(&p->queue, term);
     sc_buf_put_u64le(&p->queue, index);
-    sc_buf_put_u32le(&p->queue, (uint32_t)len);
-    sc_buf_put(&p->queue, payload, len);
-    if (was_empty)
-        pthread_cond_signal(&p->cv);
+    sc_buf_put_u64le(&p->queue, len);
+    sc_buf_put(&p->queue, data, len);
     pthread_mutex_unlock(&p->mu);
 }
 
-void persist_snapshot(struct persist *p, uint64_t term, uint64_t index, struct sc_buf *data)
+uint64_t persist_commit(struct persist *p, bool sync)
 {
     pthread_mutex_lock(&p->mu);
-    sc_buf_free(&p->snap);
-    p->snap = *data;
-    *data = (struct sc_buf){0};
-    p->snap_index = index;
-    p->snap_term = term;
+    uint64_t seq = ++p->next_seq;
+    sc_buf_put_u8(&p->queue, 'E');
+    sc_buf_put_u8(&p->queue, sync);
+    sc_buf_put_u64le(&p->queue, seq);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    return seq;
 }
 
-uint64_t persist_durable(struct persist *p, int *ret_error, char *msg, size_t n)
+uint64_t persist_done(struct persist *p, int *ret_error, char *msg, size_t n)
 {
     uint64_t v;
     pthread_mutex_lock(&p->mu);
-    v = p->durable_index;
+    v = p->done_seq;
     if (ret_error)
         *ret_error = p->error;
     if (msg && n)

@@ -1,11 +1,21 @@
 /*
  * persist.h: the group-commit thread between the event loop and the WAL.
  *
- * The loop never blocks on the disk.  It queues log entries (and snapshot jobs);
- * one persist thread takes everything queued so far, appends it to the WAL,
- * writes and fdatasyncs once, publishes the highest durable index and wakes the
- * loop through an eventfd.  While one fsync runs, the next batch gathers: that is
- * the group commit, and the loop keeps parsing requests meanwhile.
+ * The loop never blocks on the disk.  It queues typed WAL records (Raft entries
+ * with their term and index, the hard state) and snapshot jobs, then closes the
+ * batch with persist_commit(), which returns the batch's sequence number.  One
+ * persist thread takes everything queued so far, appends it to the WAL, writes,
+ * fdatasyncs once when asked, publishes the highest completed sequence number
+ * and wakes the loop through an eventfd.  A sequence number (not a "durable
+ * index") is what completes, because a Raft follower may override a suffix of
+ * its log: index 7 durable twice means nothing, batch 12 done does.
+ *
+ * Invariants:
+ *  1. Batches complete in submission order; done_seq only grows.
+ *  2. A snapshot job queued before a record is on disk before it: a received
+ *     snapshot (install) is saved, then its WAL_REC_SNAPSHOT marker appended;
+ *     a local snapshot is saved, then WAL segments wholly below it removed.
+ *  3. After the first failure every later batch fails: error is sticky.
  *
  * Ownership: the thread alone touches the struct wal and the snapshot files
  * after persist_start(); the loop touches only the queue, under the mutex.
@@ -27,11 +37,10 @@ struct persist {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* Under mu: */
-    struct sc_buf queue; /* records: u64 term, u64 index, u32 len, payload */
-    struct sc_buf snap;  /* a snapshot job (payload) if snap_index != 0 */
-    uint64_t snap_index, snap_term;
-    uint64_t durable_index; /* every entry <= this is on disk */
-    int error;              /* first fatal error (negative), then every call fails */
+    struct sc_buf queue; /* ops: see persist.c */
+    uint64_t next_seq;   /* last sequence handed out by persist_commit */
+    uint64_t done_seq;   /* every batch <= this is complete */
+    int error;           /* first fatal error (negative), then every call fails */
     char error_msg[256];
     bool stop;
     struct sc_hist fsync_hist;
@@ -44,13 +53,17 @@ int persist_start(struct persist *p, struct wal *w, const char *snap_dir);
 /* Finishes what is queued, stops the thread and closes the WAL. */
 void persist_stop(struct persist *p);
 
-/* Queues one entry (copying payload). */
-void persist_append(struct persist *p, uint64_t term, uint64_t index, const uint8_t *payload,
-                    size_t len);
-/* Queues a snapshot of the state after `index` (taking the buffer's contents);
- * once saved, WAL segments below it are removed. */
-void persist_snapshot(struct persist *p, uint64_t term, uint64_t index, struct sc_buf *data);
+/* Queues one record (copying its payload). */
+void persist_record(struct persist *p, const struct wal_record *rec);
+/* Queues a snapshot file of (term, index) with this payload (copied).  install:
+ * a snapshot received from the leader, followed by a WAL_REC_SNAPSHOT marker;
+ * otherwise a local snapshot, after which WAL segments below index+1 go. */
+void persist_snapshot(struct persist *p, uint64_t term, uint64_t index, const uint8_t *data,
+                      size_t len, bool install);
+/* Closes the batch of everything queued so far: it is written, and fdatasynced
+ * when sync, before done reaches the returned sequence number. */
+uint64_t persist_commit(struct persist *p, bool sync);
 
-/* Reads the durable index and error (after the wake fd fired, or any time). */
-uint64_t persist_durable(struct persist *p, int *ret_error, char *msg, size_t n);
+/* Reads the completed sequence number and the error (after the wake fd fired). */
+uint64_t persist_done(struct persist *p, int *ret_error, char *msg, size_t n);
 void persist_stats(struct persist *p, struct sc_hist *fsync, struct wal_stats *st);

@@ -1,32 +1,44 @@
 /*
- * server.c: the store server inside sctld.
+ * server.c: the store server inside sctld, driven by the Raft core.
  *
  * Design
  * ------
- * One libevent loop serves every connection; one persist thread (persist.h) owns
- * the disk.  A write request becomes a command, is encoded and numbered with the
- * next log index, queued for the persist thread, and parked as a proposal.  When
- * the thread reports an index durable, the loop applies every parked proposal up
- * to it, in index order, to the store and answers it.  Reads are answered at once
- * from the store, which holds exactly the applied (so acknowledged-or-about-to-be)
- * writes: a single-node linearizable read.
+ * One libevent loop serves every connection and drives one struct raft (the pure
+ * core of src/raft); one persist thread (persist.h) owns the disk.  A single node
+ * is a cluster of one.  A write request becomes a command, is encoded and handed
+ * to raft_propose(), which returns its log index; the request is parked under
+ * (index, term).  The driver executes the core's updates strictly one at a time,
+ * in the order of the update contract (docs/raft.md):
  *
- *   request ──► decode ──► propose(index) ──► queue ─► [persist: write+fdatasync]
- *                                                            │ eventfd
- *   reply ◄── render ◄── store_apply ◄── durable index ◄─────┘
- *                          │
- *                          └──► pump every watch stream
+ *   tick / peer msg / proposal / read ──► raft ──► raft_ready ──► update
+ *        (queued while an update is in flight: the next update takes them all)
+ *   update ──► persist thread: snapshot file, ENTRY + STATE records, fdatasync
+ *                                   │ eventfd (batch sequence number done)
+ *   update ◄────────────────────────┘
+ *     ├─► send msgs to peers
+ *     ├─► install snapshot into a fresh store
+ *     ├─► store_apply committed entries ─► answer the parked (index, term)
+ *     │                                    (other term at index: 503, lost)
+ *     ├─► serve read states once applied ≥ read index
+ *     └─► raft_advance ─► snapshot every N applied entries, raft_compact
  *
  * Invariants:
- *  1. applied_index <= durable index <= last_index; proposals are parked in index
- *     order and applied exactly once, in that order.
- *  2. Nothing is answered before it is durable; nothing durable is lost: recovery
- *     applies snapshot + every later log entry, in order, with no gap.
- *  3. A watch stream holds at most watch_buffer_bytes of unsent events (it stops
+ *  1. At most one update is in flight; no raft_* call is made between
+ *     raft_ready and raft_advance (events in the meantime are queued, bounded).
+ *  2. Nothing is answered before it is committed and applied; an entry is applied
+ *     only after it is durable (the update persists before it applies).
+ *  3. parked proposals are sorted by index; applying index i resolves every
+ *     parked proposal <= i, answering the one with the same (i, term) and failing
+ *     the others as lost.
+ *  4. A watch stream holds at most watch_buffer_bytes of unsent events (it stops
  *     formatting at the bound and resumes when the socket drains); one that stays
  *     full for watch_stall_usec is cut off with a reason and a resume revision.
- *  4. Lease expiry is only proposed (a REVOKE through the log), never applied
- *     directly, so a follower replaying the log reaches the same state.
+ *  5. Lease expiry is only proposed by the leader (a REVOKE through the log),
+ *     never applied directly, so every member reaches the same state; a new
+ *     leader gives every lease its full TTL again.
+ *  6. Recovery = newest snapshot (meta + store) + the WAL's entries after it
+ *     (override rule, WAL_REC_SNAPSHOT markers) + newest hard state, then
+ *     raft_start, which hands the committed entries out again to apply.
  */
 #include "sctld/server.h"
 
@@ -38,6 +50,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/random.h>
@@ -48,11 +61,14 @@
 #include "base/hist.h"
 #include "base/log.h"
 #include "base/u64map.h"
+#include "raft/raft.h"
 #include "sctld/persist.h"
 #include "store/snap.h"
 #include "store/wal.h"
 
-#define TERM 1 /* single node: one term forever (the Raft issue replaces this) */
+#define MAX_QUEUED       10000              /* proposals waiting for the next update */
+#define PROPOSAL_TIMEOUT (2 * USEC_PER_SEC) /* then 503 "outcome unknown" */
+#define SNAP_MAGIC       0x53435253u        /* "SCRS": raft meta + store snapshot */
 
 enum reply_kind {
     R_PUT,
@@ -66,7 +82,7 @@ enum reply_kind {
 };
 
 struct proposal {
-    uint64_t index;
+    uint64_t index, term;       /* 0 while queued for the next update */
     struct evhttp_request *req; /* NULL once the client went away, or internal */
     struct evhttp_connection *conn;
     enum reply_kind kind;
@@ -91,6 +107,19 @@ struct stream {
 struct conn_state {
     struct proposal *p;
     struct stream *s;
+    struct pread *r;
+};
+
+/* A linearizable read waiting for its ReadIndex (thesis 6.4): served by running
+ * the request's handler again once applied >= index. */
+struct pread {
+    uint64_t ctx;       /* 0 while queued for the next update */
+    raft_index_t index; /* known once the read state arrived */
+    bool ready;
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct evhttp_connection *conn;
+    usec_t start;
+    struct pread *next;
 };
 
 struct srv {
@@ -103,15 +132,32 @@ struct srv {
     struct persist persist;
     bool persist_running;
     struct event *wake_ev, *tick_ev, *sigterm_ev, *sigint_ev;
-    uint64_t last_index, applied_index, snap_index;
-    struct proposal *head, *tail;
+    uint64_t applied_index, snap_index;
+    struct proposal *head, *tail; /* parked: handed to raft, sorted by index */
     size_t nparked;
+    struct proposal *qhead, *qtail; /* queued: not yet handed to raft */
+    size_t nqueued;
+    /* Raft */
+    struct raft *raft;
+    raft_id_t id;
+    bool in_flight; /* an update is being executed */
+    struct raft_update upd;
+    uint64_t upd_seq;
+    unsigned ticks_pending, tick_count;
+    struct raft_status st;               /* after the last advance */
+    struct raft_snapshot_meta snap_meta; /* the latest snapshot, for MsgSnap */
+    struct sc_buf snap_store;
+    struct event *drive_ev;
+    struct pread *reads; /* in arrival order */
+    size_t nreads;
+    uint64_t read_ctx;
+    bool serve_local; /* handle(): the read's index is applied, answer now */
     struct u64map conns;
     struct u64map revoking; /* lease ids with a revoke in flight */
     bool compact_in_flight;
     struct stream *streams;
     size_t nstreams;
-    bool shutting_down;
+    bool shutting_down, finishing;
     int exit_code;
     struct sc_buf scratch;
     /* Encoded events by revision-log position, shared by every stream without
@@ -135,6 +181,10 @@ void srv_config_default(struct srv_config *c)
     *c = (struct srv_config){
         .data_dir = "sctld-data",
         .listen = "127.0.0.1:7400",
+        .name = "default",
+        .tick_ms = 10,
+        .election_ticks = 10,
+        .heartbeat_ticks = 1,
         .max_body_bytes = 2u << 20,
         .watch_buffer_bytes = 4u << 20,
         .watch_stall_usec = 5 * USEC_PER_SEC,
@@ -217,6 +267,8 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
      * still attached is freed by libevent with the connection. */
     if (cs->p && evhttp_request_get_connection(cs->p->req))
         cs->p->req = NULL; /* the write still happens; nobody is told */
+    if (cs->r)
+        cs->r->req = NULL;
     if (cs->s) {
         if (!evhttp_request_get_connection(cs->s->req))
             evhttp_send_reply_end(cs->s->req);
@@ -250,26 +302,62 @@ static void conn_forget(struct srv *s, struct evhttp_connection *conn, struct pr
 
 /* ---- proposals --------------------------------------------------------------- */
 
+static void drive(struct srv *s);
+
+static void proposal_free(struct proposal *p)
+{
+    sc_buf_free(&p->payload);
+    free(p);
+}
+
+/* Queues a command for the next update (invariant 1); drive() hands it to raft. */
 static void propose(struct srv *s, struct evhttp_request *req, enum reply_kind kind,
                     const struct store_cmd *cmd, usec_t start)
 {
+    if (s->nqueued >= MAX_QUEUED) {
+        struct sc_error e;
+        sc_error_set(&e, -SC_E_NO_QUORUM, NULL,
+                     "%zu writes are already waiting for the log; retry later", s->nqueued);
+        if (req)
+            send_error(s, req, -SC_E_NO_QUORUM, &e);
+        return;
+    }
     struct proposal *p = xcalloc(1, sizeof(*p));
-    p->index = ++s->last_index;
     p->req = req;
     p->kind = kind;
     p->start = start;
     p->lease_id = cmd->lease_id;
     store_cmd_encode(cmd, &p->payload);
-    persist_append(&s->persist, TERM, p->index, p->payload.data, p->payload.len);
     if (req) {
         p->conn = evhttp_request_get_connection(req);
         conn_state(s, p->conn)->p = p;
     }
-    if (s->tail)
-        s->tail->next = p;
+    if (s->qtail)
+        s->qtail->next = p;
     else
-        s->head = p;
-    s->tail = p;
+        s->qhead = p;
+    s->qtail = p;
+    s->nqueued++;
+    drive(s);
+}
+
+/* Parks p under its (index, term), keeping the list sorted by index. */
+static void park(struct srv *s, struct proposal *p)
+{
+    p->next = NULL;
+    if (!s->tail || s->tail->index <= p->index) {
+        if (s->tail)
+            s->tail->next = p;
+        else
+            s->head = p;
+        s->tail = p;
+    } else {
+        struct proposal **pp = &s->head;
+        while ((*pp)->index <= p->index)
+            pp = &(*pp)->next;
+        p->next = *pp;
+        *pp = p;
+    }
     s->nparked++;
 }
 
@@ -335,15 +423,105 @@ static void reply_applied(struct srv *s, struct proposal *p, int r, const struct
 }
 
 static void pump_all(struct srv *s);
+static void fmt_reset(struct srv *s);
 static void maybe_finish_shutdown(struct srv *s);
+static void stream_end(struct srv *s, struct stream *st, int r, const char *why);
 
+/* A proposal that will never be applied (or whose fate we stop waiting for). */
+static void fail_proposal(struct srv *s, struct proposal *p, int r, const char *why)
+{
+    if (p->kind == R_INTERNAL) {
+        u64map_del(&s->revoking, (uint64_t)p->lease_id);
+        s->compact_in_flight = false;
+    }
+    if (!p->req)
+        return;
+    struct sc_error e;
+    sc_error_set(&e, r, NULL, "%s", why);
+    conn_forget(s, p->conn, p, NULL);
+    send_error(s, p->req, r, &e);
+    observe(s, p->start);
+    p->req = NULL;
+}
+
+/* ---- snapshots: payload = "SCRS" v1 | raft meta | store snapshot ------------------------ */
+
+static void put_ids(struct sc_buf *b, const raft_id_t *ids, uint8_t n)
+{
+    sc_buf_put_uvarint(b, n);
+    for (uint8_t i = 0; i < n; i++)
+        sc_buf_put_u64le(b, ids[i]);
+}
+
+static int get_ids(struct sc_rd *rd, raft_id_t *ids, uint8_t *n)
+{
+    uint64_t k;
+    if (sc_rd_uvarint(rd, &k) < 0 || k > RAFT_MAX_MEMBERS)
+        return -SC_E_CORRUPT;
+    for (uint64_t i = 0; i < k; i++)
+        if (sc_rd_u64le(rd, &ids[i]) < 0)
+            return -SC_E_CORRUPT;
+    *n = (uint8_t)k;
+    return 0;
+}
+
+static void snap_encode(const struct raft_snapshot_meta *m, const uint8_t *store, size_t len,
+                        struct sc_buf *out)
+{
+    sc_buf_put_u32le(out, SNAP_MAGIC);
+    sc_buf_put_u32le(out, 1);
+    sc_buf_put_uvarint(out, m->index);
+    sc_buf_put_uvarint(out, m->term);
+    sc_buf_put_u8(out, m->conf.auto_leave);
+    put_ids(out, m->conf.voters, m->conf.n_voters);
+    put_ids(out, m->conf.outgoing, m->conf.n_outgoing);
+    put_ids(out, m->conf.learners, m->conf.n_learners);
+    put_ids(out, m->conf.learners_next, m->conf.n_learners_next);
+    sc_buf_put(out, store, len);
+}
+
+static int snap_decode(const uint8_t *p, size_t n, struct raft_snapshot_meta *m,
+                       const uint8_t **store, size_t *len)
+{
+    struct sc_rd rd = sc_rd_make(p, n);
+    uint32_t magic, version;
+    uint8_t al;
+    memset(m, 0, sizeof(*m));
+    if (sc_rd_u32le(&rd, &magic) < 0 || magic != SNAP_MAGIC || sc_rd_u32le(&rd, &version) < 0 ||
+        version != 1 || sc_rd_uvarint(&rd, &m->index) < 0 || sc_rd_uvarint(&rd, &m->term) < 0 ||
+        sc_rd_u8(&rd, &al) < 0 || get_ids(&rd, m->conf.voters, &m->conf.n_voters) < 0 ||
+        get_ids(&rd, m->conf.outgoing, &m->conf.n_outgoing) < 0 ||
+        get_ids(&rd, m->conf.learners, &m->conf.n_learners) < 0 ||
+        get_ids(&rd, m->conf.learners_next, &m->conf.n_learners_next) < 0)
+        return -SC_E_CORRUPT;
+    m->conf.auto_leave = al;
+    *store = rd.p;
+    *len = sc_rd_left(&rd);
+    return 0;
+}
+
+/* Every snapshot_every applied entries: snapshot the store, compact the log. */
 static void maybe_snapshot(struct srv *s)
 {
     if (s->applied_index - s->snap_index < s->cfg.snapshot_every)
         return;
-    struct sc_buf snap = {0};
-    store_snapshot_encode(s->store, &snap);
-    persist_snapshot(&s->persist, TERM, s->applied_index, &snap);
+    struct sc_error e = {0};
+    int r = raft_compact(s->raft, s->applied_index, &e);
+    if (r < 0) {
+        log_warn("msg=\"cannot compact the log\" index=%llu error=\"%s\"",
+                 (unsigned long long)s->applied_index, e.msg);
+        return;
+    }
+    raft_get_status(s->raft, &s->st);
+    s->snap_meta = s->st.snapshot;
+    sc_buf_reset(&s->snap_store);
+    store_snapshot_encode(s->store, &s->snap_store);
+    struct sc_buf file = {0};
+    snap_encode(&s->snap_meta, s->snap_store.data, s->snap_store.len, &file);
+    persist_snapshot(&s->persist, s->snap_meta.term, s->snap_meta.index, file.data, file.len,
+                     false);
+    persist_commit(&s->persist, false);
+    sc_buf_free(&file);
     s->snap_index = s->applied_index;
     log_info("msg=\"snapshot queued\" index=%llu", (unsigned long long)s->applied_index);
 }
@@ -354,14 +532,366 @@ static void fatal_disk(struct srv *s, int err, const char *msg)
               sc_err_message(err), msg);
     struct sc_error e;
     sc_error_set(&e, -SC_E_INTERNAL, NULL, "the write-ahead log failed: %s", msg);
-    for (struct proposal *p = s->head; p; p = p->next)
-        if (p->req) {
-            conn_forget(s, p->conn, p, NULL);
-            send_error(s, p->req, -SC_E_INTERNAL, &e);
-            p->req = NULL;
-        }
+    for (int list = 0; list < 2; list++)
+        for (struct proposal *p = list ? s->qhead : s->head; p; p = p->next)
+            if (p->req) {
+                conn_forget(s, p->conn, p, NULL);
+                send_error(s, p->req, -SC_E_INTERNAL, &e);
+                p->req = NULL;
+            }
     s->exit_code = -EIO;
     event_base_loopbreak(s->base);
+}
+
+/* ---- the driver: executing raft updates ------------------------------------------------ */
+
+static void put_hard_state(struct persist *p, const struct raft_hard_state *hs)
+{
+    uint8_t b[24];
+    sc_put_u64le(b, hs->term);
+    sc_put_u64le(b + 8, hs->vote);
+    sc_put_u64le(b + 16, hs->commit);
+    struct wal_record rec = {
+        .type = WAL_REC_STATE, .term = hs->term, .index = hs->commit, .data = b, .len = 24};
+    persist_record(p, &rec);
+}
+
+/* Step 1 of the contract: hands what to persist to the thread.  Returns true
+ * when the update must wait for the batch (entries, snapshot or a vote). */
+static bool update_persist(struct srv *s, const struct raft_update *u)
+{
+    bool wait = false;
+    if (u->snapshot) {
+        struct sc_buf file = {0};
+        snap_encode(u->snapshot, u->snap_data, u->snap_len, &file);
+        persist_snapshot(&s->persist, u->snapshot->term, u->snapshot->index, file.data, file.len,
+                         true);
+        sc_buf_free(&file);
+        wait = true;
+    }
+    for (size_t i = 0; i < u->n_entries; i++) {
+        const struct raft_entry *ent = &u->entries[i];
+        /* the payload's first byte tells a configuration change from a command */
+        struct sc_buf b = {0};
+        sc_buf_put_u8(&b, (uint8_t)ent->type);
+        sc_buf_put(&b, ent->data, ent->len);
+        struct wal_record rec = {.type = WAL_REC_ENTRY,
+                                 .term = ent->term,
+                                 .index = ent->index,
+                                 .data = b.data,
+                                 .len = b.len};
+        persist_record(&s->persist, &rec);
+        sc_buf_free(&b);
+        wait = true;
+    }
+    if (u->hard_changed)
+        put_hard_state(&s->persist, &u->hard);
+    if (wait || u->must_sync) {
+        s->upd_seq = persist_commit(&s->persist, u->must_sync || wait);
+        return true;
+    }
+    if (u->hard_changed) /* only the commit index moved: no need to wait for it */
+        persist_commit(&s->persist, false);
+    return false;
+}
+
+static void apply_entry(struct srv *s, const struct raft_entry *ent, usec_t now)
+{
+    struct store_result res = {0};
+    struct sc_error e = {0};
+    struct store_cmd cmd;
+    int r = 0;
+    bool is_cmd = ent->type == RAFT_ENTRY_NORMAL && ent->len > 0;
+    if (is_cmd) {
+        r = store_cmd_decode(ent->data, ent->len, &cmd);
+        if (r < 0) {
+            log_error("msg=\"committed entry does not decode; skipped\" index=%llu",
+                      (unsigned long long)ent->index);
+            is_cmd = false;
+        } else {
+            r = store_apply(s->store, &cmd, now, &res, &e);
+            if (cmd.type == STORE_CMD_LEASE_REVOKE)
+                u64map_del(&s->revoking, (uint64_t)cmd.lease_id);
+            if (cmd.type == STORE_CMD_COMPACT)
+                s->compact_in_flight = false;
+        }
+    }
+    s->applied_index = ent->index;
+    while (s->head && s->head->index <= ent->index) {
+        struct proposal *p = s->head;
+        s->head = p->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->nparked--;
+        if (p->index == ent->index && p->term == ent->term && is_cmd)
+            reply_applied(s, p, r, &e, &res);
+        else
+            fail_proposal(s, p, -SC_E_NOT_LEADER,
+                          "leadership changed before this write was committed; it was not "
+                          "applied, retry");
+        proposal_free(p);
+    }
+    if (is_cmd) {
+        store_result_done(&res);
+        store_cmd_done(&cmd);
+    }
+}
+
+static void install_snapshot(struct srv *s, const struct raft_update *u, usec_t now)
+{
+    struct store *fresh = store_new(&s->cfg.limits);
+    struct sc_error e = {0};
+    int r = store_snapshot_decode(fresh, u->snap_data, u->snap_len, now, &e);
+    if (r < 0) {
+        /* The leader's snapshot is committed state: we cannot continue without it. */
+        log_error("msg=\"received snapshot does not load\" index=%llu error=\"%s\"",
+                  (unsigned long long)u->snapshot->index, e.msg);
+        store_free(fresh);
+        fatal_disk(s, r, "received snapshot does not load");
+        return;
+    }
+    while (s->streams)
+        stream_end(s, s->streams, -SC_E_COMPACTED,
+                   "this member installed a snapshot from the leader; resume from "
+                   "resume_revision or later");
+    store_free(s->store);
+    s->store = fresh;
+    fmt_reset(s);
+    s->applied_index = s->snap_index = u->snapshot->index;
+    s->snap_meta = *u->snapshot;
+    sc_buf_reset(&s->snap_store);
+    sc_buf_put(&s->snap_store, u->snap_data, u->snap_len);
+    while (s->head && s->head->index <= u->snapshot->index) {
+        struct proposal *p = s->head;
+        s->head = p->next;
+        if (!s->head)
+            s->tail = NULL;
+        s->nparked--;
+        fail_proposal(s, p, -SC_E_NOT_LEADER,
+                      "leadership changed before this write was committed; outcome unknown");
+        proposal_free(p);
+    }
+    log_info("msg=\"installed snapshot\" index=%llu term=%llu revision=%lld",
+             (unsigned long long)u->snapshot->index, (unsigned long long)u->snapshot->term,
+             (long long)store_rev(s->store));
+}
+
+static void on_role_change(struct srv *s, enum raft_role old, enum raft_role now_role);
+static void serve_reads(struct srv *s, const struct raft_update *u);
+static void answer_reads(struct srv *s);
+/* Step 2 of the contract: hands every message to the peer transport. */
+static void send_msgs(struct srv *s, const struct raft_update *u)
+{
+    for (size_t i = 0; i < u->n_msgs; i++)
+        log_debug("msg=\"no transport; message dropped\" to=%llx",
+                  (unsigned long long)u->msgs[i].to);
+}
+
+/* Steps 2-4 of the contract, once the update is durable. */
+static void update_finish(struct srv *s)
+{
+    struct raft_update *u = &s->upd;
+    usec_t now = now_usec(CLOCK_MONOTONIC);
+    send_msgs(s, u);
+    if (u->snapshot)
+        install_snapshot(s, u, now);
+    for (size_t i = 0; i < u->n_committed; i++)
+        apply_entry(s, &u->committed[i], now);
+    serve_reads(s, u);
+    bool applied = u->n_committed > 0 || u->snapshot;
+    enum raft_role old = s->st.role;
+    raft_advance(s->raft, u);
+    s->in_flight = false;
+    raft_get_status(s->raft, &s->st);
+    if (old != s->st.role)
+        on_role_change(s, old, s->st.role);
+    if (applied) {
+        pump_all(s);
+        maybe_snapshot(s);
+    }
+    answer_reads(s);
+}
+
+/* The name of a member (its id in hex when unknown). */
+static const char *peer_name(struct srv *s, raft_id_t id)
+{
+    static char buf[24];
+    snprintf(buf, sizeof(buf), "%llx", (unsigned long long)id);
+    return buf;
+}
+
+/* ---- linearizable reads ----------------------------------------------------------------- */
+
+static void handle(struct evhttp_request *req, void *arg);
+
+static void read_remove(struct srv *s, struct pread *pr)
+{
+    struct pread **pp = &s->reads;
+    while (*pp != pr)
+        pp = &(*pp)->next;
+    *pp = pr->next;
+    s->nreads--;
+    if (pr->req) {
+        struct conn_state *cs = u64map_get(&s->conns, (uint64_t)(uintptr_t)pr->conn);
+        if (cs && cs->r == pr)
+            cs->r = NULL;
+    }
+    free(pr);
+}
+
+static void read_fail(struct srv *s, struct pread *pr, int r, const char *why)
+{
+    if (pr->req) {
+        struct sc_error e;
+        sc_error_set(&e, r, NULL, "%s", why);
+        send_error(s, pr->req, r, &e);
+        observe(s, pr->start);
+    }
+    read_remove(s, pr);
+}
+
+/* True when the caller may answer the read now: its ReadIndex is applied, or the
+ * client asked for ?serializable=1.  Otherwise the request waits as a pread. */
+static bool read_gate(struct srv *s, struct evhttp_request *req, const struct api_query *q)
+{
+    bool ser = false;
+    struct sc_error e = {0};
+    if (s->serve_local || api_query_bool(q, "serializable", &ser, &e) < 0 || ser)
+        return true;
+    if (s->nreads >= RAFT_MAX_READS) {
+        sc_error_set(&e, -SC_E_NO_QUORUM, NULL, "%zu reads are already waiting; retry later",
+                     s->nreads);
+        send_error(s, req, -SC_E_NO_QUORUM, &e);
+        return false;
+    }
+    struct pread *pr = xcalloc(1, sizeof(*pr));
+    pr->req = req;
+    pr->conn = evhttp_request_get_connection(req);
+    pr->start = now_usec(CLOCK_MONOTONIC);
+    struct pread **pp = &s->reads;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = pr;
+    s->nreads++;
+    conn_state(s, pr->conn)->r = pr;
+    drive(s);
+    return false;
+}
+
+static void serve_reads(struct srv *s, const struct raft_update *u)
+{
+    for (size_t i = 0; i < u->n_reads; i++)
+        for (struct pread *pr = s->reads; pr; pr = pr->next)
+            if (pr->ctx == u->reads[i].ctx && !pr->ready) {
+                pr->ready = true;
+                pr->index = u->reads[i].failed ? 0 : u->reads[i].index;
+                if (u->reads[i].failed)
+                    pr->ctx = UINT64_MAX; /* answered below */
+                break;
+            }
+}
+
+/* Answers every read whose index is applied (and fails the refused ones). */
+static void answer_reads(struct srv *s)
+{
+    struct pread *pr = s->reads;
+    while (pr) {
+        struct pread *next = pr->next;
+        if (pr->ready && pr->ctx == UINT64_MAX) {
+            read_fail(s, pr, -SC_E_NOT_LEADER,
+                      "leadership changed while confirming this read; retry");
+        } else if (pr->ready && pr->index <= s->applied_index) {
+            struct evhttp_request *req = pr->req;
+            read_remove(s, pr);
+            if (req) {
+                s->serve_local = true;
+                handle(req, s);
+                s->serve_local = false;
+            }
+        }
+        pr = next;
+    }
+}
+
+static void on_role_change(struct srv *s, enum raft_role old, enum raft_role now_role)
+{
+    log_info("msg=\"role changed\" from=%s to=%s term=%llu leader=%llx", raft_role_name(old),
+             raft_role_name(now_role), (unsigned long long)s->st.term,
+             (unsigned long long)s->st.leader);
+    if (now_role == RAFT_LEADER) {
+        /* Deadlines are leader-local: the new leader gives every lease its full TTL
+         * (invariant 5), so no lease expires early because leadership moved. */
+        store_lease_refresh_all(s->store, now_usec(CLOCK_MONOTONIC));
+        u64map_done(&s->revoking);
+        s->compact_in_flight = false;
+    }
+}
+
+/* Feeds what was queued while an update was in flight into the core. */
+static void feed(struct srv *s)
+{
+    for (; s->ticks_pending; s->ticks_pending--)
+        raft_tick(s->raft);
+    while (s->qhead) {
+        struct proposal *p = s->qhead;
+        s->qhead = p->next;
+        if (!s->qhead)
+            s->qtail = NULL;
+        s->nqueued--;
+        raft_index_t index = 0;
+        int r = raft_propose(s->raft, p->payload.data, p->payload.len, &index);
+        if (r < 0) {
+            fail_proposal(s, p, r == -EBUSY ? -SC_E_NOT_LEADER : r,
+                          r == -EBUSY ? "leadership is being transferred; retry"
+                                      : "this member is not the leader; retry");
+            proposal_free(p);
+            continue;
+        }
+        raft_get_status(s->raft, &s->st);
+        p->index = index;
+        p->term = s->st.term;
+        park(s, p);
+    }
+    struct pread *pr = s->reads;
+    while (pr) {
+        struct pread *next = pr->next;
+        if (pr->ctx == 0) {
+            pr->ctx = ++s->read_ctx;
+            int r = raft_read_index(s->raft, pr->ctx);
+            if (r < 0)
+                read_fail(s, pr, r == -ENOBUFS ? -SC_E_NO_QUORUM : -SC_E_NOT_LEADER,
+                          r == -ENOBUFS ? "too many reads are waiting; retry later"
+                                        : "no leader is known (election in progress or no "
+                                          "quorum reachable); retry");
+        }
+        pr = next;
+    }
+}
+
+static void drive(struct srv *s)
+{
+    if (!s->raft || s->exit_code)
+        return;
+    for (int round = 0; !s->in_flight; round++) {
+        if (round == 64) { /* let the loop breathe, then continue */
+            event_active(s->drive_ev, EV_TIMEOUT, 0);
+            return;
+        }
+        feed(s);
+        if (!raft_has_update(s->raft))
+            break;
+        raft_ready(s->raft, &s->upd);
+        s->in_flight = true;
+        if (update_persist(s, &s->upd))
+            break;
+        update_finish(s);
+    }
+    maybe_finish_shutdown(s);
+}
+
+static void on_drive(evutil_socket_t fd, short what, void *arg)
+{
+    drive(arg);
 }
 
 static void on_durable(evutil_socket_t fd, short what, void *arg)
@@ -372,42 +902,15 @@ static void on_durable(evutil_socket_t fd, short what, void *arg)
         ;
     int err;
     char msg[256];
-    uint64_t durable = persist_durable(&s->persist, &err, msg, sizeof(msg));
+    uint64_t done = persist_done(&s->persist, &err, msg, sizeof(msg));
     if (err) {
         fatal_disk(s, err, msg);
         return;
     }
-    usec_t now = now_usec(CLOCK_MONOTONIC);
-    bool any = false;
-    while (s->head && s->head->index <= durable) {
-        struct proposal *p = s->head;
-        s->head = p->next;
-        if (!s->head)
-            s->tail = NULL;
-        s->nparked--;
-        struct store_cmd cmd;
-        struct store_result res = {0};
-        struct sc_error e = {0};
-        int r = store_cmd_decode(p->payload.data, p->payload.len, &cmd);
-        assert(r == 0);
-        r = store_apply(s->store, &cmd, now, &res, &e);
-        s->applied_index = p->index;
-        if (cmd.type == STORE_CMD_LEASE_REVOKE)
-            u64map_del(&s->revoking, (uint64_t)cmd.lease_id);
-        if (cmd.type == STORE_CMD_COMPACT)
-            s->compact_in_flight = false;
-        reply_applied(s, p, r, &e, &res);
-        store_result_done(&res);
-        store_cmd_done(&cmd);
-        sc_buf_free(&p->payload);
-        free(p);
-        any = true;
+    if (s->in_flight && done >= s->upd_seq) {
+        update_finish(s);
+        drive(s);
     }
-    if (any) {
-        pump_all(s);
-        maybe_snapshot(s);
-    }
-    maybe_finish_shutdown(s);
 }
 
 /* ---- watch streams ---------------------------------------------------------- */
@@ -684,6 +1187,8 @@ static void handle_kv(struct srv *s, struct evhttp_request *req, const char *raw
     if (m == EVHTTP_REQ_GET && watch)
         return start_watch(s, req, key, klen, prefix, q);
     if (m == EVHTTP_REQ_GET) {
+        if (!read_gate(s, req, q))
+            return;
         struct store_op op = {.type = STORE_OP_GET, .key = key, .key_len = klen, .prefix = prefix};
         if ((r = api_query_int(q, "rev", 0, &op.rev, &e)) < 0 ||
             (r = api_query_int(q, "limit", 0, &op.limit, &e)) < 0 ||
@@ -786,7 +1291,7 @@ static void handle_body_cmd(struct srv *s, struct evhttp_request *req, enum repl
         do {
             uint64_t x = 0;
             if (getrandom(&x, sizeof(x), 0) != sizeof(x))
-                x = now_usec(CLOCK_REALTIME) ^ s->last_index;
+                x = now_usec(CLOCK_REALTIME) ^ s->applied_index;
             b.cmd.lease_id = (int64_t)(x >> 1);
         } while (b.cmd.lease_id == 0 || store_lease_exists(s->store, b.cmd.lease_id));
     }
@@ -804,7 +1309,8 @@ static void handle_body_cmd(struct srv *s, struct evhttp_request *req, enum repl
     api_body_done(&b);
 }
 
-static void handle_lease(struct srv *s, struct evhttp_request *req, const char *rest, usec_t start)
+static void handle_lease(struct srv *s, struct evhttp_request *req, const char *rest,
+                         const struct api_query *q, usec_t start)
 {
     struct sc_error e = {0};
     char *end;
@@ -822,6 +1328,11 @@ static void handle_lease(struct srv *s, struct evhttp_request *req, const char *
     if (*end) { /* keepalive */
         if (m != EVHTTP_REQ_POST)
             return send_error(s, req, sc_error_set(&e, -SC_E_METHOD, "method", "use POST"), &e);
+        if (s->st.role != RAFT_LEADER) /* deadlines live on the leader (invariant 5) */
+            return send_error(
+                s, req,
+                sc_error_set(&e, -SC_E_NOT_LEADER, NULL, "this member is not the leader; retry"),
+                &e);
         if ((r = store_lease_keepalive(s->store, id, now, &ttl)) < 0)
             return send_error(s, req, sc_error_set(&e, r, "id", "lease %lld does not exist", id),
                               &e);
@@ -832,6 +1343,8 @@ static void handle_lease(struct srv *s, struct evhttp_request *req, const char *
         return observe(s, start);
     }
     if (m == EVHTTP_REQ_GET) {
+        if (!read_gate(s, req, q))
+            return;
         if ((r = store_lease_info(s->store, id, now, &left, &ttl)) < 0)
             return send_error(s, req, sc_error_set(&e, r, "id", "lease %lld does not exist", id),
                               &e);
@@ -885,6 +1398,25 @@ static void handle_metrics(struct srv *s, struct evhttp_request *req)
                   (unsigned long long)ws.segments, (unsigned long long)ws.disk_bytes,
                   (unsigned long long)s->requests, (unsigned long long)s->events_sent,
                   (unsigned long long)s->cutoffs);
+    sc_buf_printf(&b,
+                  "# TYPE sc_raft_term gauge\nsc_raft_term %llu\n"
+                  "# TYPE sc_raft_leader gauge\nsc_raft_leader %llu\n"
+                  "# TYPE sc_raft_is_leader gauge\nsc_raft_is_leader %d\n"
+                  "# TYPE sc_raft_commit_index gauge\nsc_raft_commit_index %llu\n"
+                  "# TYPE sc_raft_last_index gauge\nsc_raft_last_index %llu\n",
+                  (unsigned long long)s->st.term, (unsigned long long)s->st.leader,
+                  s->st.role == RAFT_LEADER, (unsigned long long)s->st.commit,
+                  (unsigned long long)s->st.last_index);
+    if (s->st.role == RAFT_LEADER && !s->in_flight) {
+        struct raft_progress_info pi[RAFT_MAX_MEMBERS];
+        size_t n = raft_get_progress(s->raft, pi, RAFT_MAX_MEMBERS);
+        sc_buf_printf(&b, "# TYPE sc_raft_peer_match_lag gauge\n");
+        for (size_t i = 0; i < n; i++)
+            if (pi[i].id != s->id)
+                sc_buf_printf(
+                    &b, "sc_raft_peer_match_lag{peer=\"%s\"} %llu\n", peer_name(s, pi[i].id),
+                    (unsigned long long)(s->st.last_index - MIN(pi[i].match, s->st.last_index)));
+    }
     sc_hist_render(&fsync, "sc_wal_fsync_duration_seconds", "WAL write+fdatasync time per batch",
                    &b);
     sc_hist_render(&s->req_hist, "sc_http_request_duration_seconds", "request time to reply", &b);
@@ -923,7 +1455,7 @@ static void handle(struct evhttp_request *req, void *arg)
     else if (PATH_UNDER("/v1/leases/")) {
         char rest[64];
         snprintf(rest, sizeof(rest), "%.*s", (int)MIN(plen - 11, 63), uri + 11);
-        handle_lease(s, req, rest, start);
+        handle_lease(s, req, rest, &q, start);
     } else if (PATH_IS("/v1/compact"))
         handle_body_cmd(s, req, R_COMPACT, start);
     else if ((PATH_IS("/healthz") || PATH_IS("/metrics")) &&
@@ -948,11 +1480,11 @@ static void handle(struct evhttp_request *req, void *arg)
 
 /* ---- timers, signals, shutdown -------------------------------------------------- */
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* Housekeeping every 100 ms: lease expiry and compaction (leader only), proposal
+ * and read timeouts, stalled watches. */
+static void housekeeping(struct srv *s, usec_t now)
 {
-    struct srv *s = arg;
-    usec_t now = now_usec(CLOCK_MONOTONIC);
-    if (!s->shutting_down) {
+    if (!s->shutting_down && s->st.role == RAFT_LEADER) {
         /* Lease expiry: propose a revoke for each expired lease, once. */
         int64_t ids[256];
         size_t n = store_lease_expired(s->store, now, ids, ELEMENTSOF(ids));
@@ -975,16 +1507,50 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             }
         }
     }
+    for (struct proposal *p = s->head; p; p = p->next)
+        if (p->req && now - p->start > PROPOSAL_TIMEOUT)
+            fail_proposal(s, p, -SC_E_NO_QUORUM,
+                          "the write was not committed within 2 s (no quorum reachable?); its "
+                          "outcome is unknown");
+    struct pread *pr = s->reads;
+    while (pr) {
+        struct pread *next = pr->next;
+        if (now - pr->start > PROPOSAL_TIMEOUT)
+            read_fail(s, pr, -SC_E_NO_QUORUM,
+                      "the read could not be confirmed by a quorum within 2 s; retry");
+        pr = next;
+    }
     check_stalled(s, now);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv *s = arg;
+    s->ticks_pending++;
+    drive(s);
+    unsigned every = MAX(1u, 100u / MAX(1u, s->cfg.tick_ms));
+    if (++s->tick_count % every == 0) {
+        housekeeping(s, now_usec(CLOCK_MONOTONIC));
+        maybe_finish_shutdown(s);
+    }
 }
 
 static void maybe_finish_shutdown(struct srv *s)
 {
-    if (!s->shutting_down || s->head)
+    if (!s->shutting_down || s->in_flight)
         return;
+    for (int list = 0; list < 2; list++)
+        for (struct proposal *p = list ? s->qhead : s->head; p; p = p->next)
+            if (p->req)
+                return;
+    if (s->finishing)
+        return;
+    s->finishing = true;
     bool had_streams = s->streams != NULL;
     while (s->streams)
         stream_end(s, s->streams, -SC_E_SHUTTING_DOWN, "sctld is shutting down; resume elsewhere");
+    while (s->reads)
+        read_fail(s, s->reads, -SC_E_SHUTTING_DOWN, "sctld is shutting down; retry elsewhere");
     /* Give the loop a moment to flush the last lines (or to see the peers gone),
      * so that every connection is closed by libevent itself. */
     struct timeval grace = {0, had_streams ? 200 * 1000 : 0};
@@ -1008,35 +1574,77 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- recovery ------------------------------------------------------------------- */
 
-struct replay_ctx {
-    struct srv *s;
-    uint64_t applied;
-    struct sc_error *e;
-    usec_t now;
+struct wal_ent {
+    raft_term_t term;
+    raft_index_t index;
+    uint8_t *data; /* type byte + payload */
+    size_t len;
 };
 
+struct replay_ctx {
+    struct wal_ent *v;
+    size_t n, cap;
+    bool has_hs;
+    struct raft_hard_state hs;
+    struct sc_error *e;
+};
+
+static void ents_truncate(struct replay_ctx *c, size_t n)
+{
+    while (c->n > n)
+        free(c->v[--c->n].data);
+}
+
+/* Rebuilds the log as the core last knew it: an entry with index i overrides
+ * every entry >= i; a WAL_REC_SNAPSHOT marker (a snapshot received from the
+ * leader) drops every entry that does not continue it. */
 static int replay_one(void *ud, const struct wal_record *rec)
 {
     struct replay_ctx *c = ud;
-    if (rec->type != WAL_REC_ENTRY || rec->index <= c->applied)
-        return 0; /* covered by the snapshot */
-    if (rec->index != c->applied + 1)
-        return sc_error_set(c->e, -SC_E_CORRUPT, "wal",
-                            "gap in the log: expected entry %llu, found %llu",
-                            (unsigned long long)c->applied + 1, (unsigned long long)rec->index);
-    struct store_cmd cmd;
-    int r = store_cmd_decode(rec->data, rec->len, &cmd);
-    if (r < 0)
-        return sc_error_set(c->e, r, "wal", "entry %llu does not decode as a store command",
+    if (rec->type == WAL_REC_STATE) {
+        if (rec->len != 24)
+            return sc_error_set(c->e, -SC_E_CORRUPT, "wal", "hard state record of %zu bytes",
+                                rec->len);
+        c->has_hs = true;
+        c->hs.term = sc_get_u64le(rec->data);
+        c->hs.vote = sc_get_u64le(rec->data + 8);
+        c->hs.commit = sc_get_u64le(rec->data + 16);
+        return 0;
+    }
+    if (rec->type == WAL_REC_SNAPSHOT) {
+        size_t k = 0;
+        while (k < c->n && c->v[k].index < rec->index)
+            k++;
+        bool keep = (k < c->n && c->v[k].index == rec->index && c->v[k].term == rec->term) ||
+                    (c->n && c->v[0].index == rec->index + 1);
+        if (!keep)
+            ents_truncate(c, 0);
+        return 0;
+    }
+    if (rec->type != WAL_REC_ENTRY)
+        return 0;
+    if (rec->len < 1)
+        return sc_error_set(c->e, -SC_E_CORRUPT, "wal", "entry %llu has no type byte",
                             (unsigned long long)rec->index);
-    struct store_result res;
-    struct sc_error ignored;
-    /* A command refused when first applied is refused again, identically. */
-    (void)store_apply(c->s->store, &cmd, c->now, &res, &ignored);
-    store_result_done(&res);
-    store_cmd_done(&cmd);
-    c->applied = rec->index;
+    if (c->n && (rec->index > c->v[c->n - 1].index + 1 || rec->index < c->v[0].index))
+        ents_truncate(c, 0); /* the older ones lie below a snapshot: raft checks the gap */
+    else if (c->n)
+        ents_truncate(c, (size_t)(rec->index - c->v[0].index));
+    c->v = sc_grow(c->v, &c->cap, c->n + 1, sizeof(*c->v));
+    c->v[c->n++] = (struct wal_ent){.term = rec->term,
+                                    .index = rec->index,
+                                    .data = xmemdup(rec->data, rec->len),
+                                    .len = rec->len};
     return 0;
+}
+
+/* The members named by --initial-cluster (or just this one). */
+static int initial_conf(struct srv *s, struct raft_conf *conf);
+static raft_id_t name_id(const char *name);
+
+static void raft_trace(void *ud, const char *line)
+{
+    log_debug("msg=\"raft\" trace=\"%s\"", line);
 }
 
 static int recover(struct srv *s, struct wal **ret_wal)
@@ -1060,34 +1668,142 @@ static int recover(struct srv *s, struct wal **ret_wal)
     }
     if (e.msg[0])
         log_warn("msg=\"snapshot fallback\" detail=\"%s\"", e.msg);
-    if (r == 1) {
-        r = store_snapshot_decode(s->store, snap.data, snap.len, t0, &e);
-        sc_buf_free(&snap);
-        if (r < 0) {
-            log_error("msg=\"snapshot does not load\" index=%llu error=\"%s\"",
-                      (unsigned long long)sindex, e.msg);
-            return r;
-        }
-    }
+    bool have_snap = r == 1;
     struct wal_options wo = {.segment_bytes = s->cfg.wal_segment_bytes, .io = &wal_io_posix};
     struct wal *w;
     if ((r = wal_open(s->wal_dir, &wo, &w, &e)) < 0) {
         log_error("msg=\"cannot open the log\" error=\"%s\"", e.msg);
+        sc_buf_free(&snap);
         return r;
     }
-    struct replay_ctx c = {.s = s, .applied = sindex, .e = &e, .now = t0};
+    struct replay_ctx c = {.e = &e};
     if ((r = wal_replay(w, replay_one, &c, &e)) < 0) {
         log_error("msg=\"log replay failed; refusing to start\" error=\"%s\"", e.msg);
-        wal_close(w);
-        return r;
+        goto fail;
     }
-    s->applied_index = s->last_index = c.applied;
-    s->snap_index = sindex;
-    log_info(
-        "msg=\"recovered\" snapshot_index=%llu applied_index=%llu revision=%lld keys=%zu ms=%llu",
-        (unsigned long long)sindex, (unsigned long long)c.applied, (long long)store_rev(s->store),
-        store_key_count(s->store), (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0) / 1000);
+    if (!have_snap && c.n == 0 && !c.has_hs && !s->cfg.join) {
+        /* A fresh member of the initial cluster: every initial member writes the
+         * same bootstrap snapshot (index 1, term 1, the initial voters). */
+        struct raft_snapshot_meta m = {.index = 1, .term = 1};
+        if ((r = initial_conf(s, &m.conf)) < 0)
+            goto fail;
+        struct store *empty = store_new(&s->cfg.limits);
+        struct sc_buf st = {0};
+        store_snapshot_encode(empty, &st);
+        store_free(empty);
+        snap_encode(&m, st.data, st.len, &snap);
+        sc_buf_free(&st);
+        if ((r = snap_save(s->snap_dir, NULL, 1, 1, snap.data, snap.len, 2, &e)) < 0) {
+            log_error("msg=\"cannot write the bootstrap snapshot\" error=\"%s\"", e.msg);
+            goto fail;
+        }
+        have_snap = true;
+        log_info("msg=\"bootstrapped a new cluster\" voters=%u", m.conf.n_voters);
+    }
+    struct raft_config rc;
+    raft_config_default(&rc);
+    rc.id = s->id;
+    rc.election_ticks = s->cfg.election_ticks;
+    rc.heartbeat_ticks = s->cfg.heartbeat_ticks;
+    rc.pre_vote = true;
+    rc.check_quorum = true;
+    rc.trace = raft_trace;
+    if (getrandom(&rc.seed, sizeof(rc.seed), 0) != sizeof(rc.seed))
+        rc.seed = now_usec(CLOCK_REALTIME);
+    if ((r = raft_new(&rc, &s->raft, &e)) < 0)
+        goto fail;
+    if (have_snap) {
+        const uint8_t *st;
+        size_t stlen;
+        if ((r = snap_decode(snap.data, snap.len, &s->snap_meta, &st, &stlen)) < 0) {
+            sc_error_set(&e, r, "snapshot",
+                         "the newest snapshot has no Raft metadata (a data directory from "
+                         "before Raft?)");
+            goto fail;
+        }
+        if ((r = store_snapshot_decode(s->store, st, stlen, t0, &e)) < 0 ||
+            (r = raft_load_snapshot(s->raft, &s->snap_meta, &e)) < 0)
+            goto fail;
+        sc_buf_put(&s->snap_store, st, stlen);
+    }
+    size_t k = 0;
+    while (k < c.n && c.v[k].index < s->snap_meta.index)
+        k++;
+    if (k < c.n && c.v[k].index == s->snap_meta.index && c.v[k].term != s->snap_meta.term)
+        k = c.n; /* stale entries of a log the snapshot replaced */
+    for (; k < c.n; k++) {
+        struct raft_entry ent = {.term = c.v[k].term,
+                                 .index = c.v[k].index,
+                                 .type = c.v[k].data[0],
+                                 .data = c.v[k].data + 1,
+                                 .len = c.v[k].len - 1};
+        if ((r = raft_load_entry(s->raft, &ent, &e)) < 0)
+            goto fail;
+    }
+    if (c.has_hs && (r = raft_load_hard_state(s->raft, &c.hs, &e)) < 0)
+        goto fail;
+    if ((r = raft_start(s->raft, &e)) < 0)
+        goto fail;
+    raft_get_status(s->raft, &s->st);
+    s->applied_index = s->snap_index = s->snap_meta.index;
+    log_info("msg=\"recovered\" snapshot_index=%llu last_index=%llu commit=%llu term=%llu "
+             "revision=%lld ms=%llu",
+             (unsigned long long)s->snap_meta.index, (unsigned long long)s->st.last_index,
+             (unsigned long long)s->st.commit, (unsigned long long)s->st.term,
+             (long long)store_rev(s->store),
+             (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0) / 1000);
+    ents_truncate(&c, 0);
+    free(c.v);
+    sc_buf_free(&snap);
     *ret_wal = w;
+    return 0;
+fail:
+    if (e.msg[0])
+        log_error("msg=\"recovery failed; refusing to start\" error=\"%s\"", e.msg);
+    ents_truncate(&c, 0);
+    free(c.v);
+    sc_buf_free(&snap);
+    wal_close(w);
+    return r < 0 ? r : -SC_E_CORRUPT;
+}
+
+/* A nonzero 64-bit id from the member name (FNV-1a, then a finaliser). */
+static raft_id_t name_id(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+static int initial_conf(struct srv *s, struct raft_conf *conf)
+{
+    memset(conf, 0, sizeof(*conf));
+    if (!s->cfg.initial_cluster || !*s->cfg.initial_cluster) {
+        conf->voters[conf->n_voters++] = s->id;
+        return 0;
+    }
+    bool self = false;
+    char *list = xstrdup(s->cfg.initial_cluster), *save = NULL;
+    for (char *it = strtok_r(list, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(it, '=');
+        if (!eq || conf->n_voters >= RAFT_MAX_MEMBERS) {
+            log_error("msg=\"--initial-cluster: expected NAME=HOST:PORT,...\" got=\"%s\"", it);
+            free(list);
+            return -EINVAL;
+        }
+        *eq = '\0';
+        conf->voters[conf->n_voters++] = name_id(it);
+        self |= strcmp(it, s->cfg.name) == 0;
+    }
+    free(list);
+    if (!self) {
+        log_error("msg=\"--initial-cluster does not name this member\" name=%s", s->cfg.name);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -1135,10 +1851,21 @@ static int bind_listener(struct srv *s)
     return 0;
 }
 
+/* Before the loop runs: waits for the update in flight (start-up only). */
+static void wait_idle(struct srv *s)
+{
+    while (s->in_flight && !s->exit_code) {
+        struct pollfd pfd = {.fd = s->persist.wake_fd, .events = POLLIN};
+        poll(&pfd, 1, 1000);
+        on_durable(s->persist.wake_fd, EV_READ, s);
+    }
+}
+
 int srv_run(const struct srv_config *cfg)
 {
     struct srv *s = xcalloc(1, sizeof(*s));
     s->cfg = *cfg;
+    s->id = name_id(cfg->name);
     s->store = store_new(&cfg->limits);
     struct wal *w = NULL;
     int r = recover(s, &w);
@@ -1166,13 +1893,27 @@ int srv_run(const struct srv_config *cfg)
     evhttp_set_max_headers_size(s->http, 64 * 1024);
     evhttp_set_timeout(s->http, 120);
     evhttp_set_gencb(s->http, handle, s);
+    s->drive_ev = event_new(s->base, -1, 0, on_drive, s);
+    /* Re-apply what the log holds as committed; a sole voter elects itself before
+     * it listens, so that the first request finds a leader. */
+    drive(s);
+    wait_idle(s);
+    if (s->st.conf.n_voters == 1 && s->st.conf.voters[0] == s->id && !s->st.conf.n_outgoing) {
+        raft_campaign(s->raft);
+        drive(s);
+        wait_idle(s);
+    }
+    if (s->exit_code) {
+        r = s->exit_code;
+        goto out;
+    }
     if ((r = bind_listener(s)) < 0)
         goto out;
     s->wake_ev = event_new(s->base, s->persist.wake_fd, EV_READ | EV_PERSIST, on_durable, s);
     s->tick_ev = event_new(s->base, -1, EV_PERSIST, on_tick, s);
     s->sigterm_ev = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sigint_ev = evsignal_new(s->base, SIGINT, on_signal, s);
-    struct timeval tick = {0, 100 * 1000};
+    struct timeval tick = {s->cfg.tick_ms / 1000, (s->cfg.tick_ms % 1000) * 1000};
     event_add(s->wake_ev, NULL);
     event_add(s->tick_ev, &tick);
     event_add(s->sigterm_ev, NULL);
@@ -1188,12 +1929,24 @@ out:
         stream_free(s, s->streams);
     if (s->persist_running)
         persist_stop(&s->persist);
-    while (s->head) {
-        struct proposal *p = s->head;
-        s->head = p->next;
-        sc_buf_free(&p->payload);
-        free(p);
+    for (int list = 0; list < 2; list++) {
+        struct proposal *p = list ? s->qhead : s->head;
+        while (p) {
+            struct proposal *next = p->next;
+            proposal_free(p);
+            p = next;
+        }
     }
+    while (s->reads) {
+        struct pread *next = s->reads->next;
+        free(s->reads);
+        s->reads = next;
+    }
+    if (s->raft)
+        raft_free(s->raft);
+    sc_buf_free(&s->snap_store);
+    if (s->drive_ev)
+        event_free(s->drive_ev);
     uint64_t k;
     void *v;
     for (size_t i = 0; u64map_next(&s->conns, &i, &k, &v);)

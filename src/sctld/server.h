@@ -1,9 +1,11 @@
 /*
  * server.h: sctld's store server: HTTP/1.1 + JSON over libevent in front of
- * cubestore, with a durable log and group commit (docs/api.md, docs/store.md).
+ * cubestore, replicated by the Raft core with a durable log and group commit
+ * (docs/api.md, docs/store.md, docs/raft.md "sctld integration").
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,7 +14,13 @@
 
 struct srv_config {
     const char *data_dir;
-    const char *listen; /* HOST:PORT; port 0 picks a free one */
+    const char *listen;          /* HOST:PORT; port 0 picks a free one */
+    const char *name;            /* member name; its Raft id is a hash of it */
+    const char *peer_listen;     /* HOST:PORT for Raft peers; NULL: no peers */
+    const char *initial_cluster; /* NAME=HOST:PORT,... (peer addresses); NULL: just us */
+    bool join;                   /* start empty: an existing cluster adds us */
+    unsigned tick_ms;            /* Raft tick */
+    unsigned election_ticks, heartbeat_ticks;
     struct store_limits limits;
     size_t max_body_bytes;
     size_t watch_buffer_bytes; /* unsent events a watch may hold */

@@ -746,6 +746,16 @@ int store_lease_info(const struct store *s, int64_t id, usec_t now, int64_t *ret
     return 0;
 }
 
+void store_lease_refresh_all(struct store *s, usec_t now)
+{
+    uint64_t id;
+    void *v;
+    for (size_t i = 0; u64map_next(&s->leases, &i, &id, &v);) {
+        struct lease *l = v;
+        l->deadline = now + (usec_t)l->ttl_sec * USEC_PER_SEC;
+    }
+}
+
 size_t store_lease_expired(const struct store *s, usec_t now, int64_t *ids, size_t max)
 {
     size_t n = 0;
@@ -1018,7 +1028,8 @@ int store_snapshot_decode(struct store *s, const uint8_t *data, size_t len, usec
             return SNAP_CORRUPT("key attached to a missing lease");
         lease_attach(s, k, re->lease);
     }
-    qsort(s->log + s->log_start, s->log_len, sizeof(*s->log), log_rec_cmp);
+    if (s->log_len) /* an empty store's log is NULL: qsort(NULL, 0) is undefined */
+        qsort(s->log + s->log_start, s->log_len, sizeof(*s->log), log_rec_cmp);
     return 0;
 }
 

@@ -192,6 +192,9 @@ int store_lease_keepalive(struct store *s, int64_t id, usec_t now, int64_t *ret_
 /* Seconds left (rounded up) and the TTL of a lease. */
 int store_lease_info(const struct store *s, int64_t id, usec_t now, int64_t *ret_left,
                      int64_t *ret_ttl);
+/* Gives every lease its full TTL from now (a new Raft leader does this: deadlines
+ * are leader-local, so no lease expires early because leadership moved). */
+void store_lease_refresh_all(struct store *s, usec_t now);
 /* Writes up to max ids of leases whose deadline is <= now; returns how many. */
 size_t store_lease_expired(const struct store *s, usec_t now, int64_t *ids, size_t max);
 size_t store_lease_count(const struct store *s);

@@ -635,6 +635,49 @@ static void cmd_codec_rejects_garbage(void **state)
     sc_buf_free(&b);
 }
 
+/* A new Raft leader refreshes every deadline: nothing expires before now + TTL. */
+static void lease_refresh_all_gives_full_ttl(void **state)
+{
+    struct store_limits l;
+    store_limits_default(&l);
+    struct store *s = store_new(&l);
+    struct store_result res;
+    struct sc_error e;
+    for (int64_t id = 1; id <= 3; id++) {
+        struct store_cmd c = {.type = STORE_CMD_LEASE_GRANT, .lease_id = id, .ttl_sec = id * 10};
+        assert_int_equal(store_apply(s, &c, 0, &res, &e), 0);
+        store_result_done(&res);
+    }
+    int64_t ids[8];
+    usec_t later = 100 * USEC_PER_SEC;
+    assert_int_equal(store_lease_expired(s, later, ids, 8), 3);
+    store_lease_refresh_all(s, later);
+    assert_int_equal(store_lease_expired(s, later + 10 * USEC_PER_SEC - 1, ids, 8), 0);
+    assert_int_equal(store_lease_expired(s, later + 10 * USEC_PER_SEC, ids, 8), 1);
+    assert_int_equal(ids[0], 1);
+    int64_t left, ttl;
+    assert_int_equal(store_lease_info(s, 3, later, &left, &ttl), 0);
+    assert_int_equal(left, 30);
+    store_free(s);
+}
+
+/* Every Raft member bootstraps from the snapshot of an empty store. */
+static void empty_store_snapshot_round_trip(void **state)
+{
+    struct store_limits l;
+    store_limits_default(&l);
+    struct store *a = store_new(&l), *b = store_new(&l);
+    struct sc_buf buf = {0};
+    struct sc_error e;
+    store_snapshot_encode(a, &buf);
+    assert_int_equal(store_snapshot_decode(b, buf.data, buf.len, 0, &e), 0);
+    assert_int_equal(store_rev(b), 1);
+    assert_int_equal(store_key_count(b), 0);
+    sc_buf_free(&buf);
+    store_free(a);
+    store_free(b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -645,6 +688,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(golden_watch),
         cmocka_unit_test(model_random_ops),
         cmocka_unit_test(cmd_codec_rejects_garbage),
+        cmocka_unit_test(lease_refresh_all_gives_full_ttl),
+        cmocka_unit_test(empty_store_snapshot_round_trip),
     };
     return sc_test_main(tests, argc, argv);
 }
