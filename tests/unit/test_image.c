@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "base/util.h"
+#include "cell/cell.h"
 #include "image/image.h"
 #include "image/oci.h"
 #include "image/registry.h"
@@ -29,7 +30,8 @@ struct fx {
     char dir[64];
     char *trust_dir, *priv, *pub, *priv2, *pub2, *store_dir;
     struct img_trust *trust;
-    pid_t registry_pid; /* a docker-registry this test started, ended in teardown */
+    pid_t registry_pid;     /* a docker-registry this test started, ended in teardown */
+    struct cell_host *host; /* freed in teardown, so no Cell outlives a failed test */
 };
 
 static char *cat(const char *a, const char *b)
@@ -135,6 +137,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    cell_host_free(f->host);
     if (f->registry_pid > 0) {
         kill(f->registry_pid, SIGTERM);
         waitpid(f->registry_pid, NULL, 0);
@@ -1164,6 +1167,159 @@ static void registry_oci_image_imports(void **state)
                      -SC_E_NOT_FOUND);
 }
 
+/* ---- the whole path: OCI image -> registry -> import -> store -> a running Cell --- */
+
+/* A layer with a busybox root filesystem (the static binary from the host, its
+ * applets as symlinks, the mount points a Cell needs), gzip-compressed. */
+static uint8_t *busybox_layer(size_t *ret_len)
+{
+    int fd = open("/bin/busybox", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("/bin/busybox: %s (busybox-static, scripts/deps.sh)", strerror(errno));
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    _cleanup_free_ uint8_t *bb = xmalloc((size_t)st.st_size);
+    assert_int_equal(read(fd, bb, (size_t)st.st_size), st.st_size);
+    close(fd);
+    size_t cap = (size_t)st.st_size * 2 + (1 << 20), used = 0;
+    uint8_t *buf = xmalloc(cap);
+    struct archive *a = archive_write_new();
+    struct archive_entry *ae = archive_entry_new();
+    assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+    static const char *const dirs[] = {"./", "bin/", "etc/", "tmp/", "run/", "proc/", "dev/"};
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+        archive_entry_clear(ae);
+        archive_entry_set_pathname(ae, dirs[i]);
+        archive_entry_set_mode(ae, AE_IFDIR | (strcmp(dirs[i], "tmp/") ? 0755 : 01777));
+        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    }
+    archive_entry_clear(ae);
+    archive_entry_set_pathname(ae, "bin/busybox");
+    archive_entry_set_mode(ae, AE_IFREG | 0755);
+    archive_entry_set_size(ae, st.st_size);
+    assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    assert_int_equal(archive_write_data(a, bb, (size_t)st.st_size), st.st_size);
+    static const char *const applets[] = {"bin/sh", "bin/cat", "bin/echo", "bin/true"};
+    for (size_t i = 0; i < ELEMENTSOF(applets); i++) {
+        archive_entry_clear(ae);
+        archive_entry_set_pathname(ae, applets[i]);
+        archive_entry_set_mode(ae, AE_IFLNK | 0777);
+        archive_entry_set_symlink(ae, "busybox");
+        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    }
+    static const char rel[] = "NAME=oci-busybox\n";
+    archive_entry_clear(ae);
+    archive_entry_set_pathname(ae, "etc/os-release");
+    archive_entry_set_mode(ae, AE_IFREG | 0644);
+    archive_entry_set_size(ae, sizeof(rel) - 1);
+    assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+    assert_int_equal(archive_write_data(a, rel, sizeof(rel) - 1), (la_ssize_t)sizeof(rel) - 1);
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    archive_entry_free(ae);
+    *ret_len = used;
+    return buf;
+}
+
+static void oci_image_from_registry_runs_in_a_cell(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    if (geteuid() != 0)
+        skip();
+    /* An OCI layout whose one layer is busybox; the config names the program. */
+    _cleanup_free_ char *layout = cat(f->dir, "bb"), *blobs = cat(layout, "blobs/sha256");
+    assert_int_equal(sc_mkdir_p(blobs), 0);
+    write_file(layout, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", 30, 0644);
+    size_t llen;
+    _cleanup_free_ uint8_t *layer = busybox_layer(&llen);
+    char ld[IMG_SHA256_STR_LEN + 1], cd[IMG_SHA256_STR_LEN + 1], md[IMG_SHA256_STR_LEN + 1];
+    put_blob(layout, layer, llen, ld);
+    static const char cfg[] = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{"
+                              "\"Entrypoint\":[\"/bin/sh\",\"-c\"],\"Cmd\":[\"echo hello from "
+                              "$(cat /etc/os-release) in $PWD\"],\"WorkingDir\":\"/tmp\"}}";
+    put_blob(layout, cfg, sizeof(cfg) - 1, cd);
+    _cleanup_free_ char *cdesc = desc_json("application/vnd.oci.image.config.v1+json", cd,
+                                           sizeof(cfg) - 1),
+                        *ldesc = desc_json("application/vnd.oci.image.layer.v1.tar+gzip", ld, llen),
+                        *man = NULL, *index = NULL;
+    assert_true(asprintf(&man,
+                         "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":%s,"
+                         "\"layers\":[%s]}",
+                         IMG_OCI_MANIFEST_TYPE, cdesc, ldesc) > 0);
+    put_blob(layout, man, strlen(man), md);
+    assert_true(asprintf(&index,
+                         "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"%s\","
+                         "\"digest\":\"%s\",\"size\":%zu}]}",
+                         IMG_OCI_MANIFEST_TYPE, md, strlen(man)) > 0);
+    write_file(layout, "index.json", index, strlen(index), 0644);
+
+    /* Through the registry and back, imported, signed, stored. */
+    _cleanup_free_ char *base = start_registry(f);
+    _cleanup_free_ char *pulled = cat(f->dir, "bb-pulled"), *pack = cat(f->dir, "bb.pack"),
+                        *sig = cat(f->dir, "bb.sig");
+    if (img_registry_push_oci(base, "library/busybox", "stable", layout, NULL, &e) < 0 ||
+        img_registry_pull_oci(base, "library/busybox", "stable", pulled, &e) < 0)
+        fail_msg("registry: %s", e.msg);
+    struct img_id id, x;
+    if (img_oci_import(pulled, "stable", pack, "busybox", &id, &e) < 0)
+        fail_msg("import: %s", e.msg);
+    assert_int_equal(img_sign_file(f->priv, pack, sig, NULL, &e), 0);
+    struct img_store *s;
+    assert_int_equal(img_store_open(f->store_dir, f->trust, &s, &e), 0);
+    assert_int_equal(img_store_add(s, pack, sig, &x, &e), 0);
+    _cleanup_free_ char *root = NULL;
+    assert_int_equal(img_store_acquire(s, &id, "cell-bb", &root, &e), 0);
+    /* The store dir is 0700; the Cell reaches its root through a bind mount. */
+
+    /* The Cell runs what the image config says, as nobody, over the stored tree. */
+    _cleanup_free_ char *mpath = NULL;
+    char hex[IMG_BLAKE3_HEX_LEN + 1], mj[4096];
+    img_blake3_hex(id.digest, hex);
+    assert_true(asprintf(&mpath, "images/%s/manifest.json", hex) > 0);
+    read_small(f->store_dir, mpath, mj, sizeof(mj));
+    struct img_manifest m;
+    assert_int_equal(img_manifest_decode(mj, strlen(mj), &m, &e), 0);
+    assert_int_equal(m.argc, 3);
+    const char *argv[4] = {m.argv[0], m.argv[1], m.argv[2], NULL};
+    char cg[48], name[32];
+    snprintf(cg, sizeof(cg), "swiftcube-imgtest-%d", (int)getpid());
+    snprintf(name, sizeof(name), "img-%d", (int)getpid());
+    struct cell_host_config hc = {.backend = "linux", .cgroup_parent = cg};
+    if (cell_host_new(&hc, &f->host, &e) < 0)
+        fail_msg("cell_host_new: %s", e.msg);
+    struct cell_spec spec = {.name = name,
+                             .root = root,
+                             .argv = argv,
+                             .cwd = m.workdir,
+                             .uid = 65534,
+                             .gid = 65534,
+                             .net = CELL_NET_NONE};
+    struct cell *c = NULL;
+    if (cell_create(f->host, &spec, &c, &e) < 0 || cell_start(c, &e) < 0)
+        fail_msg("cell: %s", e.msg);
+    assert_int_equal(cell_wait(c, 10 * USEC_PER_SEC), 0);
+    struct cell_status st;
+    cell_status(c, &st);
+    char log[4096];
+    uint64_t cur = 0;
+    size_t n = cell_log_read(c, &cur, log, sizeof(log) - 1, NULL);
+    log[n] = '\0';
+    if (st.exit_code != 0 || !strstr(log, "hello from NAME=oci-busybox in /tmp"))
+        fail_msg("Cell exit %d, log:\n%s", st.exit_code, log);
+    cell_free(c);
+    img_manifest_done(&m);
+
+    /* The Cell is gone: its lease goes, and GC takes the image. */
+    assert_int_equal(img_store_release(s, &id, "cell-bb", &e), 0);
+    struct img_gc_stats gs;
+    assert_int_equal(img_store_gc(s, 0, &gs, &e), 0);
+    assert_int_equal(gs.images_removed, 1);
+    img_store_free(s);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -1180,6 +1336,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(oci_layers_cannot_escape, setup, teardown),
         cmocka_unit_test_setup_teardown(registry_push_pull_signed_image, setup, teardown),
         cmocka_unit_test_setup_teardown(registry_oci_image_imports, setup, teardown),
+        cmocka_unit_test_setup_teardown(oci_image_from_registry_runs_in_a_cell, setup, teardown),
     };
     return sc_test_main(tests, argc, argv);
 }
