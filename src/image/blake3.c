@@ -22,6 +22,7 @@
 #include "image/blake3.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,57 +137,61 @@ static void compress(const uint32_t cv[8], const uint8_t block[IMG_BLAKE3_BLOCK_
 
 #undef ROTR
 
-/* Eight chunks at once: lane i of every vector belongs to chunk in[i]. */
+/* Whole chunks, many at once (blake3_simd.h).  Eight lanes: x86-64-v4 (AVX-512VL)
+ * brings a vector rotate, AVX2 eight 32-bit lanes per register, and the default
+ * clone uses SSE2 pairs; the loader picks one.  Sixteen lanes: one 512-bit register
+ * per state word, used when the CPU has AVX-512F. */
 typedef uint32_t v8u32 __attribute__((vector_size(32)));
-#define ROTR(w, c) (((w) >> (c)) | ((w) << (32 - (c))))
+/* Scalar loads: measured faster here than 8x8 shuffle transposes and than
+ * AVX-512 gather instructions. */
+#define SCALAR_LOAD(m, p)                                                                          \
+    for (int w_ = 0; w_ < 16; w_++)                                                                \
+        for (int l_ = 0; l_ < SIMD_LANES; l_++)                                                    \
+    (m)[w_][l_] = load32((p) + (size_t)l_ * IMG_BLAKE3_CHUNK_LEN + 4 * w_)
+#define SIMD_LOAD  SCALAR_LOAD
+#define SIMD_LANES 8
+#define SIMD_VT    v8u32
+#define SIMD_FN    hash_chunks_x8
+#define SIMD_ATTR  __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#include "image/blake3_simd.h"
+#undef SIMD_LANES
+#undef SIMD_VT
+#undef SIMD_FN
+#undef SIMD_ATTR
+#undef SIMD_LOAD
 
-/* A macro, not a function: a vector return value would change the ABI. */
-#define splat(x) ((v8u32){(x), (x), (x), (x), (x), (x), (x), (x)})
+#if defined(__x86_64__)
+typedef uint32_t v16u32 __attribute__((vector_size(64)));
+#define SIMD_LOAD  SCALAR_LOAD
+#define SIMD_LANES 16
+#define SIMD_VT    v16u32
+#define SIMD_FN    hash_chunks_x16
+#define SIMD_ATTR  __attribute__((target("arch=x86-64-v4")))
+#include "image/blake3_simd.h"
+#undef SIMD_LANES
+#undef SIMD_VT
+#undef SIMD_FN
+#undef SIMD_ATTR
+#undef SIMD_LOAD
 
-/* x86-64-v4 (AVX-512VL) brings a vector rotate, AVX2 eight 32-bit lanes per
- * register; the default clone uses SSE2 pairs.  The loader picks one. */
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) static void
-hash_chunks_x8(const uint8_t *const in[8], const uint32_t key[8], uint64_t counter, uint8_t flags,
-               uint32_t out[8][8])
+static bool have_avx512(void)
 {
-    v8u32 h[8], ctr_lo, ctr_hi;
-    for (int w = 0; w < 8; w++)
-        h[w] = splat(key[w]);
-    for (int l = 0; l < 8; l++) {
-        ctr_lo[l] = (uint32_t)(counter + (uint64_t)l);
-        ctr_hi[l] = (uint32_t)((counter + (uint64_t)l) >> 32);
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     }
-    for (int b = 0; b < IMG_BLAKE3_CHUNK_LEN / IMG_BLAKE3_BLOCK_LEN; b++) {
-        v8u32 m[16];
-        /* Scalar gathers: measured faster here than 8x8 shuffle transposes. */
-        for (int w = 0; w < 16; w++)
-            for (int l = 0; l < 8; l++)
-                m[w][l] = load32(in[l] + b * IMG_BLAKE3_BLOCK_LEN + 4 * w);
-        uint32_t f = flags;
-        if (b == 0)
-            f |= CHUNK_START;
-        if (b == IMG_BLAKE3_CHUNK_LEN / IMG_BLAKE3_BLOCK_LEN - 1)
-            f |= CHUNK_END;
-        v8u32 v[16] = {0}; /* GCC 12 -O3 warns falsely without it */
-        for (int w = 0; w < 8; w++) {
-            v[w] = h[w];
-            v[w + 8] = splat(IV[w & 3]);
-        }
-        v[12] = ctr_lo;
-        v[13] = ctr_hi;
-        v[14] = splat(IMG_BLAKE3_BLOCK_LEN);
-        v[15] = splat(f);
-        for (int r = 0; r < 7; r++)
-            ROUND(v, m, r);
-        for (int w = 0; w < 8; w++)
-            h[w] = v[w] ^ v[w + 8];
-    }
-    for (int l = 0; l < 8; l++)
-        for (int w = 0; w < 8; w++)
-            out[l][w] = h[w][l];
+    return v;
 }
-
-#undef ROTR
+#else
+#define have_avx512() false
+static void hash_chunks_x16(const uint8_t *in, const uint32_t key[8], uint64_t counter,
+                            uint8_t flags, uint32_t out[16][8])
+{
+    hash_chunks_x8(in, key, counter, flags, out);
+    hash_chunks_x8(in + 8 * IMG_BLAKE3_CHUNK_LEN, key, counter + 8, flags, out + 8);
+}
+#endif
 
 /* What is left to compress for a node whose kind is not yet known (root or not). */
 struct output {
@@ -354,20 +359,21 @@ void img_blake3_update(struct img_blake3 *h, const void *data, size_t len)
             push_chunk_cv(h, cv, total);
             chunk_reset(&h->chunk, h->key, total);
         }
-        /* At a chunk boundary, hash runs of eight whole chunks that are surely
-         * not the last one (at least one byte stays for the buffered chunk). */
+        /* At a chunk boundary, hash runs of sixteen or eight whole chunks that are
+         * surely not the last one (at least one byte stays for the buffered chunk). */
         if (chunk_len(&h->chunk) == 0) {
             while (len > 8 * IMG_BLAKE3_CHUNK_LEN) {
-                const uint8_t *ptrs[8];
-                uint32_t cvs[8][8];
-                for (int i = 0; i < 8; i++)
-                    ptrs[i] = in + (size_t)i * IMG_BLAKE3_CHUNK_LEN;
-                hash_chunks_x8(ptrs, h->key, h->chunk.counter, h->flags, cvs);
-                for (int i = 0; i < 8; i++)
-                    push_chunk_cv(h, cvs[i], h->chunk.counter + (uint64_t)i + 1);
-                chunk_reset(&h->chunk, h->key, h->chunk.counter + 8);
-                in += 8 * IMG_BLAKE3_CHUNK_LEN;
-                len -= 8 * IMG_BLAKE3_CHUNK_LEN;
+                size_t lanes = len > 16 * IMG_BLAKE3_CHUNK_LEN && have_avx512() ? 16 : 8;
+                uint32_t cvs[16][8];
+                if (lanes == 16)
+                    hash_chunks_x16(in, h->key, h->chunk.counter, h->flags, cvs);
+                else
+                    hash_chunks_x8(in, h->key, h->chunk.counter, h->flags, cvs);
+                for (size_t i = 0; i < lanes; i++)
+                    push_chunk_cv(h, cvs[i], h->chunk.counter + i + 1);
+                chunk_reset(&h->chunk, h->key, h->chunk.counter + lanes);
+                in += lanes * IMG_BLAKE3_CHUNK_LEN;
+                len -= lanes * IMG_BLAKE3_CHUNK_LEN;
             }
         }
         size_t take = IMG_BLAKE3_CHUNK_LEN - chunk_len(&h->chunk);

@@ -189,9 +189,9 @@ static void run_b3sum(const char *path, char out[65])
 static void agrees_with_b3sum(void **state)
 {
     /* Lengths around blocks, chunks, the 8-chunk batch and uneven trees. */
-    static const size_t lens[] = {0,     1,     63,    64,    65,       1023,     1024,
-                                  1025,  2048,  7168,  8191,  8192,     8193,     9216,
-                                  16385, 31744, 65536, 65537, 1u << 20, 3u << 20, (5u << 20) + 77};
+    static const size_t lens[] = {
+        0,    1,    63,   64,    65,    1023,  1024,  1025,  2048,     7168,     8191,
+        8192, 8193, 9216, 16385, 25605, 31744, 65536, 65537, 1u << 20, 3u << 20, (5u << 20) + 77};
     uint64_t x = 0x9E3779B97F4A7C15ull;
     for (size_t k = 0; k < ELEMENTSOF(lens); k++) {
         size_t n = lens[k];
