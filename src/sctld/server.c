@@ -62,6 +62,7 @@
 #include "base/log.h"
 #include "base/u64map.h"
 #include "raft/raft.h"
+#include "sctld/peer.h"
 #include "sctld/persist.h"
 #include "store/snap.h"
 #include "store/wal.h"
@@ -108,6 +109,15 @@ struct conn_state {
     struct proposal *p;
     struct stream *s;
     struct pread *r;
+    struct fwd *f;
+};
+
+/* A write forwarded to the leader (an HTTP reverse proxy hop). */
+struct fwd {
+    struct srv *srv;
+    struct evhttp_request *req; /* the client's; NULL once it went away */
+    struct evhttp_connection *conn;
+    usec_t start;
 };
 
 /* A linearizable read waiting for its ReadIndex (thesis 6.4): served by running
@@ -152,6 +162,11 @@ struct srv {
     size_t nreads;
     uint64_t read_ctx;
     bool serve_local; /* handle(): the read's index is applied, answer now */
+    struct peer_net *net;
+    struct sc_buf inbox; /* received raft messages: u32 len + payload each */
+    size_t ninbox;
+    char client_addr[160]; /* ours, as peers forward to it */
+    uint64_t fwd_total, peer_dropped;
     struct u64map conns;
     struct u64map revoking; /* lease ids with a revoke in flight */
     bool compact_in_flight;
@@ -269,6 +284,8 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
         cs->p->req = NULL; /* the write still happens; nobody is told */
     if (cs->r)
         cs->r->req = NULL;
+    if (cs->f)
+        cs->f->req = NULL;
     if (cs->s) {
         if (!evhttp_request_get_connection(cs->s->req))
             evhttp_send_reply_end(cs->s->req);
@@ -679,12 +696,43 @@ static void install_snapshot(struct srv *s, const struct raft_update *u, usec_t 
 static void on_role_change(struct srv *s, enum raft_role old, enum raft_role now_role);
 static void serve_reads(struct srv *s, const struct raft_update *u);
 static void answer_reads(struct srv *s);
-/* Step 2 of the contract: hands every message to the peer transport. */
+/* Step 2 of the contract: hands every message to the peer transport (MsgSnap
+ * gets the bytes of the snapshot it names attached). */
 static void send_msgs(struct srv *s, const struct raft_update *u)
 {
-    for (size_t i = 0; i < u->n_msgs; i++)
-        log_debug("msg=\"no transport; message dropped\" to=%llx",
-                  (unsigned long long)u->msgs[i].to);
+    struct sc_buf b = {0};
+    for (size_t i = 0; i < u->n_msgs; i++) {
+        struct raft_msg m = u->msgs[i];
+        if (m.type == RAFT_MSG_SNAP) {
+            if (m.snap.index != s->snap_meta.index) {
+                log_warn("msg=\"snapshot to send is not the latest; skipped\" index=%llu",
+                         (unsigned long long)m.snap.index);
+                continue;
+            }
+            m.snap_data = s->snap_store.data;
+            m.snap_len = s->snap_store.len;
+        }
+        sc_buf_reset(&b);
+        raft_msg_encode(&m, &b);
+        if (!s->net || !peer_net_send(s->net, m.to, b.data, b.len))
+            s->peer_dropped++;
+    }
+    sc_buf_free(&b);
+}
+
+#define MAX_INBOX 8192
+
+static void on_peer_msg(void *ud, uint64_t from, const uint8_t *payload, size_t len)
+{
+    struct srv *s = ud;
+    if (s->ninbox >= MAX_INBOX) { /* Raft retries what is dropped */
+        s->peer_dropped++;
+        return;
+    }
+    sc_buf_put_u32le(&s->inbox, (uint32_t)len);
+    sc_buf_put(&s->inbox, payload, len);
+    s->ninbox++;
+    drive(s);
 }
 
 /* Steps 2-4 of the contract, once the update is durable. */
@@ -715,6 +763,9 @@ static void update_finish(struct srv *s)
 /* The name of a member (its id in hex when unknown). */
 static const char *peer_name(struct srv *s, raft_id_t id)
 {
+    const struct peer_info *p = peer_net_get(s->net, id);
+    if (p && p->name[0])
+        return p->name;
     static char buf[24];
     snprintf(buf, sizeof(buf), "%llx", (unsigned long long)id);
     return buf;
@@ -832,6 +883,21 @@ static void feed(struct srv *s)
 {
     for (; s->ticks_pending; s->ticks_pending--)
         raft_tick(s->raft);
+    struct sc_rd rd = sc_rd_make(s->inbox.data, s->inbox.len);
+    while (sc_rd_left(&rd) > 0) {
+        uint32_t len;
+        sc_rd_u32le(&rd, &len);
+        struct raft_msg m;
+        if (raft_msg_decode(rd.p, len, &m) == 0) {
+            raft_step(s->raft, &m);
+            raft_msg_done(&m);
+        } else {
+            log_warn("msg=\"undecodable raft message dropped\" bytes=%u", len);
+        }
+        rd.p += len;
+    }
+    sc_buf_reset(&s->inbox);
+    s->ninbox = 0;
     while (s->qhead) {
         struct proposal *p = s->qhead;
         s->qhead = p->next;
@@ -1430,6 +1496,159 @@ static void handle_metrics(struct srv *s, struct evhttp_request *req)
     sc_buf_free(&b);
 }
 
+/* ---- cluster: forwarding and membership view ------------------------------------------- */
+
+static void fwd_done(struct evhttp_request *res, void *arg)
+{
+    struct fwd *f = arg;
+    struct srv *s = f->srv;
+    struct evhttp_request *req = f->req;
+    if (req) {
+        struct conn_state *cs =
+            u64map_get(&s->conns, (uint64_t)(uintptr_t)evhttp_request_get_connection(req));
+        if (cs && cs->f == f)
+            cs->f = NULL;
+        int code = res ? evhttp_request_get_response_code(res) : 0;
+        if (code == 0) {
+            struct sc_error e;
+            sc_error_set(&e, -SC_E_NO_QUORUM, NULL,
+                         "the leader did not answer the forwarded request; its outcome is "
+                         "unknown, retry");
+            send_error(s, req, -SC_E_NO_QUORUM, &e);
+        } else {
+            struct evkeyvalq *in = evhttp_request_get_input_headers(res);
+            struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+            const char *ct = evhttp_find_header(in, "Content-Type");
+            const char *rev = evhttp_find_header(in, "X-Sc-Revision");
+            evhttp_add_header(out, "Content-Type", ct ? ct : "application/json");
+            if (rev)
+                evhttp_add_header(out, "X-Sc-Revision", rev);
+            evbuffer_add_buffer(evhttp_request_get_output_buffer(req),
+                                evhttp_request_get_input_buffer(res));
+            evhttp_send_reply(req, code, reason(code), NULL);
+        }
+        observe(s, f->start);
+    }
+    free(f);
+}
+
+/* Any member accepts any write: a follower relays it to the leader's client
+ * address (learned from the leader's hello frame), once: X-Sc-Forwarded stops loops. */
+static void forward(struct srv *s, struct evhttp_request *req, usec_t start)
+{
+    struct sc_error e = {0};
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const struct peer_info *li = s->st.leader ? peer_net_get(s->net, s->st.leader) : NULL;
+    if (!s->st.leader)
+        return send_error(s, req,
+                          sc_error_set(&e, -SC_E_NO_QUORUM, NULL,
+                                       "no leader is known: an election is in progress or this "
+                                       "member cannot reach a quorum; retry"),
+                          &e);
+    if (evhttp_find_header(h, "X-Sc-Forwarded") || !li || !li->client_addr[0])
+        return send_error(s, req,
+                          sc_error_set(&e, -SC_E_NOT_LEADER, NULL,
+                                       "this member is not the leader and cannot forward to it "
+                                       "(leader %llx, address %s); retry",
+                                       (unsigned long long)s->st.leader,
+                                       li && li->client_addr[0] ? li->client_addr : "unknown"),
+                          &e);
+    char host[128];
+    const char *colon = strrchr(li->client_addr, ':');
+    size_t hl = colon ? (size_t)(colon - li->client_addr) : 0;
+    if (!colon || hl >= sizeof(host))
+        return send_error(s, req, sc_error_set(&e, -SC_E_NOT_LEADER, NULL, "bad leader address"),
+                          &e);
+    memcpy(host, li->client_addr, hl);
+    host[hl] = '\0';
+    struct fwd *f = xcalloc(1, sizeof(*f));
+    f->srv = s;
+    f->req = req;
+    f->start = start;
+    f->conn = evhttp_connection_base_new(s->base, NULL, host, (uint16_t)atoi(colon + 1));
+    evhttp_connection_set_timeout(f->conn, 2);
+    struct evhttp_request *out = evhttp_request_new(fwd_done, f);
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
+    evhttp_add_header(oh, "Host", li->client_addr);
+    evhttp_add_header(oh, "X-Sc-Forwarded", s->cfg.name);
+    const char *ct = evhttp_find_header(h, "Content-Type");
+    if (ct)
+        evhttp_add_header(oh, "Content-Type", ct);
+    evbuffer_add_buffer(evhttp_request_get_output_buffer(out),
+                        evhttp_request_get_input_buffer(req));
+    conn_state(s, evhttp_request_get_connection(req))->f = f;
+    s->fwd_total++;
+    if (evhttp_make_request(f->conn, out, evhttp_request_get_command(req),
+                            evhttp_request_get_uri(req)) < 0)
+        return; /* libevent already called fwd_done(NULL) */
+    evhttp_connection_free_on_completion(f->conn);
+}
+
+static void json_str(struct sc_buf *b, const char *v)
+{
+    sc_buf_put_u8(b, '"');
+    for (const char *p = v; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            sc_buf_printf(b, "\\u%04x", (unsigned char)*p);
+        else
+            sc_buf_put_u8(b, (uint8_t)*p);
+    sc_buf_put_u8(b, '"');
+}
+
+static void cluster_member(struct srv *s, struct sc_buf *b, raft_id_t id, const char *role,
+                           const struct raft_progress_info *pi, size_t npi, bool *first)
+{
+    const struct peer_info *p = peer_net_get(s->net, id);
+    bool self = id == s->id;
+    sc_buf_printf(b, "%s{\"id\":\"%llx\",\"name\":", *first ? "" : ",", (unsigned long long)id);
+    json_str(b, self ? s->cfg.name : p ? p->name : "");
+    sc_buf_put(b, ",\"peer\":", 8);
+    json_str(b, self ? (s->cfg.peer_listen ? s->cfg.peer_listen : "") : p ? p->peer_addr : "");
+    sc_buf_put(b, ",\"client\":", 10);
+    json_str(b, self ? s->client_addr : p ? p->client_addr : "");
+    sc_buf_printf(b, ",\"role\":\"%s\",\"leader\":%s", role, id == s->st.leader ? "true" : "false");
+    for (size_t i = 0; i < npi; i++)
+        if (pi[i].id == id)
+            sc_buf_printf(b, ",\"match\":%llu", (unsigned long long)pi[i].match);
+    sc_buf_put_u8(b, '}');
+    *first = false;
+}
+
+static void handle_cluster(struct srv *s, struct evhttp_request *req)
+{
+    struct sc_error e = {0};
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET)
+        return send_error(s, req,
+                          sc_error_set(&e, -SC_E_METHOD, "method",
+                                       "use GET (membership changes are not served yet)"),
+                          &e);
+    struct raft_progress_info pi[2 * RAFT_MAX_MEMBERS];
+    size_t npi = s->st.role == RAFT_LEADER && !s->in_flight
+                     ? raft_get_progress(s->raft, pi, ELEMENTSOF(pi))
+                     : 0;
+    struct sc_buf *b = &s->scratch;
+    sc_buf_reset(b);
+    sc_buf_printf(
+        b, "{\"revision\":%lld,\"term\":%llu,\"leader\":\"%llx\",\"self\":\"%llx\",\"members\":[",
+        (long long)store_rev(s->store), (unsigned long long)s->st.term,
+        (unsigned long long)s->st.leader, (unsigned long long)s->id);
+    const struct raft_conf *c = &s->st.conf;
+    bool first = true;
+    for (uint8_t i = 0; i < c->n_voters; i++)
+        cluster_member(s, b, c->voters[i], "voter", pi, npi, &first);
+    for (uint8_t i = 0; i < c->n_outgoing; i++) {
+        bool dup = false;
+        for (uint8_t k = 0; k < c->n_voters; k++)
+            dup |= c->voters[k] == c->outgoing[i];
+        if (!dup)
+            cluster_member(s, b, c->outgoing[i], "voter", pi, npi, &first);
+    }
+    for (uint8_t i = 0; i < c->n_learners; i++)
+        cluster_member(s, b, c->learners[i], "learner", pi, npi, &first);
+    sc_buf_put(b, "]}", 2);
+    send_json(s, req, 200, b);
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     struct srv *s = arg;
@@ -1444,7 +1663,18 @@ static void handle(struct evhttp_request *req, void *arg)
         return send_error(s, req, r, &e);
 #define PATH_IS(lit)    (plen == sizeof(lit) - 1 && memcmp(uri, lit, plen) == 0)
 #define PATH_UNDER(lit) (plen > sizeof(lit) - 1 && memcmp(uri, lit, sizeof(lit) - 1) == 0)
-    if (PATH_UNDER("/v1/kv/"))
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    bool write = m != EVHTTP_REQ_GET &&
+                 (PATH_UNDER("/v1/kv/") || PATH_IS("/v1/kv") || PATH_IS("/v1/txn") ||
+                  PATH_IS("/v1/leases") || PATH_UNDER("/v1/leases/") || PATH_IS("/v1/compact"));
+    if (write && s->st.role != RAFT_LEADER && s->net && !s->shutting_down) {
+        forward(s, req, start);
+        api_query_done(&q);
+        return;
+    }
+    if (PATH_IS("/v1/cluster"))
+        handle_cluster(s, req);
+    else if (PATH_UNDER("/v1/kv/"))
         handle_kv(s, req, uri + 7, plen - 7, true, &q, start);
     else if (PATH_IS("/v1/kv"))
         handle_kv(s, req, NULL, 0, false, &q, start);
@@ -1845,9 +2075,44 @@ static int bind_listener(struct srv *s)
         }
     }
     /* One line on stdout that tools and tests can wait for. */
+    snprintf(s->client_addr, sizeof(s->client_addr), "%s:%d", addr, bound);
     printf("sctld listening on %s:%d\n", addr, bound);
     fflush(stdout);
     log_info("msg=\"listening\" addr=%s:%d data_dir=%s", addr, bound, s->cfg.data_dir);
+    return 0;
+}
+
+/* The peer transport, when --peer-listen is given: peers from --initial-cluster. */
+static int start_peers(struct srv *s)
+{
+    if (!s->cfg.peer_listen)
+        return 0;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = now_usec(CLOCK_REALTIME);
+    peer_net_new(s->base, NULL, s->id, s->cfg.name, s->client_addr, seed, on_peer_msg, s, &s->net);
+    int r = peer_net_listen(s->net, s->cfg.peer_listen);
+    if (r < 0) {
+        log_error("msg=\"cannot listen for peers\" addr=%s error=\"%s\"", s->cfg.peer_listen,
+                  strerror(-r));
+        return r;
+    }
+    char *list = xstrdup(s->cfg.initial_cluster ? s->cfg.initial_cluster : ""), *save = NULL;
+    for (char *it = strtok_r(list, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(it, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        if (strcmp(it, s->cfg.name) == 0)
+            continue;
+        if ((r = peer_net_add(s->net, name_id(it), it, eq + 1)) < 0) {
+            log_error("msg=\"bad peer address in --initial-cluster\" peer=%s addr=%s", it, eq + 1);
+            free(list);
+            return r;
+        }
+    }
+    free(list);
+    log_info("msg=\"peer transport listening\" addr=%s", s->cfg.peer_listen);
     return 0;
 }
 
@@ -1907,7 +2172,7 @@ int srv_run(const struct srv_config *cfg)
         r = s->exit_code;
         goto out;
     }
-    if ((r = bind_listener(s)) < 0)
+    if ((r = bind_listener(s)) < 0 || (r = start_peers(s)) < 0)
         goto out;
     s->wake_ev = event_new(s->base, s->persist.wake_fd, EV_READ | EV_PERSIST, on_durable, s);
     s->tick_ev = event_new(s->base, -1, EV_PERSIST, on_tick, s);
@@ -1927,6 +2192,9 @@ out:
         evhttp_free(s->http); /* runs the close callbacks: frees every conn_state */
     while (s->streams)
         stream_free(s, s->streams);
+    peer_net_free(s->net);
+    s->net = NULL;
+    sc_buf_free(&s->inbox);
     if (s->persist_running)
         persist_stop(&s->persist);
     for (int list = 0; list < 2; list++) {
