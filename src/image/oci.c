@@ -554,9 +554,12 @@ void img_oci_config_done(struct img_oci_config *c)
 int img_oci_import(const char *layout, const char *ref, const char *out, const char *name,
                    struct img_id *ret_id, struct sc_error *e)
 {
-    char tmpl[] = "/tmp/sc-oci-import-XXXXXX";
+    /* Flatten beside the output: same file system, and not a small /tmp tmpfs. */
+    _cleanup_free_ char *tmpl = NULL;
+    if (asprintf(&tmpl, "%s.flat.XXXXXX", out) < 0)
+        sc_oom();
     if (!mkdtemp(tmpl))
-        return sc_error_set(e, -errno, "oci", "mkdtemp: %m");
+        return sc_error_set(e, -errno, "oci", "mkdtemp %s: %m", tmpl);
     _cleanup_free_ char *dest = NULL;
     if (asprintf(&dest, "%s/rootfs", tmpl) < 0)
         sc_oom();
