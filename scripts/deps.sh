@@ -11,7 +11,7 @@ pkgs=(
   libevent-dev libssl-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
   libarchive-dev libseccomp-dev
   # tests
-  libcmocka-dev bats curl jq iproute2 procps busybox-static b3sum docker-registry
+  libcmocka-dev bats curl jq iproute2 procps busybox-static b3sum docker-registry umoci
   # benchmark peers and load generators
   etcd-server etcd-client wrk crun runc erofs-utils
 )

@@ -1320,6 +1320,95 @@ static void oci_image_from_registry_runs_in_a_cell(void **state)
     img_store_free(s);
 }
 
+/* ---- interop: an image layout written by a real tool (umoci) ------------------------ */
+
+static void run_tool(const char *const argv[])
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        dup2(null, 1);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("%s %s failed (status %d); is umoci installed (scripts/deps.sh)?", argv[0],
+                 argv[1], st);
+}
+
+static void oci_layout_from_umoci_imports(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    _cleanup_free_ char *layout = cat(f->dir, "umoci"), *bundle = cat(f->dir, "bundle"),
+                        *image = NULL, *rootfs = cat(bundle, "rootfs"), *dest = cat(f->dir, "flat");
+    assert_true(asprintf(&image, "%s:web", layout) > 0);
+    run_tool((const char *const[]){"umoci", "init", "--layout", layout, NULL});
+    run_tool((const char *const[]){"umoci", "new", "--image", image, NULL});
+    run_tool((const char *const[]){"umoci", "unpack", "--image", image, bundle, NULL});
+    /* Layer 1: a small tree with busybox. */
+    mkdir_in(rootfs, "etc", 0755);
+    mkdir_in(rootfs, "bin", 0755);
+    write_file(rootfs, "etc/a", "one\n", 4, 0644);
+    write_file(rootfs, "etc/b", "two\n", 4, 0600);
+    int fd = open("/bin/busybox", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    struct stat bst;
+    assert_int_equal(fstat(fd, &bst), 0);
+    _cleanup_free_ uint8_t *bb = xmalloc((size_t)bst.st_size);
+    assert_int_equal(read(fd, bb, (size_t)bst.st_size), bst.st_size);
+    close(fd);
+    write_file(rootfs, "bin/busybox", bb, (size_t)bst.st_size, 0755);
+    symlink_in(rootfs, "bin/sh", "busybox");
+    run_tool((const char *const[]){"umoci", "repack", "--image", image, bundle, NULL});
+    /* Layer 2, from a fresh unpack: a deletion (umoci writes a whiteout) and a new file. */
+    _cleanup_free_ char *bundle2 = cat(f->dir, "bundle2"), *rootfs2 = cat(bundle2, "rootfs");
+    run_tool((const char *const[]){"umoci", "unpack", "--image", image, bundle2, NULL});
+    _cleanup_free_ char *a = cat(rootfs2, "etc/a");
+    assert_int_equal(unlink(a), 0);
+    write_file(rootfs2, "etc/c", "three\n", 6, 0644);
+    run_tool((const char *const[]){"umoci", "repack", "--image", image, bundle2, NULL});
+    run_tool((const char *const[]){"umoci", "config", "--image", image,
+                                   "--config.entrypoint=/bin/sh", "--config.cmd=-c",
+                                   "--config.cmd=echo hi", "--config.workingdir=/etc", NULL});
+
+    struct img_oci_config cfg;
+    if (img_oci_flatten(layout, "web", dest, &cfg, &e) < 0)
+        fail_msg("flatten: %s", e.msg);
+    assert_int_equal(cfg.layers, 2);
+    assert_int_equal(cfg.argc, 3);
+    assert_string_equal(cfg.argv[0], "/bin/sh");
+    assert_string_equal(cfg.argv[2], "echo hi");
+    assert_string_equal(cfg.workdir, "/etc");
+    img_oci_config_done(&cfg);
+    char buf[16];
+    read_small(dest, "etc/b", buf, sizeof(buf));
+    assert_string_equal(buf, "two\n");
+    read_small(dest, "etc/c", buf, sizeof(buf));
+    assert_string_equal(buf, "three\n");
+    _cleanup_free_ char *fa = cat(dest, "etc/a"), *fb = cat(dest, "etc/b"),
+                        *fbb = cat(dest, "bin/busybox"), *fsh = cat(dest, "bin/sh");
+    struct stat st;
+    assert_int_equal(lstat(fa, &st), -1); /* removed by layer 2's whiteout */
+    assert_int_equal(stat(fb, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(stat(fbb, &st), 0);
+    assert_int_equal(st.st_size, bst.st_size);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    assert_int_equal(lstat(fsh, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+
+    /* And the same layout imports into a packed base whose identity is stable. */
+    _cleanup_free_ char *p1 = cat(f->dir, "w1.pack"), *p2 = cat(f->dir, "w2.pack");
+    struct img_id i1, i2;
+    assert_int_equal(img_oci_import(layout, "web", p1, NULL, &i1, &e), 0);
+    assert_int_equal(img_oci_import(layout, "web", p2, NULL, &i2, &e), 0);
+    assert_true(img_id_equal(&i1, &i2));
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -1334,6 +1423,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(manifest_decoder_is_strict),
         cmocka_unit_test_setup_teardown(oci_layout_imports_with_whiteouts, setup, teardown),
         cmocka_unit_test_setup_teardown(oci_layers_cannot_escape, setup, teardown),
+        cmocka_unit_test_setup_teardown(oci_layout_from_umoci_imports, setup, teardown),
         cmocka_unit_test_setup_teardown(registry_push_pull_signed_image, setup, teardown),
         cmocka_unit_test_setup_teardown(registry_oci_image_imports, setup, teardown),
         cmocka_unit_test_setup_teardown(oci_image_from_registry_runs_in_a_cell, setup, teardown),
