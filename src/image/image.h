@@ -198,6 +198,15 @@ struct img_gc_stats {
  * then every content object no image links any more. */
 int img_store_gc(struct img_store *s, int64_t min_idle_sec, struct img_gc_stats *ret,
                  struct sc_error *e);
+struct img_verify_stats {
+    size_t objects, objects_bad, blobs, blobs_bad;
+    uint64_t bytes; /* of good objects */
+};
+/* Re-hashes every content object against its name (and checks its mode and
+ * owner) and every kept packed base against its identity: a disk that rots or a
+ * host user who edits a shared file is found here.  -SC_E_CORRUPT (with the first
+ * bad object in *e) if anything differs; nothing is changed. */
+int img_store_verify(struct img_store *s, struct img_verify_stats *ret, struct sc_error *e);
 /* Path of the packed base kept for image id (for push); the caller frees it. */
 int img_store_blob_path(struct img_store *s, const struct img_id *id, char **ret,
                         struct sc_error *e);

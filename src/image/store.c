@@ -133,43 +133,54 @@ static void image_dir(const struct img_id *id, char out[8 + IMG_BLAKE3_HEX_LEN])
 
 /* ---- content objects --------------------------------------------------------------- */
 
-/* Removes every object no image links any more (link count 1: the object's own). */
-static int sweep_objects(struct img_store *s, struct img_gc_stats *st)
+typedef int (*object_fn)(int dirfd, const char *name, const struct stat *st, void *ctx);
+
+/* Calls fn for every content object; stops at the first error fn returns. */
+static int for_each_object(struct img_store *s, object_fn fn, void *ctx)
 {
     int r = 0;
     DIR *d = img_opendir_at(s->root_fd, "objects", &r);
     if (!d)
         return r;
     struct dirent *de;
-    while ((de = readdir(d))) {
+    while (r >= 0 && (de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
         int ignored;
         DIR *sd = img_opendir_at(dirfd(d), de->d_name, &ignored);
         if (!sd)
             continue;
-        int sub = dirfd(sd);
         struct dirent *oe;
-        while ((oe = readdir(sd))) {
+        while (r >= 0 && (oe = readdir(sd))) {
             struct stat ost;
-            if (oe->d_name[0] == '.' || fstatat(sub, oe->d_name, &ost, AT_SYMLINK_NOFOLLOW) < 0)
-                continue;
-            if (ost.st_nlink > 1)
-                continue;
-            if (unlinkat(sub, oe->d_name, 0) < 0) {
-                if (r == 0)
-                    r = -errno;
-                continue;
-            }
-            if (st) {
-                st->objects_removed++;
-                st->bytes_freed += (uint64_t)ost.st_size;
-            }
+            if (oe->d_name[0] != '.' &&
+                fstatat(dirfd(sd), oe->d_name, &ost, AT_SYMLINK_NOFOLLOW) == 0)
+                r = fn(dirfd(sd), oe->d_name, &ost, ctx);
         }
         closedir(sd);
     }
     closedir(d);
     return r;
+}
+
+static int sweep_one(int dirfd, const char *name, const struct stat *st, void *ctx)
+{
+    struct img_gc_stats *gs = ctx;
+    if (st->st_nlink > 1)
+        return 0;
+    if (unlinkat(dirfd, name, 0) < 0)
+        return -errno;
+    if (gs) {
+        gs->objects_removed++;
+        gs->bytes_freed += (uint64_t)st->st_size;
+    }
+    return 0;
+}
+
+/* Removes every object no image links any more (link count 1: the object's own). */
+static int sweep_objects(struct img_store *s, struct img_gc_stats *st)
+{
+    return for_each_object(s, sweep_one, st);
 }
 
 struct unpack {
@@ -890,4 +901,89 @@ int img_store_blob_path(struct img_store *s, const struct img_id *id, char **ret
     }
     *ret = p;
     return 0;
+}
+
+/* ---- verification ------------------------------------------------------------------ */
+
+struct verify_ctx {
+    struct img_verify_stats *st;
+    struct sc_error *e;
+};
+
+static int verify_one(int dirfd, const char *name, const struct stat *st, void *p)
+{
+    struct verify_ctx *v = p;
+    v->st->objects++;
+    char hex[IMG_BLAKE3_HEX_LEN + 1];
+    unsigned mode, uid, gid;
+    char tail;
+    if (sscanf(name, "%64[0-9a-f]-%o-%u-%u%c", hex, &mode, &uid, &gid, &tail) != 4 ||
+        strlen(hex) != IMG_BLAKE3_HEX_LEN)
+        return 0; /* not an object name: nothing to compare with */
+    bool bad = !S_ISREG(st->st_mode) || (st->st_mode & 07777) != mode ||
+               (geteuid() == 0 && (st->st_uid != uid || st->st_gid != gid));
+    if (!bad) {
+        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        uint8_t d[IMG_BLAKE3_OUT_LEN];
+        char got[IMG_BLAKE3_HEX_LEN + 1];
+        if (fd < 0)
+            return -errno;
+        int r = img_blake3_fd(fd, d, NULL);
+        close(fd);
+        if (r < 0)
+            return r;
+        img_blake3_hex(d, got);
+        bad = strcmp(got, hex) != 0;
+    }
+    if (bad) {
+        if (v->st->objects_bad++ == 0)
+            sc_error_set(v->e, -SC_E_CORRUPT, "store",
+                         "content object %s does not match its name (content, mode or owner "
+                         "changed; %ju images link it)",
+                         name, (uintmax_t)(st->st_nlink - 1));
+    } else
+        v->st->bytes += (uint64_t)st->st_size;
+    return 0;
+}
+
+struct blob_ctx {
+    struct img_verify_stats *st;
+    struct sc_error *e;
+};
+
+static int verify_blob(struct img_store *s, const char *hex, void *p)
+{
+    struct blob_ctx *v = p;
+    char blob[IMG_BLAKE3_HEX_LEN + 16];
+    snprintf(blob, sizeof(blob), "blobs/%s.pack", hex);
+    int fd = openat(s->root_fd, blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* a blob may be dropped; the tree is what Cells use */
+    uint8_t d[IMG_BLAKE3_OUT_LEN];
+    char got[IMG_BLAKE3_HEX_LEN + 1];
+    int r = img_blake3_fd(fd, d, NULL);
+    close(fd);
+    if (r < 0)
+        return r;
+    v->st->blobs++;
+    img_blake3_hex(d, got);
+    if (strcmp(got, hex) != 0 && v->st->blobs_bad++ == 0 && v->st->objects_bad == 0)
+        sc_error_set(v->e, -SC_E_CORRUPT, "store", "packed base %s has identity blake3:%s", blob,
+                     got);
+    return 0;
+}
+
+int img_store_verify(struct img_store *s, struct img_verify_stats *ret, struct sc_error *e)
+{
+    struct img_verify_stats st = {0};
+    struct verify_ctx v = {&st, e};
+    int r = for_each_object(s, verify_one, &v);
+    struct blob_ctx b = {&st, e};
+    if (r >= 0)
+        r = for_each_image(s, verify_blob, &b);
+    if (r < 0)
+        return sc_error_set(e, r, "store", "verify %s: %s", s->root, strerror(-r));
+    if (ret)
+        *ret = st;
+    return st.objects_bad || st.blobs_bad ? -SC_E_CORRUPT : 0;
 }

@@ -111,6 +111,24 @@ static void make_tree(const char *root, int variant)
     assert_int_equal(mkfifo(fifo, 0600), 0);
 }
 
+/* XORs one byte of a file with mask (at < 0: the middle of the file); applying it
+ * twice restores the file. */
+static void flip_byte(const char *path, off_t at, uint8_t mask)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("%s: %s", path, strerror(errno));
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    if (at < 0)
+        at = st.st_size / 2;
+    uint8_t b;
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= mask;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
 static int setup(void **state)
 {
     struct fx *f = xcalloc(1, sizeof(*f));
@@ -323,16 +341,7 @@ static void tampered_image_refused(void **state)
     pack_signed(f, "src", 1, f->priv, &pack, &sig, &id);
 
     /* Flip one byte in the middle of the packed file (inside libbig.so's data). */
-    int fd = open(pack, O_RDWR | O_CLOEXEC);
-    assert_true(fd >= 0);
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    off_t at = st.st_size / 2;
-    uint8_t byte;
-    assert_int_equal(pread(fd, &byte, 1, at), 1);
-    byte ^= 0x01;
-    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
-    close(fd);
+    flip_byte(pack, -1, 0x01);
 
     struct img_store *s;
     assert_int_equal(img_store_open(f->store_dir, f->trust, &s, &e), 0);
@@ -348,10 +357,7 @@ static void tampered_image_refused(void **state)
     assert_int_equal(img_store_acquire(s, &id, "cell-1", &root, &e), -SC_E_NOT_FOUND);
 
     /* Restore the byte: the image is accepted again. */
-    fd = open(pack, O_RDWR | O_CLOEXEC);
-    byte ^= 0x01;
-    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
-    close(fd);
+    flip_byte(pack, -1, 0x01);
     if (img_store_add(s, pack, sig, &added, &e) < 0)
         fail_msg("add: %s", e.msg);
 
@@ -533,6 +539,46 @@ static void gc_removes_unused_keeps_leased(void **state)
     _cleanup_free_ char *blobs = cat(f->store_dir, "blobs");
     _cleanup_free_ struct tree_item *lb = collect(blobs, &n);
     assert_int_equal(n, 1); /* the directory itself */
+    img_store_free(s);
+}
+
+static void verify_finds_changed_objects(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    struct img_id a, b;
+    struct img_store *s = add_two(f, &a, &b);
+    _cleanup_free_ char *r1 = NULL;
+    assert_int_equal(img_store_acquire(s, &a, "cell-a", &r1, &e), 0);
+    struct img_verify_stats vs;
+    if (img_store_verify(s, &vs, &e) < 0)
+        fail_msg("verify: %s", e.msg);
+    assert_true(vs.objects >= 7);
+    assert_int_equal(vs.objects_bad, 0);
+    assert_int_equal(vs.blobs, 2);
+
+    /* A host user (root) changes the mode of a shared file: both images see it. */
+    _cleanup_free_ char *big = cat(r1, "lib/libbig.so");
+    assert_int_equal(chmod(big, 0666), 0);
+    assert_int_equal(img_store_verify(s, &vs, &e), -SC_E_CORRUPT);
+    assert_int_equal(vs.objects_bad, 1);
+    assert_non_null(strstr(e.msg, "2 images link it"));
+    assert_int_equal(chmod(big, 0644), 0);
+    assert_int_equal(img_store_verify(s, &vs, &e), 0);
+
+    /* One changed byte of content. */
+    flip_byte(big, 4096, 0x20);
+    assert_int_equal(img_store_verify(s, &vs, &e), -SC_E_CORRUPT);
+    assert_int_equal(vs.objects_bad, 1);
+    flip_byte(big, 4096, 0x20);
+
+    /* A kept packed base that rots. */
+    _cleanup_free_ char *blob = NULL;
+    assert_int_equal(img_store_blob_path(s, &b, &blob, &e), 0);
+    flip_byte(blob, 700, 0x10);
+    assert_int_equal(img_store_verify(s, &vs, &e), -SC_E_CORRUPT);
+    assert_int_equal(vs.objects_bad, 0);
+    assert_int_equal(vs.blobs_bad, 1);
     img_store_free(s);
 }
 
@@ -953,13 +999,7 @@ static void oci_layout_imports_with_whiteouts(void **state)
     /* A layer blob that does not match its digest is refused. */
     _cleanup_free_ char *bp = NULL;
     assert_true(asprintf(&bp, "%s/blobs/sha256/%s", layout, first + 7) > 0);
-    int fd = open(bp, O_RDWR | O_CLOEXEC);
-    assert_true(fd >= 0);
-    uint8_t b;
-    assert_int_equal(pread(fd, &b, 1, 20), 1);
-    b ^= 0x40;
-    assert_int_equal(pwrite(fd, &b, 1, 20), 1);
-    close(fd);
+    flip_byte(bp, 20, 0x40);
     assert_int_equal(img_oci_import(layout, "v1", pack, NULL, &again, &e), -SC_E_CORRUPT);
     assert_non_null(strstr(e.msg, "does not match its digest"));
 }
@@ -1115,14 +1155,7 @@ static void registry_push_pull_signed_image(void **state)
     _cleanup_free_ char *blob = NULL;
     assert_true(asprintf(&blob, "%s/registry-data/docker/registry/v2/blobs/sha256/%.2s/%s/data",
                          f->dir, d + 7, d + 7) > 0);
-    fd = open(blob, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        fail_msg("registry blob %s: %s", blob, strerror(errno));
-    uint8_t b;
-    assert_int_equal(pread(fd, &b, 1, 1000), 1);
-    b ^= 1;
-    assert_int_equal(pwrite(fd, &b, 1, 1000), 1);
-    close(fd);
+    flip_byte(blob, 1000, 0x01);
     assert_int_equal(img_registry_pull(base, "swiftcube/src", "v1", p3, NULL, &got, &e),
                      -SC_E_CORRUPT);
     assert_int_equal(access(p3, F_OK), -1);
@@ -1418,6 +1451,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(unsigned_or_untrusted_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_files_share_storage, setup, teardown),
         cmocka_unit_test_setup_teardown(gc_removes_unused_keeps_leased, setup, teardown),
+        cmocka_unit_test_setup_teardown(verify_finds_changed_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(store_is_locked_and_holders_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_archives_cannot_escape, setup, teardown),
         cmocka_unit_test(manifest_decoder_is_strict),
