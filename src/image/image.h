@@ -82,6 +82,7 @@ struct img_pack_opts {
     const char *const *writable;          /* NULL-terminated; NULL = {"/tmp", "/run"} */
     const char *const *argv, *const *env; /* NULL-terminated or NULL */
     const char *workdir;
+    uint64_t extra_skipped; /* added to the manifest's count (re-packing a stored tree) */
 };
 
 /* Packs the directory tree at src into the file out (written atomically: a
@@ -207,6 +208,16 @@ struct img_verify_stats {
  * host user who edits a shared file is found here.  -SC_E_CORRUPT (with the first
  * bad object in *e) if anything differs; nothing is changed. */
 int img_store_verify(struct img_store *s, struct img_verify_stats *ret, struct sc_error *e);
+/* Whether packed bases are deleted once their tree is published (default: kept).
+ * Dropping halves the disk an image takes; img_store_export then re-packs the tree,
+ * which reproduces the identity because packing is deterministic.  A blob is kept
+ * anyway when its tree cannot reproduce it (set-id bits were dropped, or the store
+ * does not run as root and so could not keep owners). */
+void img_store_set_drop_blobs(struct img_store *s, bool drop);
+/* Writes image id's packed base to out: the kept blob, or a re-pack of its tree
+ * checked to have the same identity (-SC_E_CORRUPT if it does not). */
+int img_store_export(struct img_store *s, const struct img_id *id, const char *out,
+                     struct sc_error *e);
 /* Path of the packed base kept for image id (for push); the caller frees it. */
 int img_store_blob_path(struct img_store *s, const struct img_id *id, char **ret,
                         struct sc_error *e);

@@ -438,7 +438,7 @@ int img_pack(const char *src, const char *out, const struct img_pack_opts *opts,
         else
             m.symlinks++;
     }
-    m.skipped = w.skipped;
+    m.skipped = w.skipped + o.extra_skipped;
     set_strv(m.writable, &m.n_writable, IMG_MAX_WRITABLE,
              o.writable ? o.writable : default_writable);
     set_strv(m.argv, &m.argc, IMG_MAX_ARGS, o.argv);

@@ -66,6 +66,7 @@ struct img_store {
     int root_fd;
     int lock_fd;
     const struct img_trust *trust;
+    bool drop_blobs;
 };
 
 int img_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
@@ -199,6 +200,7 @@ struct unpack {
     } * dirs;
     size_t n_dirs, cap_dirs;
     uint64_t files, symlinks, content_bytes;
+    bool lossy; /* the tree cannot reproduce the packed bytes (set-id bits dropped) */
 };
 
 static int parent_fd(struct unpack *u, const char *path, const char **ret_base, struct sc_error *e)
@@ -266,6 +268,8 @@ static int put_file(struct unpack *u, struct img_reader *rd, const struct img_en
     /* setuid/setgid are dropped: Cells run with no_new_privs, and the store must
      * not hold set-id binaries for host users either. */
     mode_t perm = ent->mode & 01777;
+    if (ent->mode & 06000)
+        u->lossy = true;
     snprintf(key, sizeof(key), "%s-%04o-%u-%u", hex, (unsigned)perm, (unsigned)ent->uid,
              (unsigned)ent->gid);
     memcpy(sub, hex, 2);
@@ -369,7 +373,8 @@ static void unpack_done(struct unpack *u)
 }
 
 /* Unpacks the verified blob (fd) into tmp/<work>/rootfs and writes the manifest. */
-static int unpack(struct img_store *s, int blob_fd, const char *work, struct sc_error *e)
+static int unpack(struct img_store *s, int blob_fd, const char *work, bool *ret_lossy,
+                  struct sc_error *e)
 {
     struct unpack u = {.s = s, .tmp_fd = -1, .rootfs_fd = -1, .parent_fd = -1};
     struct img_reader *rd = NULL;
@@ -422,6 +427,7 @@ static int unpack(struct img_store *s, int blob_fd, const char *work, struct sc_
         r = sc_error_set(e, mfd < 0 ? -errno : r, "store", "write manifest.json");
         goto out;
     }
+    *ret_lossy = u.lossy || geteuid() != 0;
     r = 0;
 out:
     free(mj);
@@ -576,7 +582,8 @@ int img_store_add(struct img_store *s, const char *packed, const char *sig_path,
         goto out;
     }
     const char *wrel = work + strlen(s->root) + 1;
-    if ((r = unpack(s, blob_fd, wrel, e)) < 0)
+    bool lossy = true;
+    if ((r = unpack(s, blob_fd, wrel, &lossy, e)) < 0)
         goto out;
     if (asprintf(&sig_in_work, "%s/signature", work) < 0)
         sc_oom();
@@ -599,6 +606,8 @@ int img_store_add(struct img_store *s, const char *packed, const char *sig_path,
         r = sc_error_set(e, -errno, "store", "publish %s: %m", dir);
         goto out;
     }
+    if (s->drop_blobs && !lossy)
+        (void)unlinkat(s->root_fd, blob, 0); /* a cache from now on: export re-packs */
     r = sc_fsync_dir(s->root);
     if (r >= 0) {
         _cleanup_free_ char *images = NULL;
@@ -986,4 +995,94 @@ int img_store_verify(struct img_store *s, struct img_verify_stats *ret, struct s
     if (ret)
         *ret = st;
     return st.objects_bad || st.blobs_bad ? -SC_E_CORRUPT : 0;
+}
+
+/* ---- export ------------------------------------------------------------------------ */
+
+void img_store_set_drop_blobs(struct img_store *s, bool drop)
+{
+    s->drop_blobs = drop;
+}
+
+static int copy_file_to(int in, const char *out, struct sc_error *e)
+{
+    _cleanup_free_ char *tmp = NULL;
+    if (asprintf(&tmp, "%s.tmp.XXXXXX", out) < 0)
+        sc_oom();
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return sc_error_set(e, -errno, "out", "create %s: %m", tmp);
+    int r = 0;
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, fd, NULL, 1 << 30, 0);
+        if (n < 0) {
+            r = sc_error_set(e, -errno, "out", "copy to %s: %m", tmp);
+            break;
+        }
+        if (n == 0)
+            break;
+    }
+    if (r >= 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0 || rename(tmp, out) < 0))
+        r = sc_error_set(e, -errno, "out", "write %s: %m", out);
+    close(fd);
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}
+
+/* NULL-terminated view of a manifest list, for img_pack_opts. */
+static const char **strv_view(char *const *v, size_t n)
+{
+    const char **a = xcalloc(n + 1, sizeof(*a));
+    for (size_t i = 0; i < n; i++)
+        a[i] = v[i];
+    return a;
+}
+
+int img_store_export(struct img_store *s, const struct img_id *id, const char *out,
+                     struct sc_error *e)
+{
+    char hex[IMG_BLAKE3_HEX_LEN + 1], ids[IMG_ID_STR_LEN + 1], p[IMG_BLAKE3_HEX_LEN + 32];
+    img_blake3_hex(id->digest, hex);
+    img_id_format(id, ids);
+    snprintf(p, sizeof(p), "blobs/%s.pack", hex);
+    _cleanup_close_ int bfd = openat(s->root_fd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (bfd >= 0)
+        return copy_file_to(bfd, out, e);
+
+    snprintf(p, sizeof(p), "images/%s/manifest.json", hex);
+    _cleanup_close_ int mfd = openat(s->root_fd, p, O_RDONLY | O_CLOEXEC);
+    if (mfd < 0)
+        return sc_error_set(e, -SC_E_NOT_FOUND, "image", "image %s is not in the store", ids);
+    _cleanup_free_ char *mj = xmalloc(IMG_MANIFEST_MAX);
+    ssize_t n = read(mfd, mj, IMG_MANIFEST_MAX);
+    struct img_manifest m;
+    int r = n < 0 ? -errno : img_manifest_decode(mj, (size_t)n, &m, e);
+    if (r < 0)
+        return sc_error_set(e, r, "image", "%s: unreadable manifest", ids);
+    _cleanup_free_ const char **writable = strv_view(m.writable, m.n_writable);
+    _cleanup_free_ const char **argv = strv_view(m.argv, m.argc);
+    _cleanup_free_ const char **env = strv_view(m.env, m.n_env);
+    struct img_pack_opts o = {.name = m.name,
+                              .writable = writable,
+                              .argv = argv,
+                              .env = env,
+                              .workdir = m.workdir,
+                              .extra_skipped = m.skipped};
+    _cleanup_free_ char *rootfs = NULL;
+    if (asprintf(&rootfs, "%s/images/%s/rootfs", s->root, hex) < 0)
+        sc_oom();
+    struct img_id got;
+    r = img_pack(rootfs, out, &o, &got, e);
+    img_manifest_done(&m);
+    if (r < 0)
+        return r;
+    if (!img_id_equal(&got, id)) {
+        unlink(out);
+        return sc_error_set(e, -SC_E_CORRUPT, "image",
+                            "re-packing the tree of %s does not reproduce it (was it changed? "
+                            "see img_store_verify)",
+                            ids);
+    }
+    return 0;
 }

@@ -582,6 +582,66 @@ static void verify_finds_changed_objects(void **state)
     img_store_free(s);
 }
 
+static void dropped_blobs_are_reproduced_by_export(void **state)
+{
+    struct fx *f = *state;
+    struct sc_error e = {0};
+    if (geteuid() != 0)
+        skip(); /* without root the store cannot keep owners, so it keeps blobs */
+    _cleanup_free_ char *pack = NULL, *sig = NULL;
+    struct img_id id, x, got;
+    pack_signed(f, "src", 1, f->priv, &pack, &sig, &id); /* has a FIFO: skipped 1 */
+    struct img_store *s;
+    assert_int_equal(img_store_open(f->store_dir, f->trust, &s, &e), 0);
+    img_store_set_drop_blobs(s, true);
+    assert_int_equal(img_store_add(s, pack, sig, &x, &e), 0);
+    _cleanup_free_ char *blob = NULL;
+    assert_int_equal(img_store_blob_path(s, &id, &blob, &e), -SC_E_NOT_FOUND);
+
+    /* Export re-packs the tree into the very same bytes: same identity, and the
+     * original signature verifies in another store. */
+    _cleanup_free_ char *out = cat(f->dir, "exported.pack");
+    if (img_store_export(s, &id, out, &e) < 0)
+        fail_msg("export: %s", e.msg);
+    assert_int_equal(img_id_of_file(out, &got, &e), 0);
+    assert_true(img_id_equal(&id, &got));
+    _cleanup_free_ char *other = cat(f->dir, "other-store");
+    struct img_store *s2;
+    assert_int_equal(img_store_open(other, f->trust, &s2, &e), 0);
+    assert_int_equal(img_store_add(s2, out, sig, &x, &e), 0);
+    /* With its blob kept, export copies it. */
+    _cleanup_free_ char *out2 = cat(f->dir, "exported2.pack");
+    assert_int_equal(img_store_export(s2, &id, out2, &e), 0);
+    assert_int_equal(img_id_of_file(out2, &got, &e), 0);
+    assert_true(img_id_equal(&id, &got));
+    img_store_free(s2);
+
+    /* A tree changed behind the store's back no longer reproduces its identity. */
+    _cleanup_free_ char *root = NULL;
+    assert_int_equal(img_store_acquire(s, &id, "cell-1", &root, &e), 0);
+    _cleanup_free_ char *app = cat(root, "bin/app");
+    flip_byte(app, 0, 0x01);
+    assert_int_equal(img_store_export(s, &id, out, &e), -SC_E_CORRUPT);
+    assert_int_equal(access(out, F_OK), -1);
+    img_store_free(s);
+
+    /* An image with a set-uid file keeps its blob even when dropping. */
+    _cleanup_free_ char *src = cat(f->dir, "suid"), *p2 = cat(f->dir, "suid.pack"),
+                        *s2p = cat(f->dir, "suid.sig");
+    make_tree(src, 3);
+    _cleanup_free_ char *tool = cat(src, "bin/tool");
+    assert_int_equal(chmod(tool, 04755), 0);
+    struct img_id sid;
+    assert_int_equal(img_pack(src, p2, NULL, &sid, &e), 0);
+    assert_int_equal(img_sign_file(f->priv, p2, s2p, NULL, &e), 0);
+    assert_int_equal(img_store_open(f->store_dir, f->trust, &s, &e), 0);
+    img_store_set_drop_blobs(s, true);
+    assert_int_equal(img_store_add(s, p2, s2p, &x, &e), 0);
+    _cleanup_free_ char *kept = NULL;
+    assert_int_equal(img_store_blob_path(s, &sid, &kept, &e), 0);
+    img_store_free(s);
+}
+
 static void store_is_locked_and_holders_checked(void **state)
 {
     struct fx *f = *state;
@@ -1452,6 +1512,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(shared_files_share_storage, setup, teardown),
         cmocka_unit_test_setup_teardown(gc_removes_unused_keeps_leased, setup, teardown),
         cmocka_unit_test_setup_teardown(verify_finds_changed_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(dropped_blobs_are_reproduced_by_export, setup, teardown),
         cmocka_unit_test_setup_teardown(store_is_locked_and_holders_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_archives_cannot_escape, setup, teardown),
         cmocka_unit_test(manifest_decoder_is_strict),
