@@ -14,7 +14,7 @@
  * inodes; a Cell sees only its read-only bind mount):
  *
  *   lock                        flock: one process owns the store
- *   blobs/<hex>.pack            the verified packed base (kept for push and re-checks)
+ *   blobs/<hex>.pack            the verified packed base (a cache when dropping, see 6)
  *   objects/<xx>/<hex>-<mode>-<uid>-<gid>   content objects (link count = users + 1)
  *   images/<hex>/rootfs/        the unpacked tree handed to Cells
  *   images/<hex>/manifest.json  images/<hex>/signature
@@ -37,12 +37,16 @@
  *   4. tmp/ belongs to the lock holder; it is emptied at open.
  *   5. The last-use time of an image is the mtime of its leases/ directory, which
  *      every acquire and release changes and every add refreshes.
+ *   6. A published image's blob is either kept or, with drop_blobs and a tree that
+ *      holds everything the packed format holds, deleted; img_store_export then
+ *      re-packs the tree and checks that the identity is reproduced.
  *
- *   image states (per identity):
+ *   image states (per identity), and the function that moves each arrow:
  *
- *     absent --add: copy+hash, verify, unpack, syncfs, rename--> idle
- *     idle --acquire--> leased --release of the last lease--> idle
- *     idle --gc (idle >= min) / remove--> absent      leased --remove--> -EBUSY
+ *     absent --img_store_add (copy+hash, verify, unpack, syncfs, rename)--> idle
+ *     idle --img_store_acquire--> leased --img_store_release (last)--> idle
+ *     idle --img_store_gc (idle >= min) / img_store_remove--> absent
+ *     leased --img_store_remove--> -EBUSY (unchanged)
  *
  * No threads: one img_store is driven by one thread of the agent.
  */
