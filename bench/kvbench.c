@@ -102,7 +102,7 @@ struct bench {
     long load_next, load_done, load_count;
 };
 
-static void die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

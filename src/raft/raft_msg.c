@@ -471,7 +471,7 @@ void raft_msg_format(const struct raft_msg *m, struct sc_buf *out)
         break;
     case RAFT_MSG_HEARTBEAT:
         sc_buf_printf(out, " Commit:%llu", (unsigned long long)m->commit);
-        /* fallthrough */
+        __attribute__((fallthrough));
     case RAFT_MSG_HEARTBEAT_RESP:
         if (m->ctx)
             sc_buf_printf(out, " Round:%llu", (unsigned long long)m->ctx);
