@@ -160,7 +160,7 @@ struct sim {
     bool partitioned;
     /* knobs drawn from the seed (swarm testing: every seed its own mix) */
     unsigned p_drop, p_dup, p_slow, p_partition, p_crash, p_midcrash, p_compact, p_conf, p_transfer,
-        p_campaign, p_sync_anyway, p_lose_unsynced;
+        p_campaign, p_sync_anyway, p_lose_unsynced, p_store_compact;
     unsigned n_keys, n_clients;
     bool faults, clients_on;
     /* clients and history */
@@ -623,7 +623,13 @@ static void apply_normal(struct sim *s, struct node *n, const struct raft_entry 
         memset(&res, 0, sizeof(res));
         r = store_apply(n->st, &c, 0, &res, &e);
     }
+    bool compact = c.type == STORE_CMD_COMPACT;
     store_cmd_done(&c);
+    if (r < 0 && compact) {
+        /* refused identically on every replica (the store-hash check sees to it) */
+        tracef(s, "n%" PRIu64 " refused compaction at %" PRIu64 ": %s", n->id, ent->index, e.msg);
+        return;
+    }
     if (r < 0) {
         fail(s, "n%" PRIu64 " store_apply at %" PRIu64 ": %s", n->id, ent->index, e.msg);
         return;
@@ -758,7 +764,9 @@ static void node_create(struct sim *s, raft_id_t id, const struct raft_conf *con
     n->cfg.seed = s->o.seed * 31 + id + seedmix;
     n->cfg.pre_vote = true;
     n->cfg.check_quorum = true;
-    n->cfg.max_msg_bytes = 1024 + rnd_below(s, 4096);
+    /* sometimes one entry per append: old-term entries then travel without the
+     * new leader's entry behind them (the figure 8 schedule needs that) */
+    n->cfg.max_msg_bytes = chance(s, 300) ? 1 : 1024 + rnd_below(s, 4096);
     n->cfg.max_inflight = 1 + (unsigned)rnd_below(s, 8);
     n->cfg.trace = raft_trace;
     n->cfg.trace_ud = s;
@@ -1244,6 +1252,26 @@ static void fault_compact(struct sim *s, struct node *n)
     disk_rotate(s, n);
 }
 
+/* The leader proposes a store COMPACT command (as sctld's --auto-compact-retain
+ * does) a few revisions back; a compaction at or below the current one is refused
+ * by store_apply, identically everywhere. */
+static void store_compaction(struct sim *s)
+{
+    struct node *l = leader(s);
+    if (!l)
+        return;
+    rev_t rev = store_rev(l->st) - (rev_t)rnd_below(s, 6);
+    struct store_cmd c = {.type = STORE_CMD_COMPACT, .compact_rev = rev < 1 ? 1 : rev};
+    struct sc_buf b = {0};
+    sc_buf_put_u64le(&b, UINT64_MAX); /* no client request */
+    store_cmd_encode(&c, &b);
+    raft_index_t idx = 0;
+    int r = raft_propose(l->r, b.data, b.len, &idx);
+    sc_buf_free(&b);
+    tracef(s, "n%" PRIu64 " proposes store compaction at revision %lld -> %d at %" PRIu64, l->id,
+           (long long)c.compact_rev, r, idx);
+}
+
 static void inject_faults(struct sim *s)
 {
     if (!s->partitioned && chance(s, s->p_partition))
@@ -1270,6 +1298,8 @@ static void inject_faults(struct sim *s)
     }
     if (chance(s, s->p_conf))
         fault_conf(s);
+    if (chance(s, s->p_store_compact))
+        store_compaction(s);
     if (chance(s, s->p_transfer)) {
         struct node *l = leader(s);
         if (l) {
@@ -1355,6 +1385,7 @@ static void draw_knobs(struct sim *s)
     s->p_conf = chance(s, 600) ? (unsigned)rnd_below(s, 40) : 0;
     s->p_transfer = chance(s, 400) ? (unsigned)rnd_below(s, 15) : 0;
     s->p_campaign = chance(s, 400) ? (unsigned)rnd_below(s, 5) : 0;
+    s->p_store_compact = chance(s, 500) ? (unsigned)rnd_below(s, 30) : 0;
     s->p_sync_anyway = (unsigned)rnd_below(s, 300);
     s->p_lose_unsynced = 300 + (unsigned)rnd_below(s, 701);
     s->n_keys = 1 + (unsigned)rnd_below(s, MAX_KEYS);
