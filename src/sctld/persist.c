@@ -58,13 +58,13 @@ static int run_ops(struct persist *p, const struct sc_buf *ops, uint64_t *ret_se
             sc_rd_u64le(&rd, &len64);
             const uint8_t *data = rd.p;
             rd.p += len64;
+            /* Only received snapshots travel here (local ones go to the writer). */
+            pthread_mutex_lock(&p->snap_mu);
             r = snap_save(p->snap_dir, NULL, term, index, data, len64, 2, e);
+            pthread_mutex_unlock(&p->snap_mu);
             if (r >= 0 && flag) {
                 struct wal_record m = {.type = WAL_REC_SNAPSHOT, .term = term, .index = index};
                 r = wal_append(p->wal, &m, e);
-            } else if (r >= 0) {
-                /* everything below a local snapshot was applied, so durable */
-                r = wal_compact(p->wal, index + 1, e);
             }
         } else {
             sc_rd_u8(&rd, &flag);
@@ -91,13 +91,15 @@ static void *run(void *arg)
     struct sc_buf batch = {0};
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->queue.len == 0)
+        while (!p->stop && p->queue.len == 0 && p->compact_to == 0)
             pthread_cond_wait(&p->cv, &p->mu);
         bool stop = p->stop && p->queue.len == 0;
         struct sc_buf t = batch;
         batch = p->queue;
         p->queue = t;
         sc_buf_reset(&p->queue);
+        uint64_t compact_to = p->compact_to;
+        p->compact_to = 0;
         bool failed = p->error != 0;
         pthread_mutex_unlock(&p->mu);
         if (stop)
@@ -108,7 +110,11 @@ static void *run(void *arg)
         }
         struct sc_error e = {0};
         uint64_t seq = 0;
-        int r = run_ops(p, &batch, &seq, &e);
+        int r = 0;
+        if (compact_to)
+            r = wal_compact(p->wal, compact_to, &e);
+        if (r >= 0)
+            r = run_ops(p, &batch, &seq, &e);
         if (r < 0) {
             fail(p, r, &e);
         } else {
@@ -125,6 +131,57 @@ static void *run(void *arg)
     return NULL;
 }
 
+static void persist_stop_thread(struct persist *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+}
+
+/* The snapshot writer: saves local snapshots while the persist thread goes on
+ * committing, then asks it to drop the WAL segments the snapshot covers. */
+static void *snap_run(void *arg)
+{
+    struct persist *p = arg;
+    struct sc_buf job = {0};
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->snap_index == 0)
+            pthread_cond_wait(&p->snap_cv, &p->mu);
+        if (p->snap_index == 0 || p->error) { /* stopping, or the log already failed */
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+        struct sc_buf t = job;
+        job = p->snap_job;
+        p->snap_job = t;
+        sc_buf_reset(&p->snap_job);
+        uint64_t term = p->snap_term, index = p->snap_index;
+        p->snap_index = 0;
+        pthread_mutex_unlock(&p->mu);
+
+        /* everything below a local snapshot was applied, so it is durable */
+        struct sc_error e = {0};
+        pthread_mutex_lock(&p->snap_mu); /* one saver at a time in the directory */
+        int r = snap_save(p->snap_dir, NULL, term, index, job.data, job.len, 2, &e);
+        pthread_mutex_unlock(&p->snap_mu);
+        if (r < 0) {
+            fail(p, r, &e);
+            wake(p);
+            continue;
+        }
+        pthread_mutex_lock(&p->mu);
+        if (index + 1 > p->compact_to)
+            p->compact_to = index + 1;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    sc_buf_free(&job);
+    return NULL;
+}
+
 int persist_start(struct persist *p, struct wal *w, const char *snap_dir)
 {
     *p = (struct persist){.wal = w, .snap_dir = xstrdup(snap_dir)};
@@ -133,9 +190,17 @@ int persist_start(struct persist *p, struct wal *w, const char *snap_dir)
         return -errno;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->snap_cv, NULL);
+    pthread_mutex_init(&p->snap_mu, NULL);
     wal_get_stats(w, &p->wal_stats);
     int r = pthread_create(&p->thread, NULL, run, p);
     if (r) {
+        close(p->wake_fd);
+        return -r;
+    }
+    r = pthread_create(&p->snap_thread, NULL, snap_run, p);
+    if (r) {
+        persist_stop_thread(p);
         close(p->wake_fd);
         return -r;
     }
@@ -144,18 +209,25 @@ int persist_start(struct persist *p, struct wal *w, const char *snap_dir)
 
 void persist_stop(struct persist *p)
 {
+    /* The writer first (it may hand the persist thread a last compaction),
+     * dropping a snapshot it has not started: the log still holds everything. */
     pthread_mutex_lock(&p->mu);
     p->stop = true;
-    pthread_cond_signal(&p->cv);
+    p->snap_index = 0;
+    pthread_cond_signal(&p->snap_cv);
     pthread_mutex_unlock(&p->mu);
-    pthread_join(p->thread, NULL);
+    pthread_join(p->snap_thread, NULL);
+    persist_stop_thread(p);
     wal_close(p->wal);
     p->wal = NULL;
     close(p->wake_fd);
     sc_buf_free(&p->queue);
+    sc_buf_free(&p->snap_job);
     free(p->snap_dir);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->snap_cv);
+    pthread_mutex_destroy(&p->snap_mu);
 }
 
 void persist_record(struct persist *p, const struct wal_record *rec)
@@ -174,6 +246,15 @@ void persist_snapshot(struct persist *p, uint64_t term, uint64_t index, const ui
                       size_t len, bool install)
 {
     pthread_mutex_lock(&p->mu);
+    if (!install) {
+        sc_buf_reset(&p->snap_job);
+        sc_buf_put(&p->snap_job, data, len);
+        p->snap_term = term;
+        p->snap_index = index;
+        pthread_cond_signal(&p->snap_cv);
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     sc_buf_put_u8(&p->queue, 'S');
     sc_buf_put_u8(&p->queue, install);
     sc_buf_put_u64le(&p->queue, term);

@@ -12,9 +12,13 @@
  *
  * Invariants:
  *  1. Batches complete in submission order; done_seq only grows.
- *  2. A snapshot job queued before a record is on disk before it: a received
- *     snapshot (install) is saved, then its WAL_REC_SNAPSHOT marker appended;
- *     a local snapshot is saved, then WAL segments wholly below it removed.
+ *  2. A received snapshot (install) queued before a record is on disk before it,
+ *     and then its WAL_REC_SNAPSHOT marker is appended.  A local snapshot covers
+ *     entries that are already durable, so it is written by a second thread
+ *     (the snapshot writer) off the commit path: saving tens of megabytes must
+ *     not hold back the next fsync.  Only after it is saved are WAL segments
+ *     wholly below it removed, by the persist thread (which owns the WAL).
+ *     A newer local snapshot replaces one not yet started.
  *  3. After the first failure every later batch fails: error is sticky.
  *
  * Ownership: the thread alone touches the struct wal and the snapshot files
@@ -46,6 +50,14 @@ struct persist {
     struct sc_hist fsync_hist;
     struct wal_stats wal_stats;
     int wake_fd; /* eventfd the loop polls */
+    /* The snapshot writer (under mu): one pending local snapshot, and the index
+     * below which the persist thread may drop WAL segments once it is saved. */
+    pthread_t snap_thread;
+    pthread_cond_t snap_cv;
+    pthread_mutex_t snap_mu; /* one snap_save at a time (writer or installs) */
+    struct sc_buf snap_job;
+    uint64_t snap_term, snap_index; /* snap_index != 0: a job is pending */
+    uint64_t compact_to;            /* != 0: wal_compact(compact_to) is due */
 };
 
 /* Starts the thread over an opened and replayed WAL (ownership passes to it). */
