@@ -1380,6 +1380,8 @@ static void draw_knobs(struct sim *s)
     s->p_slow = chance(s, 700) ? (unsigned)rnd_below(s, 150) : 0;
     s->p_partition = chance(s, 700) ? (unsigned)rnd_below(s, 40) : 0;
     s->p_crash = chance(s, 700) ? (unsigned)rnd_below(s, 8) : 0;
+    if (chance(s, 150)) /* crash storms: leaders come and go within a few ticks */
+        s->p_crash = 20 + (unsigned)rnd_below(s, 40);
     s->p_midcrash = chance(s, 500) ? (unsigned)rnd_below(s, 6) : 0;
     s->p_compact = chance(s, 800) ? (unsigned)rnd_below(s, 40) : 0;
     s->p_conf = chance(s, 600) ? (unsigned)rnd_below(s, 40) : 0;
