@@ -1417,6 +1417,7 @@ static void check_convergence(struct sim *s)
 
 static void check_history(struct sim *s)
 {
+    static const char *const kind_names[] = {"?", "put", "get", "del", "cas"};
     size_t n = 0;
     struct lin_op *h = xcalloc(s->n_ops ? s->n_ops : 1, sizeof(*h));
     for (size_t i = 0; i < s->n_ops; i++) {
@@ -1440,9 +1441,9 @@ static void check_history(struct sim *s)
         if (s->o.verbose)
             for (size_t i = 0; i < n; i++)
                 if (h[i].key == rep.bad_key)
-                    printf("  op %" PRIu64 " kind %d call %" PRIu64 " ret %" PRIu64
-                           "%s arg %" PRId64 " expect %" PRId64 " -> value %" PRId64 " ok %d\n",
-                           h[i].tag, h[i].kind, h[i].call, h[i].ret,
+                    printf("  op %" PRIu64 " %s call %" PRIu64 " ret %" PRIu64 "%s arg %" PRId64
+                           " expect %" PRId64 " -> value %" PRId64 " ok %d\n",
+                           h[i].tag, kind_names[h[i].kind], h[i].call, h[i].ret,
                            h[i].unknown ? " (unknown)" : "", h[i].arg, h[i].expect, h[i].out_value,
                            h[i].out_ok);
     }
