@@ -160,7 +160,7 @@ struct sim {
     bool partitioned;
     /* knobs drawn from the seed (swarm testing: every seed its own mix) */
     unsigned p_drop, p_dup, p_slow, p_partition, p_crash, p_midcrash, p_compact, p_conf, p_transfer,
-        p_campaign, p_sync_anyway, p_lose_unsynced, p_store_compact;
+        p_campaign, p_sync_anyway, p_lose_unsynced, p_store_compact, p_leader_crash;
     unsigned n_keys, n_clients;
     bool faults, clients_on;
     /* clients and history */
@@ -921,6 +921,9 @@ static bool process_ready(struct sim *s, struct node *n)
         node_crash(s, n);
         return true;
     }
+    /* leaders die right after committing: the schedules of thesis figure 3.7 */
+    if (s->faults && u.n_committed && rs.role == RAFT_LEADER && chance(s, s->p_leader_crash))
+        n->crash_next = true;
     raft_advance(n->r, &u);
     return true;
 }
@@ -1380,6 +1383,7 @@ static void draw_knobs(struct sim *s)
     s->p_slow = chance(s, 700) ? (unsigned)rnd_below(s, 150) : 0;
     s->p_partition = chance(s, 700) ? (unsigned)rnd_below(s, 40) : 0;
     s->p_crash = chance(s, 700) ? (unsigned)rnd_below(s, 8) : 0;
+    s->p_leader_crash = chance(s, 300) ? (unsigned)rnd_below(s, 200) : 0;
     if (chance(s, 150)) /* crash storms: leaders come and go within a few ticks */
         s->p_crash = 20 + (unsigned)rnd_below(s, 40);
     s->p_midcrash = chance(s, 500) ? (unsigned)rnd_below(s, 6) : 0;
