@@ -58,10 +58,9 @@ static int run_ops(struct persist *p, const struct sc_buf *ops, uint64_t *ret_se
             sc_rd_u64le(&rd, &len64);
             const uint8_t *data = rd.p;
             rd.p += len64;
-            /* Only received snapshots travel here (local ones go to the writer). */
-            pthread_mutex_lock(&p->snap_mu);
+            /* Only received snapshots travel here (local ones are written by a
+             * forked child of sctld, see maybe_snapshot in server.c). */
             r = snap_save(p->snap_dir, NULL, term, index, data, len64, 2, e);
-            pthread_mutex_unlock(&p->snap_mu);
             if (r >= 0 && flag) {
                 struct wal_record m = {.type = WAL_REC_SNAPSHOT, .term = term, .index = index};
                 r = wal_append(p->wal, &m, e);
@@ -140,48 +139,6 @@ static void persist_stop_thread(struct persist *p)
     pthread_join(p->thread, NULL);
 }
 
-/* The snapshot writer: saves local snapshots while the persist thread goes on
- * committing, then asks it to drop the WAL segments the snapshot covers. */
-static void *snap_run(void *arg)
-{
-    struct persist *p = arg;
-    struct sc_buf job = {0};
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->snap_index == 0)
-            pthread_cond_wait(&p->snap_cv, &p->mu);
-        if (p->snap_index == 0 || p->error) { /* stopping, or the log already failed */
-            pthread_mutex_unlock(&p->mu);
-            break;
-        }
-        struct sc_buf t = job;
-        job = p->snap_job;
-        p->snap_job = t;
-        sc_buf_reset(&p->snap_job);
-        uint64_t term = p->snap_term, index = p->snap_index;
-        p->snap_index = 0;
-        pthread_mutex_unlock(&p->mu);
-
-        /* everything below a local snapshot was applied, so it is durable */
-        struct sc_error e = {0};
-        pthread_mutex_lock(&p->snap_mu); /* one saver at a time in the directory */
-        int r = snap_save(p->snap_dir, NULL, term, index, job.data, job.len, 2, &e);
-        pthread_mutex_unlock(&p->snap_mu);
-        if (r < 0) {
-            fail(p, r, &e);
-            wake(p);
-            continue;
-        }
-        pthread_mutex_lock(&p->mu);
-        if (index + 1 > p->compact_to)
-            p->compact_to = index + 1;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-    sc_buf_free(&job);
-    return NULL;
-}
-
 int persist_start(struct persist *p, struct wal *w, const char *snap_dir)
 {
     *p = (struct persist){.wal = w, .snap_dir = xstrdup(snap_dir)};
@@ -190,17 +147,9 @@ int persist_start(struct persist *p, struct wal *w, const char *snap_dir)
         return -errno;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    pthread_cond_init(&p->snap_cv, NULL);
-    pthread_mutex_init(&p->snap_mu, NULL);
     wal_get_stats(w, &p->wal_stats);
     int r = pthread_create(&p->thread, NULL, run, p);
     if (r) {
-        close(p->wake_fd);
-        return -r;
-    }
-    r = pthread_create(&p->snap_thread, NULL, snap_run, p);
-    if (r) {
-        persist_stop_thread(p);
         close(p->wake_fd);
         return -r;
     }
@@ -209,25 +158,14 @@ int persist_start(struct persist *p, struct wal *w, const char *snap_dir)
 
 void persist_stop(struct persist *p)
 {
-    /* The writer first (it may hand the persist thread a last compaction),
-     * dropping a snapshot it has not started: the log still holds everything. */
-    pthread_mutex_lock(&p->mu);
-    p->stop = true;
-    p->snap_index = 0;
-    pthread_cond_signal(&p->snap_cv);
-    pthread_mutex_unlock(&p->mu);
-    pthread_join(p->snap_thread, NULL);
     persist_stop_thread(p);
     wal_close(p->wal);
     p->wal = NULL;
     close(p->wake_fd);
     sc_buf_free(&p->queue);
-    sc_buf_free(&p->snap_job);
     free(p->snap_dir);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
-    pthread_cond_destroy(&p->snap_cv);
-    pthread_mutex_destroy(&p->snap_mu);
 }
 
 void persist_record(struct persist *p, const struct wal_record *rec)
@@ -242,25 +180,25 @@ void persist_record(struct persist *p, const struct wal_record *rec)
     pthread_mutex_unlock(&p->mu);
 }
 
-void persist_snapshot(struct persist *p, uint64_t term, uint64_t index, const uint8_t *data,
-                      size_t len, bool install)
+void persist_install_snapshot(struct persist *p, uint64_t term, uint64_t index, const uint8_t *data,
+                              size_t len)
 {
     pthread_mutex_lock(&p->mu);
-    if (!install) {
-        sc_buf_reset(&p->snap_job);
-        sc_buf_put(&p->snap_job, data, len);
-        p->snap_term = term;
-        p->snap_index = index;
-        pthread_cond_signal(&p->snap_cv);
-        pthread_mutex_unlock(&p->mu);
-        return;
-    }
     sc_buf_put_u8(&p->queue, 'S');
-    sc_buf_put_u8(&p->queue, install);
+    sc_buf_put_u8(&p->queue, 1);
     sc_buf_put_u64le(&p->queue, term);
     sc_buf_put_u64le(&p->queue, index);
     sc_buf_put_u64le(&p->queue, len);
     sc_buf_put(&p->queue, data, len);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void persist_compact_log(struct persist *p, uint64_t index)
+{
+    pthread_mutex_lock(&p->mu);
+    if (index > p->compact_to)
+        p->compact_to = index;
+    pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
 

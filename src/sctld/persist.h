@@ -13,12 +13,9 @@
  * Invariants:
  *  1. Batches complete in submission order; done_seq only grows.
  *  2. A received snapshot (install) queued before a record is on disk before it,
- *     and then its WAL_REC_SNAPSHOT marker is appended.  A local snapshot covers
- *     entries that are already durable, so it is written by a second thread
- *     (the snapshot writer) off the commit path: saving tens of megabytes must
- *     not hold back the next fsync.  Only after it is saved are WAL segments
- *     wholly below it removed, by the persist thread (which owns the WAL).
- *     A newer local snapshot replaces one not yet started.
+ *     and then its WAL_REC_SNAPSHOT marker is appended.  Local snapshots are
+ *     written elsewhere (a forked child of sctld) and, once saved, reported with
+ *     persist_compact_log(): only then are WAL segments wholly below them removed.
  *  3. After the first failure every later batch fails: error is sticky.
  *
  * Ownership: the thread alone touches the struct wal and the snapshot files
@@ -49,15 +46,8 @@ struct persist {
     bool stop;
     struct sc_hist fsync_hist;
     struct wal_stats wal_stats;
-    int wake_fd; /* eventfd the loop polls */
-    /* The snapshot writer (under mu): one pending local snapshot, and the index
-     * below which the persist thread may drop WAL segments once it is saved. */
-    pthread_t snap_thread;
-    pthread_cond_t snap_cv;
-    pthread_mutex_t snap_mu; /* one snap_save at a time (writer or installs) */
-    struct sc_buf snap_job;
-    uint64_t snap_term, snap_index; /* snap_index != 0: a job is pending */
-    uint64_t compact_to;            /* != 0: wal_compact(compact_to) is due */
+    int wake_fd;         /* eventfd the loop polls */
+    uint64_t compact_to; /* under mu; != 0: wal_compact(compact_to) is due */
 };
 
 /* Starts the thread over an opened and replayed WAL (ownership passes to it). */
@@ -67,11 +57,12 @@ void persist_stop(struct persist *p);
 
 /* Queues one record (copying its payload). */
 void persist_record(struct persist *p, const struct wal_record *rec);
-/* Queues a snapshot file of (term, index) with this payload (copied).  install:
- * a snapshot received from the leader, followed by a WAL_REC_SNAPSHOT marker;
- * otherwise a local snapshot, after which WAL segments below index+1 go. */
-void persist_snapshot(struct persist *p, uint64_t term, uint64_t index, const uint8_t *data,
-                      size_t len, bool install);
+/* Queues a snapshot received from the leader (payload copied), in order with the
+ * records: its file, then a WAL_REC_SNAPSHOT marker. */
+void persist_install_snapshot(struct persist *p, uint64_t term, uint64_t index, const uint8_t *data,
+                              size_t len);
+/* A local snapshot at index - 1 is saved: WAL segments wholly below index may go. */
+void persist_compact_log(struct persist *p, uint64_t index);
 /* Closes the batch of everything queued so far: it is written, and fdatasynced
  * when sync, before done reaches the returned sequence number. */
 uint64_t persist_commit(struct persist *p, bool sync);

@@ -54,7 +54,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "api/kvapi.h"
@@ -155,8 +159,11 @@ struct srv {
     uint64_t upd_seq;
     unsigned ticks_pending, tick_count;
     struct raft_status st;               /* after the last advance */
-    struct raft_snapshot_meta snap_meta; /* the latest snapshot, for MsgSnap */
-    struct sc_buf snap_store;
+    struct raft_snapshot_meta snap_meta; /* the latest snapshot; MsgSnap reads its file */
+    pid_t snap_pid;                      /* the child writing a snapshot, or 0 */
+    int snap_pidfd;
+    struct event *snap_ev;
+    uint64_t snap_child_index;
     struct event *drive_ev;
     struct pread *reads; /* in arrival order */
     size_t nreads;
@@ -517,12 +524,59 @@ static int snap_decode(const uint8_t *p, size_t n, struct raft_snapshot_meta *m,
     return 0;
 }
 
-/* Every snapshot_every applied entries: snapshot the store, compact the log. */
+/* The snapshot child writes through this: 1 MiB at a time, each piece on disk
+ * before the next.  Written in one go, tens of megabytes of dirty snapshot sit
+ * in the journal transaction that the log's next fdatasync has to commit (ext4
+ * data=ordered), and that fdatasync then waits for all of it: the bench saw put
+ * p99 jump to 1.5 s.  Paced, the log's syncs slip in between the pieces. */
+static ssize_t paced_pwrite(void *ud, int fd, const void *buf, size_t n, off_t off)
+{
+    size_t chunk = MIN(n, (size_t)1 << 20);
+    ssize_t w = pwrite(fd, buf, chunk, off);
+    if (w < 0)
+        return -errno;
+    if (sync_file_range(fd, off, w,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+        return -errno;
+    return w;
+}
+
+/* The snapshot child exited: if it saved the file, the log below it can go. */
+static void on_snap_child(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv *s = arg;
+    int st = 0;
+    while (waitpid(s->snap_pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    event_free(s->snap_ev);
+    close(s->snap_pidfd);
+    s->snap_ev = NULL;
+    s->snap_pid = 0;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        persist_compact_log(&s->persist, s->snap_child_index + 1);
+        log_info("msg=\"snapshot saved\" index=%llu", (unsigned long long)s->snap_child_index);
+    } else {
+        log_warn("msg=\"snapshot child failed; the log keeps every entry\" index=%llu status=%d",
+                 (unsigned long long)s->snap_child_index, st);
+    }
+}
+
+/* Every snapshot_every applied entries: snapshot the store, compact the log.
+ *
+ * The store is encoded and written by a forked child (Redis' BGSAVE): the child
+ * sees the store frozen at this instant through copy-on-write, so the loop pays
+ * for a fork (page tables, about a millisecond per 100 MB) instead of encoding
+ * and copying tens of megabytes, and the file's fsync never queues behind, or
+ * in front of, the log's.  The child touches nothing shared but the snapshot
+ * directory and exits with _exit.  The WAL keeps every entry until the child
+ * reports the file saved, so a failed child costs nothing but the retry. */
 static void maybe_snapshot(struct srv *s)
 {
-    if (s->applied_index - s->snap_index < s->cfg.snapshot_every)
+    if (s->snap_pid || s->applied_index - s->snap_index < s->cfg.snapshot_every)
         return;
     struct sc_error e = {0};
+    usec_t t0 = now_usec(CLOCK_MONOTONIC);
     int r = raft_compact(s->raft, s->applied_index, &e);
     if (r < 0) {
         log_warn("msg=\"cannot compact the log\" index=%llu error=\"%s\"",
@@ -531,16 +585,47 @@ static void maybe_snapshot(struct srv *s)
     }
     raft_get_status(s->raft, &s->st);
     s->snap_meta = s->st.snapshot;
-    sc_buf_reset(&s->snap_store);
-    store_snapshot_encode(s->store, &s->snap_store);
-    struct sc_buf file = {0};
-    snap_encode(&s->snap_meta, s->snap_store.data, s->snap_store.len, &file);
-    persist_snapshot(&s->persist, s->snap_meta.term, s->snap_meta.index, file.data, file.len,
-                     false);
-    persist_commit(&s->persist, false);
-    sc_buf_free(&file);
     s->snap_index = s->applied_index;
-    log_info("msg=\"snapshot queued\" index=%llu", (unsigned long long)s->applied_index);
+    usec_t t1 = now_usec(CLOCK_MONOTONIC);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_warn("msg=\"cannot fork the snapshot writer; the log keeps every entry\" error=\"%s\"",
+                 strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        /* Background work: on a small node it must not take the loop's core. */
+        (void)!nice(19);
+        struct sc_buf file = {0};
+        snap_encode(&s->snap_meta, NULL, 0, &file);
+        store_snapshot_encode(s->store, &file);
+        struct wal_io io = wal_io_posix;
+        io.pwrite = paced_pwrite;
+        r = snap_save(s->snap_dir, &io, s->snap_meta.term, s->snap_meta.index, file.data, file.len,
+                      2, &e);
+        if (r < 0)
+            log_error("msg=\"snapshot not saved\" error=\"%s\"", e.msg);
+        _exit(r < 0 ? 1 : 0);
+    }
+    s->snap_pid = pid;
+    s->snap_child_index = s->snap_meta.index;
+    s->snap_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (s->snap_pidfd < 0) { /* cannot happen on our kernels; wait for it here */
+        s->snap_pidfd = -1;
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        s->snap_pid = 0;
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            persist_compact_log(&s->persist, s->snap_child_index + 1);
+        return;
+    }
+    s->snap_ev = event_new(s->base, s->snap_pidfd, EV_READ, on_snap_child, s);
+    event_add(s->snap_ev, NULL);
+    usec_t t2 = now_usec(CLOCK_MONOTONIC);
+    log_info("msg=\"snapshot started\" index=%llu pid=%d compact_us=%llu fork_us=%llu",
+             (unsigned long long)s->snap_child_index, (int)pid, (unsigned long long)(t1 - t0),
+             (unsigned long long)(t2 - t1));
 }
 
 static void fatal_disk(struct srv *s, int err, const char *msg)
@@ -581,8 +666,8 @@ static bool update_persist(struct srv *s, const struct raft_update *u)
     if (u->snapshot) {
         struct sc_buf file = {0};
         snap_encode(u->snapshot, u->snap_data, u->snap_len, &file);
-        persist_snapshot(&s->persist, u->snapshot->term, u->snapshot->index, file.data, file.len,
-                         true);
+        persist_install_snapshot(&s->persist, u->snapshot->term, u->snapshot->index, file.data,
+                                 file.len);
         sc_buf_free(&file);
         wait = true;
     }
@@ -676,8 +761,6 @@ static void install_snapshot(struct srv *s, const struct raft_update *u, usec_t 
     fmt_reset(s);
     s->applied_index = s->snap_index = u->snapshot->index;
     s->snap_meta = *u->snapshot;
-    sc_buf_reset(&s->snap_store);
-    sc_buf_put(&s->snap_store, u->snap_data, u->snap_len);
     while (s->head && s->head->index <= u->snapshot->index) {
         struct proposal *p = s->head;
         s->head = p->next;
@@ -700,17 +783,28 @@ static void answer_reads(struct srv *s);
  * gets the bytes of the snapshot it names attached). */
 static void send_msgs(struct srv *s, const struct raft_update *u)
 {
-    struct sc_buf b = {0};
+    struct sc_buf b = {0}, file = {0};
+    const uint8_t *st = NULL;
+    size_t stlen = 0;
     for (size_t i = 0; i < u->n_msgs; i++) {
         struct raft_msg m = u->msgs[i];
         if (m.type == RAFT_MSG_SNAP) {
-            if (m.snap.index != s->snap_meta.index) {
-                log_warn("msg=\"snapshot to send is not the latest; skipped\" index=%llu",
+            /* Read once per update from the snapshot file: lagging followers are
+             * rare, and keeping a store-sized copy in memory for them is not. */
+            struct raft_snapshot_meta fm = {0};
+            uint64_t ft, fi;
+            struct sc_error e = {0};
+            if (!st && snap_load_latest(s->snap_dir, &wal_io_posix, &ft, &fi, &file, &e) == 1 &&
+                snap_decode(file.data, file.len, &fm, &st, &stlen) == 0 && fm.index != m.snap.index)
+                st = NULL;
+            if (!st) {
+                log_warn("msg=\"snapshot to send is not on disk yet; skipped\" index=%llu",
                          (unsigned long long)m.snap.index);
+                sc_buf_reset(&file);
                 continue;
             }
-            m.snap_data = s->snap_store.data;
-            m.snap_len = s->snap_store.len;
+            m.snap_data = st;
+            m.snap_len = stlen;
         }
         sc_buf_reset(&b);
         raft_msg_encode(&m, &b);
@@ -718,6 +812,7 @@ static void send_msgs(struct srv *s, const struct raft_update *u)
             s->peer_dropped++;
     }
     sc_buf_free(&b);
+    sc_buf_free(&file);
 }
 
 #define MAX_INBOX 8192
@@ -1954,7 +2049,6 @@ static int recover(struct srv *s, struct wal **ret_wal)
         if ((r = store_snapshot_decode(s->store, st, stlen, t0, &e)) < 0 ||
             (r = raft_load_snapshot(s->raft, &s->snap_meta, &e)) < 0)
             goto fail;
-        sc_buf_put(&s->snap_store, st, stlen);
     }
     size_t k = 0;
     while (k < c.n && c.v[k].index < s->snap_meta.index)
@@ -2195,6 +2289,14 @@ out:
     peer_net_free(s->net);
     s->net = NULL;
     sc_buf_free(&s->inbox);
+    if (s->snap_pid) { /* let the snapshot child finish: its file is consistent */
+        int st;
+        while (waitpid(s->snap_pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        event_free(s->snap_ev);
+        close(s->snap_pidfd);
+        s->snap_pid = 0;
+    }
     if (s->persist_running)
         persist_stop(&s->persist);
     for (int list = 0; list < 2; list++) {
@@ -2212,7 +2314,6 @@ out:
     }
     if (s->raft)
         raft_free(s->raft);
-    sc_buf_free(&s->snap_store);
     if (s->drive_ev)
         event_free(s->drive_ev);
     uint64_t k;
