@@ -451,21 +451,6 @@ static void check_hash(struct sim *s, struct node *n, raft_index_t index)
         fail(s, "n%" PRIu64 " store_check: %s", n->id, why);
 }
 
-/* Loads a store snapshot into a fresh store.  The snapshot of a store that never
- * changed is skipped: store_snapshot_decode calls qsort(NULL, 0, ...) on its
- * empty revision log, which UBSan rejects (reported in docs/sim.md); a fresh
- * store is that state already. */
-static int store_load(struct store *st, const uint8_t *p, size_t len, struct sc_error *e)
-{
-    struct store *fresh = store_new(NULL);
-    struct sc_buf b = {0};
-    store_snapshot_encode(fresh, &b);
-    store_free(fresh);
-    bool empty = b.len == len && !memcmp(b.data, p, len);
-    sc_buf_free(&b);
-    return empty ? 0 : store_snapshot_decode(st, p, len, 0, e);
-}
-
 static void key_name(char *buf, size_t n, uint32_t key)
 {
     snprintf(buf, n, "k%u", key);
@@ -715,7 +700,7 @@ static void node_boot(struct sim *s, struct node *n)
         struct snapfile *f = snap_find(n, st.snapshot.index);
         if (!f)
             fail(s, "n%" PRIu64 " no snapshot file for %" PRIu64, n->id, st.snapshot.index);
-        else if (store_load(n->st, f->data.data, f->data.len, &e) < 0)
+        else if (store_snapshot_decode(n->st, f->data.data, f->data.len, 0, &e) < 0)
             fail(s, "n%" PRIu64 " store_snapshot_decode: %s", n->id, e.msg);
         n->applied = st.snapshot.index;
         check_hash(s, n, n->applied);
@@ -880,7 +865,7 @@ static bool process_ready(struct sim *s, struct node *n)
         struct sc_error e = {0};
         store_free(n->st);
         n->st = store_new(NULL);
-        if (store_load(n->st, u.snap_data, u.snap_len, &e) < 0)
+        if (store_snapshot_decode(n->st, u.snap_data, u.snap_len, 0, &e) < 0)
             fail(s, "n%" PRIu64 " installs an undecodable snapshot: %s", n->id, e.msg);
         n->applied = u.snapshot->index;
         check_hash(s, n, n->applied);
