@@ -19,57 +19,10 @@
 # removed on exit.  Run: tests/system/raft_netns.sh BUILD/src/sctld/sctld
 set -uo pipefail
 SCTLD=${1:?usage: raft_netns.sh PATH/TO/sctld}
-[ "$(id -u)" = 0 ] || { echo "skip: not root"; exit 77; }
-command -v ip >/dev/null && command -v curl >/dev/null && command -v jq >/dev/null || {
-  echo "skip: needs ip, curl and jq"; exit 77; }
-tag=scr$$
-ip netns add ${tag}b 2>/dev/null || { echo "skip: cannot create network namespaces"; exit 77; }
-dir=$(mktemp -d /tmp/sc-raftns-XXXXXX)
-declare -A PID
-fail() { echo "FAIL: $*"; for n in 1 2 3; do echo "--- c$n log"; tail -15 "$dir/c$n.log"; done; exit 1; }
-cleanup() {
-  for n in "${!PID[@]}"; do kill -9 "${PID[$n]}" 2>/dev/null; wait "${PID[$n]}" 2>/dev/null; done
-  for n in 1 2 3; do ip netns del ${tag}$n 2>/dev/null; done
-  ip netns del ${tag}b 2>/dev/null
-  [ "${SC_KEEP:-}" = 1 ] && echo "kept $dir" || rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# The bridge lives in its own namespace, with the client address 10.77.0.100.
-B="ip netns exec ${tag}b"
-$B ip link add br0 type bridge && $B ip link set br0 up && $B ip addr add 10.77.0.100/24 dev br0 \
-  && $B ip link set lo up || fail "bridge"
-for n in 1 2 3; do
-  ip netns add ${tag}$n || fail "netns"
-  ip link add v$tag$n netns ${tag}b type veth peer name eth0 netns ${tag}$n || fail "veth"
-  $B ip link set v$tag$n master br0 up
-  ip -n ${tag}$n addr add 10.77.0.$n/24 dev eth0
-  ip -n ${tag}$n link set eth0 up
-  ip -n ${tag}$n link set lo up
-done
+NET=10.77.0 NMEMBERS=3 TAG=scr
+source "$(dirname "$0")/netns_lib.sh"
 IC="c1=10.77.0.1:7410,c2=10.77.0.2:7410,c3=10.77.0.3:7410"
-start() {
-  local n=$1; shift
-  ip netns exec ${tag}$n "$SCTLD" --name c$n --data-dir "$dir/d$n" --listen 10.77.0.$n:7400 \
-    --peer-listen 10.77.0.$n:7410 --initial-cluster $IC --snapshot-every 50 "$@" \
-    >>"$dir/c$n.log" 2>&1 &
-  PID[$n]=$!
-}
-api() { $B curl -s -m 4 "$@"; }
 status() { $B curl -s -m 4 -o /dev/null -w '%{http_code}' "$@"; }
-leader_name() {
-  local n=$1
-  api "http://10.77.0.$n:7400/v1/cluster" | jq -r '.members[] | select(.leader) | .name' 2>/dev/null
-}
-wait_leader() { # among the given members; prints the leader's number
-  for _ in $(seq 1 100); do
-    for n in "$@"; do
-      l=$(leader_name "$n"); [ -n "$l" ] && { echo "${l#c}"; return 0; }
-    done
-    sleep 0.1
-  done
-  return 1
-}
 seq_no=0
 ACKED=()
 write() { # write one key through member $1; records it if acknowledged
@@ -80,7 +33,7 @@ write() { # write one key through member $1; records it if acknowledged
   fi
   seq_no=$((seq_no + 1)); return 1
 }
-for n in 1 2 3; do start $n; done
+for n in 1 2 3; do start $n "$IC"; done
 L=$(wait_leader 1 2 3) || fail "no leader elected"
 echo "ok 1 leader is c$L"
 for n in 1 2 3; do
@@ -96,7 +49,7 @@ until write $S; do sleep 0.01; [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 10000
 echo "ok 3 first acknowledged write $(( ($(date +%s%N) - t0) / 1000000 )) ms after kill -9 of the leader"
 for i in $(seq 1 150); do write $S || write $(( S % 3 + 1 )) || true; done
 
-start $L
+start $L "$IC"
 want=$(api "http://10.77.0.$S:7400/v1/kv?prefix=h/&count_only=1" | jq .count)
 for _ in $(seq 1 100); do
   got=$(api "http://10.77.0.$L:7400/v1/kv?prefix=h/&count_only=1&serializable=1" | jq .count 2>/dev/null)
