@@ -39,6 +39,13 @@
  *  6. Recovery = newest snapshot (meta + store) + the WAL's entries after it
  *     (override rule, WAL_REC_SNAPSHOT markers) + newest hard state, then
  *     raft_start, which hands the committed entries out again to apply.
+ *  7. Membership: at most one change is in flight (cc_req).  A member's peer
+ *     address is a store key, MEMBER_PREFIX + name, written by an entry that
+ *     precedes the configuration change adding it, so every member (and every
+ *     snapshot) has it before the change applies; sync_peers() makes the peer
+ *     transport follow the applied configuration after every configuration
+ *     entry, snapshot and restart.  A member that applied a configuration
+ *     without itself is `removed` and answers writes with 503.
  */
 #include "sctld/server.h"
 
@@ -60,6 +67,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <event2/util.h>
+#include <jansson.h>
 
 #include "api/kvapi.h"
 #include "base/hist.h"
@@ -83,7 +93,8 @@ enum reply_kind {
     R_LEASE_GRANT,
     R_LEASE_REVOKE,
     R_COMPACT,
-    R_INTERNAL
+    R_INTERNAL,
+    R_MEMBER_ADDR /* the address key written before a member is added */
 };
 
 struct proposal {
@@ -114,6 +125,7 @@ struct conn_state {
     struct stream *s;
     struct pread *r;
     struct fwd *f;
+    bool cc; /* the connection of the pending membership change */
 };
 
 /* A write forwarded to the leader (an HTTP reverse proxy hop). */
@@ -177,6 +189,15 @@ struct srv {
     struct u64map conns;
     struct u64map revoking; /* lease ids with a revoke in flight */
     bool compact_in_flight;
+    /* Membership changes (invariant 7): at most one in flight, proposed by the
+     * leader after the address key of an added member. */
+    struct evhttp_request *cc_req;
+    struct evhttp_connection *cc_conn;
+    struct raft_conf_change cc;
+    bool cc_queued;
+    uint64_t cc_index, cc_term;
+    usec_t cc_start;
+    bool removed; /* a configuration without this member was applied */
     struct stream *streams;
     size_t nstreams;
     bool shutting_down, finishing;
@@ -293,6 +314,8 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
         cs->r->req = NULL;
     if (cs->f)
         cs->f->req = NULL;
+    if (cs->cc)
+        s->cc_req = NULL; /* the change still happens; nobody is told */
     if (cs->s) {
         if (!evhttp_request_get_connection(cs->s->req))
             evhttp_send_reply_end(cs->s->req);
@@ -440,6 +463,7 @@ static void reply_applied(struct srv *s, struct proposal *p, int r, const struct
                       (long long)store_compact_rev(s->store));
         break;
     case R_INTERNAL:
+    case R_MEMBER_ADDR:
         return;
     }
     send_json(s, req, 200, b);
@@ -697,6 +721,11 @@ static bool update_persist(struct srv *s, const struct raft_update *u)
     return false;
 }
 
+static void cc_applied(struct srv *s, const struct raft_entry *ent);
+static void cc_fail(struct srv *s, int r, const char *why);
+static void sync_peers(struct srv *s);
+static raft_id_t name_id(const char *name);
+
 static void apply_entry(struct srv *s, const struct raft_entry *ent, usec_t now)
 {
     struct store_result res = {0};
@@ -719,6 +748,8 @@ static void apply_entry(struct srv *s, const struct raft_entry *ent, usec_t now)
         }
     }
     s->applied_index = ent->index;
+    if (ent->type == RAFT_ENTRY_CONF)
+        cc_applied(s, ent);
     while (s->head && s->head->index <= ent->index) {
         struct proposal *p = s->head;
         s->head = p->next;
@@ -842,12 +873,17 @@ static void update_finish(struct srv *s)
         apply_entry(s, &u->committed[i], now);
     serve_reads(s, u);
     bool applied = u->n_committed > 0 || u->snapshot;
+    bool conf = u->snapshot != NULL;
+    for (size_t i = 0; i < u->n_committed; i++)
+        conf |= u->committed[i].type == RAFT_ENTRY_CONF;
     enum raft_role old = s->st.role;
     raft_advance(s->raft, u);
     s->in_flight = false;
     raft_get_status(s->raft, &s->st);
     if (old != s->st.role)
         on_role_change(s, old, s->st.role);
+    if (conf)
+        sync_peers(s);
     if (applied) {
         pump_all(s);
         maybe_snapshot(s);
@@ -971,6 +1007,10 @@ static void on_role_change(struct srv *s, enum raft_role old, enum raft_role now
         u64map_done(&s->revoking);
         s->compact_in_flight = false;
     }
+    if (old == RAFT_LEADER && s->cc_req)
+        cc_fail(s, -SC_E_NOT_LEADER,
+                "leadership changed before the membership change was committed; its outcome "
+                "is unknown, check GET /v1/cluster");
 }
 
 /* Feeds what was queued while an update was in flight into the core. */
@@ -1012,6 +1052,25 @@ static void feed(struct srv *s)
         p->index = index;
         p->term = s->st.term;
         park(s, p);
+    }
+    if (s->cc_queued) { /* after the address key queued before it (invariant 7) */
+        s->cc_queued = false;
+        raft_index_t index = 0;
+        int r = raft_propose_conf_change(s->raft, &s->cc, &index);
+        if (r < 0)
+            cc_fail(s,
+                    r == -EBUSY    ? -SC_E_REV_MISMATCH
+                    : r == -EINVAL ? -SC_E_INVALID
+                                   : r,
+                    r == -EBUSY    ? "another membership change is in progress; retry when it "
+                                     "is applied"
+                    : r == -EINVAL ? "the change is not allowed on the current configuration"
+                                   : "this member is not the leader; retry");
+        else {
+            raft_get_status(s->raft, &s->st);
+            s->cc_index = index;
+            s->cc_term = s->st.term;
+        }
     }
     struct pread *pr = s->reads;
     while (pr) {
@@ -1713,10 +1772,9 @@ static void handle_cluster(struct srv *s, struct evhttp_request *req)
 {
     struct sc_error e = {0};
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET)
-        return send_error(s, req,
-                          sc_error_set(&e, -SC_E_METHOD, "method",
-                                       "use GET (membership changes are not served yet)"),
-                          &e);
+        return send_error(
+            s, req,
+            sc_error_set(&e, -SC_E_METHOD, "method", "use GET (changes: /v1/cluster/members)"), &e);
     struct raft_progress_info pi[2 * RAFT_MAX_MEMBERS];
     size_t npi = s->st.role == RAFT_LEADER && !s->in_flight
                      ? raft_get_progress(s->raft, pi, ELEMENTSOF(pi))
@@ -1744,6 +1802,268 @@ static void handle_cluster(struct srv *s, struct evhttp_request *req)
     send_json(s, req, 200, b);
 }
 
+/* ---- membership (invariant 7) ------------------------------------------------ */
+
+#define MEMBER_PREFIX "/_cluster/members/"
+
+/* A 4xx/5xx with our own error code (the shared table has no "conflict"). */
+static void send_coded(struct srv *s, struct evhttp_request *req, int status, const char *code,
+                       const char *msg)
+{
+    struct sc_buf *b = &s->scratch;
+    sc_buf_reset(b);
+    sc_buf_printf(b, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+    json_str(b, msg);
+    sc_buf_put(b, "}}", 2);
+    send_json(s, req, status, b);
+}
+
+static void cc_reply(struct srv *s, int status, const char *code, const char *msg)
+{
+    struct evhttp_request *req = s->cc_req;
+    s->cc_req = NULL;
+    s->cc_queued = false;
+    s->cc_index = s->cc_term = 0;
+    if (!req)
+        return;
+    struct conn_state *cs = u64map_get(&s->conns, (uint64_t)(uintptr_t)s->cc_conn);
+    if (cs)
+        cs->cc = false;
+    if (status == 200) {
+        sc_buf_reset(&s->scratch);
+        sc_buf_printf(&s->scratch, "{\"index\":%llu}", (unsigned long long)s->applied_index);
+        send_json(s, req, 200, &s->scratch);
+    } else {
+        send_coded(s, req, status, code, msg);
+    }
+    observe(s, s->cc_start);
+}
+
+static void cc_fail(struct srv *s, int r, const char *why)
+{
+    if (r == -SC_E_REV_MISMATCH)
+        cc_reply(s, 409, "change_in_progress", why);
+    else
+        cc_reply(s, sc_err_http_status(r), sc_err_name(r), why);
+}
+
+static void cc_applied(struct srv *s, const struct raft_entry *ent)
+{
+    if (!s->cc_req || !s->cc_index || ent->index != s->cc_index)
+        return;
+    if (ent->term == s->cc_term)
+        cc_reply(s, 200, NULL, NULL);
+    else
+        cc_fail(s, -SC_E_NOT_LEADER,
+                "leadership changed before the membership change was committed; it was not "
+                "applied, retry");
+}
+
+/* Makes the peer transport follow the applied configuration: members with an
+ * address key that the transport lacks are added, peers no longer in the
+ * configuration are dropped (initial members keep their --initial-cluster
+ * address). */
+static void sync_peers(struct srv *s)
+{
+    raft_get_status(s->raft, &s->st);
+    const struct raft_conf *c = &s->st.conf;
+    if (!c->n_voters && !c->n_outgoing && !c->n_learners)
+        return; /* a joining member before its first snapshot */
+    s->removed = !raft_conf_has(c, s->id);
+    if (!s->net)
+        return;
+    struct store_op op = {.type = STORE_OP_GET,
+                          .key = (const uint8_t *)MEMBER_PREFIX,
+                          .key_len = sizeof(MEMBER_PREFIX) - 1,
+                          .prefix = true};
+    struct store_op_result res = {0};
+    struct sc_error e = {0};
+    if (store_read(s->store, &op, &res, &e) == 0) {
+        for (size_t i = 0; i < res.nkvs; i++) {
+            const struct store_kv *kv = &res.kvs[i];
+            char name[64], addr[128];
+            size_t nl = kv->key_len - (sizeof(MEMBER_PREFIX) - 1);
+            if (nl == 0 || nl >= sizeof(name) || kv->value_len >= sizeof(addr))
+                continue;
+            memcpy(name, kv->key + sizeof(MEMBER_PREFIX) - 1, nl);
+            name[nl] = '\0';
+            memcpy(addr, kv->value, kv->value_len);
+            addr[kv->value_len] = '\0';
+            raft_id_t id = name_id(name);
+            if (id != s->id && raft_conf_has(c, id) && !peer_net_get(s->net, id)) {
+                log_info("msg=\"peer added\" name=%s addr=%s", name, addr);
+                peer_net_add(s->net, id, name, addr);
+            }
+        }
+    }
+    free(res.kvs);
+    const struct peer_info *list[PEER_MAX_MEMBERS];
+    size_t n = peer_net_list(s->net, list, PEER_MAX_MEMBERS);
+    raft_id_t gone[PEER_MAX_MEMBERS];
+    size_t ngone = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!raft_conf_has(c, list[i]->id))
+            gone[ngone++] = list[i]->id;
+    for (size_t i = 0; i < ngone; i++) {
+        log_info("msg=\"peer removed\" id=%llx", (unsigned long long)gone[i]);
+        peer_net_remove(s->net, gone[i]);
+    }
+}
+
+static bool member_name_ok(const char *n, size_t len)
+{
+    if (len == 0 || len > 63)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)n[i]) && n[i] != '-' && n[i] != '_' && n[i] != '.')
+            return false;
+    return true;
+}
+
+/* {"name":"c4","peer":"HOST:PORT","learner":true}: name[64], addr[128]. */
+static int decode_member(const char *body, size_t len, char *name, char *addr, bool *learner,
+                         struct sc_error *e)
+{
+    json_error_t je;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    int r = 0;
+    const char *k;
+    json_t *v, *n, *p, *l;
+    if (!json_is_object(j)) {
+        r = sc_error_set(e, -SC_E_INVALID, "body", "body must be a JSON object");
+        goto out;
+    }
+    json_object_foreach(j, k, v) if (strcmp(k, "name") && strcmp(k, "peer") && strcmp(k, "learner"))
+    {
+        r = sc_error_set(e, -SC_E_INVALID, k, "unknown field %s (name, peer, learner)", k);
+        goto out;
+    }
+    n = json_object_get(j, "name");
+    p = json_object_get(j, "peer");
+    l = json_object_get(j, "learner");
+    if (!json_is_string(n) || !member_name_ok(json_string_value(n), json_string_length(n))) {
+        r = sc_error_set(e, -SC_E_INVALID, "name",
+                         "name must be 1-63 characters of A-Z a-z 0-9 . _ -");
+        goto out;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (!json_is_string(p) || json_string_length(p) >= 128 ||
+        evutil_parse_sockaddr_port(json_string_value(p), (struct sockaddr *)&ss, &sl) < 0 ||
+        !strchr(json_string_value(p), ':') ||
+        (ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                 : ((struct sockaddr_in6 *)&ss)->sin6_port) == 0) {
+        r = sc_error_set(e, -SC_E_INVALID, "peer",
+                         "peer must be the member's peer address, IP:PORT (e.g. 10.0.0.4:7410)");
+        goto out;
+    }
+    if (l && !json_is_boolean(l)) {
+        r = sc_error_set(e, -SC_E_INVALID, "learner", "learner must be true or false");
+        goto out;
+    }
+    *learner = !l || json_is_true(l);
+    snprintf(name, 64, "%s", json_string_value(n));
+    snprintf(addr, 128, "%s", json_string_value(p));
+out:
+    json_decref(j);
+    return r;
+}
+
+/* POST /v1/cluster/members, POST /v1/cluster/members/NAME/promote,
+ * DELETE /v1/cluster/members/NAME: validated here, on the leader, then one
+ * conf change through the log (an added member's address key first). */
+static void handle_members(struct srv *s, struct evhttp_request *req, const char *rest, size_t rlen,
+                           usec_t start)
+{
+    struct sc_error e = {0};
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    char name[64] = "", addr[128] = "";
+    bool learner = true, add = rlen == 0;
+    struct raft_conf_change cc = {.transition = RAFT_CC_AUTO, .n = 1};
+    if (!writable(s, req))
+        return;
+    if (add) {
+        if (m != EVHTTP_REQ_POST)
+            return send_error(s, req, sc_error_set(&e, -SC_E_METHOD, "method", "use POST"), &e);
+        char *body = NULL;
+        size_t len = 0;
+        int r = body_of(s, req, &body, &len, &e);
+        if (r < 0)
+            return send_error(s, req, r, &e);
+        if ((r = decode_member(body, len, name, addr, &learner, &e)) < 0)
+            return send_error(s, req, r, &e);
+    } else {
+        const char *n = rest + 1, *slash = memchr(n, '/', rlen - 1);
+        size_t nl = slash ? (size_t)(slash - n) : rlen - 1;
+        bool promote =
+            slash && (size_t)(rest + rlen - slash) == 8 && memcmp(slash, "/promote", 8) == 0;
+        if (rest[0] != '/' || (slash && !promote) || !member_name_ok(n, nl))
+            return send_error(s, req,
+                              sc_error_set(&e, -SC_E_NOT_FOUND, "path",
+                                           "use /v1/cluster/members/NAME or .../NAME/promote"),
+                              &e);
+        if (promote ? m != EVHTTP_REQ_POST : m != EVHTTP_REQ_DELETE)
+            return send_error(
+                s, req,
+                sc_error_set(&e, -SC_E_METHOD, "method", "use %s", promote ? "POST" : "DELETE"),
+                &e);
+        memcpy(name, n, nl);
+        name[nl] = '\0';
+        cc.items[0].type = promote ? RAFT_CC_ADD_VOTER : RAFT_CC_REMOVE;
+    }
+    if (s->st.role != RAFT_LEADER) /* a single member without --peer-listen */
+        return send_error(
+            s, req,
+            sc_error_set(&e, -SC_E_NOT_LEADER, NULL, "this member is not the leader; retry"), &e);
+    if (s->cc_req || s->cc_queued || s->st.conf.n_outgoing)
+        return send_coded(s, req, 409, "change_in_progress",
+                          "another membership change is in progress; retry when it is applied");
+    raft_id_t id = name_id(name);
+    const struct raft_conf *c = &s->st.conf;
+    bool member = raft_conf_has(c, id), voter = raft_conf_is_voter(c, id);
+    char msg[200];
+    if (add && member) {
+        snprintf(msg, sizeof(msg), "a member named %s already exists", name);
+        return send_coded(s, req, 409, "member_exists", msg);
+    }
+    if (!add && !member) {
+        snprintf(msg, sizeof(msg), "no member named %s", name);
+        return send_coded(s, req, 404, "member_not_found", msg);
+    }
+    if (!add && cc.items[0].type == RAFT_CC_ADD_VOTER && voter) {
+        snprintf(msg, sizeof(msg), "%s is already a voter", name);
+        return send_coded(s, req, 409, "already_voter", msg);
+    }
+    if (cc.items[0].type == RAFT_CC_REMOVE && voter && c->n_voters <= 1)
+        return send_coded(s, req, 409, "last_voter", "cannot remove the last voter");
+    if (cc.items[0].type == RAFT_CC_REMOVE && id == s->id)
+        return send_coded(s, req, 409, "is_leader",
+                          "cannot remove the leader; remove it after leadership moved (restart "
+                          "it, or remove another member)");
+    if (add)
+        cc.items[0].type = learner ? RAFT_CC_ADD_LEARNER : RAFT_CC_ADD_VOTER;
+    cc.items[0].id = id;
+    s->cc = cc;
+    s->cc_req = req;
+    s->cc_conn = evhttp_request_get_connection(req);
+    s->cc_start = start;
+    s->cc_queued = true;
+    conn_state(s, s->cc_conn)->cc = true;
+    if (add) {
+        char key[sizeof(MEMBER_PREFIX) + 64];
+        snprintf(key, sizeof(key), MEMBER_PREFIX "%s", name);
+        struct store_op op = {.type = STORE_OP_PUT,
+                              .key = (const uint8_t *)key,
+                              .key_len = strlen(key),
+                              .value = (const uint8_t *)addr,
+                              .value_len = strlen(addr)};
+        struct store_cmd cmd = {.type = STORE_CMD_TXN, .success = &op, .nsuccess = 1};
+        propose(s, NULL, R_MEMBER_ADDR, &cmd, start);
+    } else {
+        drive(s);
+    }
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     struct srv *s = arg;
@@ -1761,7 +2081,16 @@ static void handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     bool write = m != EVHTTP_REQ_GET &&
                  (PATH_UNDER("/v1/kv/") || PATH_IS("/v1/kv") || PATH_IS("/v1/txn") ||
-                  PATH_IS("/v1/leases") || PATH_UNDER("/v1/leases/") || PATH_IS("/v1/compact"));
+                  PATH_IS("/v1/leases") || PATH_UNDER("/v1/leases/") || PATH_IS("/v1/compact") ||
+                  PATH_IS("/v1/cluster/members") || PATH_UNDER("/v1/cluster/members/"));
+    if (write && s->removed) {
+        send_error(s, req,
+                   sc_error_set(&e, -SC_E_NOT_LEADER, NULL,
+                                "this member was removed from the cluster; use another member"),
+                   &e);
+        api_query_done(&q);
+        return;
+    }
     if (write && s->st.role != RAFT_LEADER && s->net && !s->shutting_down) {
         forward(s, req, start);
         api_query_done(&q);
@@ -1769,6 +2098,8 @@ static void handle(struct evhttp_request *req, void *arg)
     }
     if (PATH_IS("/v1/cluster"))
         handle_cluster(s, req);
+    else if (PATH_IS("/v1/cluster/members") || PATH_UNDER("/v1/cluster/members/"))
+        handle_members(s, req, uri + 19, plen - 19, start);
     else if (PATH_UNDER("/v1/kv/"))
         handle_kv(s, req, uri + 7, plen - 7, true, &q, start);
     else if (PATH_IS("/v1/kv"))
@@ -2268,6 +2599,7 @@ int srv_run(const struct srv_config *cfg)
     }
     if ((r = bind_listener(s)) < 0 || (r = start_peers(s)) < 0)
         goto out;
+    sync_peers(s); /* members added after --initial-cluster, from their address keys */
     s->wake_ev = event_new(s->base, s->persist.wake_fd, EV_READ | EV_PERSIST, on_durable, s);
     s->tick_ev = event_new(s->base, -1, EV_PERSIST, on_tick, s);
     s->sigterm_ev = evsignal_new(s->base, SIGTERM, on_signal, s);
