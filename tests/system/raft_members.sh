@@ -12,7 +12,8 @@
 #   5. while a client writes continuously, one of the original members (a
 #      follower) is removed; the others list three members and the removed one
 #      refuses writes with 503;
-#   6. every acknowledged write is on every remaining member, in write order.
+#   6. a remaining original, restarted, learns c4's address from the log;
+#   7. every acknowledged write is on every remaining member, in write order.
 #
 # Skips (exit 77) when not root or when network namespaces are unavailable.
 # Everything it creates (namespaces, links, processes by PID, temp dir) is
@@ -109,6 +110,17 @@ nw=$(awk '$1 >= 1000' "$dir/acked" | wc -l)
 [ "$nw" -gt 5 ] || fail "only $nw writes acknowledged while c$R was removed"
 echo "ok 5 c$R removed while a client wrote ($nw writes acknowledged); it answers 503: $msg"
 
+# A restarted original knows c4 only from the log (its address key, in the
+# snapshot): it must reconnect to it and list its peer address.
+kill -9 "${PID[$K]}"; wait "${PID[$K]}" 2>/dev/null; unset "PID[$K]"
+start $K "$IC"
+for _ in $(seq 1 100); do
+  [ "$(api "http://10.77.1.$K:7400/v1/cluster" | jq -r '.members[] | select(.name=="c4") | .peer')" = 10.77.1.4:7410 ] \
+    && break; sleep 0.1
+done
+grep -q 'peer added.*name=c4' "$dir/c$K.log" || fail "restarted c$K did not add c4 from its address key"
+echo "ok 6 restarted c$K learned c4's address from the log"
+
 want=$(count $L)
 for n in $K 4; do
   for _ in $(seq 1 100); do [ "$(count $n)" = "$want" ] && break; sleep 0.1; done
@@ -122,4 +134,4 @@ for n in $L $K 4; do
   jq -e '[.kvs[] | select(.key | startswith("h/"))] | sort_by(.key) | [.[].mod_revision] as $r | $r == ($r | sort)' \
     "$dir/kv$n.json" >/dev/null || fail "c$n: mod revisions do not follow the write order"
 done
-echo "ok 6 all $(wc -l <"$dir/acked") acknowledged writes on every remaining member, in order"
+echo "ok 7 all $(wc -l <"$dir/acked") acknowledged writes on every remaining member, in order"
