@@ -1,6 +1,6 @@
 /*
  * main.c: slet, the SwiftCube node agent.  For now it offers the by-hand verbs
- * (`slet cell run`); the agent loop (join, lease, assignments, probes) arrives
+ * (`slet cell run`, `slet image ...`); the agent loop (join, lease, assignments, probes) arrives
  * with issue 5 over the same Cell library.  A static table of verbs, looked up
  * by name (wireguard-tools habit).
  */
@@ -14,7 +14,9 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *help;
 } verbs[] = {
-    {"cell", slet_cell_main, "run one Cell in the foreground: slet cell run --root DIR -- CMD"},
+    {"cell", slet_cell_main,
+     "run one Cell in the foreground: slet cell run --root DIR|--image REF -- CMD"},
+    {"image", slet_image_main, "the node's image store: pack, sign, import, ls, rm, push, pull"},
 };
 
 static int usage(void)

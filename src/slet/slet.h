@@ -5,5 +5,30 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
+#include "base/err.h"
+#include "image/image.h"
+
 /* `slet cell ...`: run one Cell by hand (slet_cell.c). */
 int slet_cell_main(int argc, char **argv);
+/* `slet image ...`: the node's image store by hand (slet_image.c). */
+int slet_image_main(int argc, char **argv);
+
+/* The image store with its trusted keys (slet_image.c), shared by `slet image`
+ * and `slet cell run --image`. */
+struct slet_store {
+    char root[4096]; /* absolute, so the roots it hands to Cells are too */
+    struct img_trust *trust;
+    struct img_store *store;
+};
+/* Opens the store at root (NULL = /var/lib/slet/images) with the *.pem keys of
+ * trust_dir (NULL = /etc/swiftcube/trusted-keys; a missing directory is an error
+ * only when need_trust, i.e. for commands that add images).  Waits up to 5 s for
+ * another process's lock. */
+int slet_store_open(const char *root, const char *trust_dir, bool need_trust, struct slet_store *ss,
+                    struct sc_error *e);
+void slet_store_close(struct slet_store *ss);
+/* A REF: "blake3:<hex>" or the name of exactly one stored image. */
+int slet_image_resolve(struct slet_store *ss, const char *ref, struct img_id *ret,
+                       struct sc_error *e);

@@ -1,7 +1,8 @@
 /*
  * slet_cell.c: `slet cell run`, one Cell in the foreground, by hand.
  *
- *   slet cell run --root DIR [--name N] [--cpu 100m] [--memory 64Mi] [--pids N]
+ *   slet cell run --root DIR|--image REF [--store DIR] [--name N] [--cpu 100m] [--memory 64Mi]
+ * [--pids N]
  *                 [--grant KIND:ARG]... [--tmpfs PATH[:SIZE]]... [--volume SRC:DST[:ro]]...
  *                 [--env K=V]... [--cwd DIR] [--hostname H] [--uid N] [--gid N]
  *                 [--net none|bridge|host] [--grace SEC] [--init]
@@ -12,6 +13,13 @@
  * cell_fd(), a timer for cell_deadline_usec(), and SIGINT/SIGTERM turned into
  * cell_stop().  The Cell's output is followed onto stdout; the exit status is
  * the Cell's (128+N when a signal ended it), 125 when it could not start.
+ *
+ * With --image REF the root is an image of the node's store (slet_image.c): a
+ * lease named after the Cell is taken (img_store_acquire) and the store's lock
+ * dropped again, so other slet commands can use the store while the Cell runs;
+ * the image's manifest gives the defaults for the command, env, working
+ * directory and tmpfs paths the command line leaves out; after the Cell is torn
+ * down the lease is released (so `slet image rm` refuses the image until then).
  */
 #include "slet/slet.h"
 
@@ -20,11 +28,13 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 #include "cell/cell.h"
@@ -111,7 +121,8 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     fprintf(stderr, "slet cell run: ");
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\nusage: slet cell run --root DIR [--cpu 100m] [--memory 64Mi] [--pids N]\n"
+    fprintf(stderr, "\nusage: slet cell run --root DIR|--image REF [--store DIR] [--cpu 100m]\n"
+                    "       [--memory 64Mi] [--pids N]\n"
                     "       [--grant fs.read:P|fs.write:P|net.listen:PORT|net.connect:PORT]...\n"
                     "       [--tmpfs PATH[:SIZE]]... [--volume SRC:DST[:ro]]... [--env K=V]...\n"
                     "       [--cwd DIR] [--hostname H] [--uid N] [--gid N] [--name N]\n"
@@ -138,6 +149,78 @@ static char *read_secret(const char *path, size_t *len)
     return buf;
 }
 
+/* An image lease held while the Cell runs (--image). */
+struct image_lease {
+    const char *store_dir;
+    struct img_id id;
+    char holder[IMG_HOLDER_MAX + 1];
+    char *root;
+    struct img_manifest manifest;
+};
+
+static int image_lease_take(struct image_lease *il, const char *store_dir, const char *ref,
+                            const char *holder, struct sc_error *e)
+{
+    struct slet_store ss;
+    il->store_dir = store_dir;
+    snprintf(il->holder, sizeof(il->holder), "%s", holder);
+    int r = slet_store_open(store_dir, NULL, false, &ss, e);
+    if (r < 0)
+        return r;
+    r = slet_image_resolve(&ss, ref, &il->id, e);
+    if (r >= 0)
+        r = img_store_acquire(ss.store, &il->id, holder, &il->root, e);
+    slet_store_close(&ss); /* the lease (a file) outlives the lock */
+    if (r < 0)
+        return r;
+    /* The manifest sits beside the tree: .../images/<hex>/{rootfs,manifest.json}. */
+    char path[PATH_MAX], *buf = xmalloc(IMG_MANIFEST_MAX + 1);
+    snprintf(path, sizeof(path), "%s/../manifest.json", il->root);
+    FILE *f = fopen(path, "re");
+    size_t n = f ? fread(buf, 1, IMG_MANIFEST_MAX + 1, f) : 0;
+    if (!f)
+        r = sc_error_set(e, -errno, NULL, "cannot read %s: %s", path, strerror(errno));
+    else
+        r = img_manifest_decode(buf, n, &il->manifest, e);
+    if (f)
+        fclose(f);
+    free(buf);
+    if (r < 0) {
+        char msg[sizeof(e->msg)];
+        snprintf(msg, sizeof(msg), "%s", e->msg);
+        sc_error_set(e, r, NULL, "manifest %s: %s", path, msg);
+        img_manifest_done(&il->manifest);
+        il->manifest = (struct img_manifest){0};
+        struct sc_error e2 = {0};
+        if (slet_store_open(store_dir, NULL, false, &ss, &e2) >= 0) {
+            img_store_release(ss.store, &il->id, il->holder, &e2);
+            slet_store_close(&ss);
+        }
+        free(il->root);
+        il->root = NULL;
+    }
+    return r;
+}
+
+/* Releases the lease, if one was taken; a failure is only reported. */
+static void image_lease_drop(struct image_lease *il)
+{
+    if (!il->root)
+        return;
+    struct slet_store ss;
+    struct sc_error e = {0};
+    int r = slet_store_open(il->store_dir, NULL, false, &ss, &e);
+    if (r >= 0) {
+        r = img_store_release(ss.store, &il->id, il->holder, &e);
+        slet_store_close(&ss);
+    }
+    if (r < 0)
+        fprintf(stderr, "slet: releasing image lease %s: %s\n", il->holder, e.msg);
+    img_manifest_done(&il->manifest);
+    free(il->root);
+    il->root = NULL;
+}
+
 static int cell_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -150,8 +233,10 @@ static int cell_run(int argc, char **argv)
         {"gid", required_argument, NULL, 'G'},      {"net", optional_argument, NULL, 'N'},
         {"grace", required_argument, NULL, 'T'},    {"bridge", required_argument, NULL, 'B'},
         {"init", no_argument, NULL, 'I'},           {"secret-file", required_argument, NULL, 'S'},
+        {"image", required_argument, NULL, 'M'},    {"store", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},           {0},
     };
+    const char *image_ref = NULL, *store_dir = NULL;
     struct cell_spec s = {.uid = 65534, .gid = 65534, .net = CELL_NET_NONE};
     struct cell_host_config hc = {.backend = "linux"};
     const char *grants[CELL_MAX_GRANTS], *env[CELL_MAX_ARGS + 1];
@@ -254,6 +339,12 @@ static int cell_run(int argc, char **argv)
         case 'I':
             s.init = true;
             break;
+        case 'M':
+            image_ref = optarg;
+            break;
+        case 'D':
+            store_dir = optarg;
+            break;
         case 'S': {
             char *eq = strchr(optarg, '=');
             if (!eq || s.n_secrets == CELL_MAX_SECRETS)
@@ -271,11 +362,35 @@ static int cell_run(int argc, char **argv)
             return usage_error("%s", "see usage");
         }
     }
-    if (!s.root)
-        return usage_error("%s", "--root is required");
-    if (optind >= argc)
-        return usage_error("%s", "no command after --");
-    s.argv = (const char *const *)&argv[optind];
+    if (!s.root == !image_ref)
+        return usage_error("%s", "exactly one of --root DIR and --image REF is required");
+    struct image_lease il = {0};
+    if (image_ref) {
+        struct sc_error ie = {0};
+        if (image_lease_take(&il, store_dir, image_ref, s.name, &ie) < 0) {
+            fprintf(stderr, "slet: cell %s: image %s: %s\n", s.name, image_ref, ie.msg);
+            return 125;
+        }
+        s.root = il.root;
+        const struct img_manifest *m = &il.manifest;
+        if (optind >= argc && m->argc)
+            s.argv = (const char *const *)m->argv;
+        if (!n_env)
+            for (size_t i = 0; i < m->n_env && n_env < CELL_MAX_ARGS; i++)
+                env[n_env++] = m->env[i];
+        if (!s.cwd)
+            s.cwd = m->workdir;
+        for (size_t i = 0; !s.n_tmpfs && i < m->n_writable && i < CELL_MAX_TMPFS; i++)
+            tmpfs[i] = (struct cell_tmpfs){.path = m->writable[i]};
+        if (!s.n_tmpfs)
+            s.n_tmpfs = m->n_writable < CELL_MAX_TMPFS ? m->n_writable : CELL_MAX_TMPFS;
+    }
+    if (optind < argc)
+        s.argv = (const char *const *)&argv[optind];
+    if (!s.argv) {
+        image_lease_drop(&il);
+        return usage_error("%s", "no command after -- (and the image names none)");
+    }
     s.grants = grants;
     s.tmpfs = s.n_tmpfs ? tmpfs : NULL;
     s.volumes = vols;
@@ -305,6 +420,7 @@ static int cell_run(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "slet: cell %s: %s\n", s.name, e.msg[0] ? e.msg : strerror(-r));
         cell_host_free(h);
+        image_lease_drop(&il);
         return 125;
     }
     struct cell_status st;
@@ -338,6 +454,7 @@ static int cell_run(int argc, char **argv)
         fprintf(stderr, "slet: cell %s ignored SIGTERM and was killed after the grace period\n",
                 s.name);
     cell_host_free(h); /* tears the Cell down */
+    image_lease_drop(&il);
     return code < 0 ? 125 : code;
 }
 
