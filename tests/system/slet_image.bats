@@ -194,3 +194,33 @@ ids() {
   [ "$status" -eq 1 ]
   [[ $output == *"slet image pull http://127.0.0.1:$port/team/bb:nope: "* ]]
 }
+
+@test "import of an OCI layout (written by umoci) signs it with --key and runs it" {
+  command -v umoci >/dev/null || skip "umoci is not installed"
+  [ "$(id -u)" -eq 0 ] || skip "umoci unpack and Cells need root"
+  local l=$BATS_TEST_TMPDIR/layout b=$BATS_TEST_TMPDIR/bundle id again
+  umoci init --layout "$l"
+  umoci new --image "$l:v1"
+  umoci unpack --image "$l:v1" "$b"
+  cp -a "$F/root/." "$b/rootfs/"
+  umoci repack --image "$l:v1" "$b"
+  umoci config --image "$l:v1" --config.entrypoint /bin/echo --config.cmd "from oci" \
+    --config.workingdir /tmp
+  run "$SLET" image import "$l" --ref v1 "${S[@]}"
+  [ "$status" -eq 2 ]
+  [[ $output == *"OCI layout $l is not signed: give --key PRIV.pem"* ]]
+  run "$SLET" image import "$l" --ref nope --key "$F/key.pem" "${S[@]}"
+  [ "$status" -eq 1 ]
+  [[ $output == *"slet image import $l: "*nope* ]]
+  id=$("$SLET" image import "$l" --ref v1 --name oci-bb --key "$F/key.pem" "${S[@]}")
+  [[ $id =~ ^blake3:[0-9a-f]{64}$ ]]
+  again=$("$SLET" image import "$l" --ref v1 --name oci-bb --key "$F/key.pem" "${S[@]}")
+  [ "$again" = "$id" ]
+  "$SLET" image ls "${S[@]}" | grep -Eq "^$id +oci-bb "
+  run "$SLET" cell run --image oci-bb --store "$BATS_TEST_TMPDIR/store"
+  [ "$status" -eq 0 ]
+  [ "$output" = "from oci" ]
+  run "$SLET" image import "$l" --ref v1 --key "$F/stranger.pem" "${S[@]}"
+  [ "$status" -eq 1 ]
+  [[ $output == *"not among this node's 1 trusted keys"* ]]
+}
