@@ -1859,9 +1859,35 @@ static void cc_applied(struct srv *s, const struct raft_entry *ent)
                 "applied, retry");
 }
 
+/* Drops the transport's peers that are not in the applied configuration. */
+static void prune_peers(evutil_socket_t fd, short what, void *arg)
+{
+    struct srv *s = arg;
+    if (s->in_flight) { /* no raft_* call while an update is out (invariant 1) */
+        event_base_once(s->base, -1, EV_TIMEOUT, prune_peers, s, &(struct timeval){0, 100000});
+        return;
+    }
+    raft_get_status(s->raft, &s->st);
+    const struct raft_conf *c = &s->st.conf;
+    if (!s->net || (!c->n_voters && !c->n_outgoing && !c->n_learners))
+        return;
+    const struct peer_info *list[PEER_MAX_MEMBERS];
+    size_t n = peer_net_list(s->net, list, PEER_MAX_MEMBERS);
+    raft_id_t gone[PEER_MAX_MEMBERS];
+    size_t ngone = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!raft_conf_has(c, list[i]->id))
+            gone[ngone++] = list[i]->id;
+    for (size_t i = 0; i < ngone; i++) {
+        log_info("msg=\"peer removed\" id=%llx", (unsigned long long)gone[i]);
+        peer_net_remove(s->net, gone[i]);
+    }
+}
+
 /* Makes the peer transport follow the applied configuration: members with an
  * address key that the transport lacks are added, peers no longer in the
- * configuration are dropped (initial members keep their --initial-cluster
+ * configuration are dropped a second later by prune_peers (initial members
+ * keep their --initial-cluster
  * address). */
 static void sync_peers(struct srv *s)
 {
@@ -1897,17 +1923,9 @@ static void sync_peers(struct srv *s)
         }
     }
     free(res.kvs);
-    const struct peer_info *list[PEER_MAX_MEMBERS];
-    size_t n = peer_net_list(s->net, list, PEER_MAX_MEMBERS);
-    raft_id_t gone[PEER_MAX_MEMBERS];
-    size_t ngone = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!raft_conf_has(c, list[i]->id))
-            gone[ngone++] = list[i]->id;
-    for (size_t i = 0; i < ngone; i++) {
-        log_info("msg=\"peer removed\" id=%llx", (unsigned long long)gone[i]);
-        peer_net_remove(s->net, gone[i]);
-    }
+    /* Dropped a second later: the messages of this very update (the append that
+     * tells a removed member its removal committed) must leave first. */
+    event_base_once(s->base, -1, EV_TIMEOUT, prune_peers, s, &(struct timeval){1, 0});
 }
 
 static bool member_name_ok(const char *n, size_t len)
@@ -2036,10 +2054,6 @@ static void handle_members(struct srv *s, struct evhttp_request *req, const char
     }
     if (cc.items[0].type == RAFT_CC_REMOVE && voter && c->n_voters <= 1)
         return send_coded(s, req, 409, "last_voter", "cannot remove the last voter");
-    if (cc.items[0].type == RAFT_CC_REMOVE && id == s->id)
-        return send_coded(s, req, 409, "is_leader",
-                          "cannot remove the leader; remove it after leadership moved (restart "
-                          "it, or remove another member)");
     if (add)
         cc.items[0].type = learner ? RAFT_CC_ADD_LEARNER : RAFT_CC_ADD_VOTER;
     cc.items[0].id = id;

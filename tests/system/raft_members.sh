@@ -9,11 +9,13 @@
 #   3. bad requests get clear 4xx: duplicate name 409, bad address 400, unknown
 #      member 404, promote of a voter 409;
 #   4. the learner is promoted to voter; every member lists four members;
-#   5. while a client writes continuously, one of the original members (a
-#      follower) is removed; the others list three members and the removed one
-#      refuses writes with 503;
+#   5. while a client writes continuously through the others, the leader (an
+#      original member) is removed; it steps down, the others elect a new leader
+#      and list three members, and the removed one refuses writes with 503
+#      "removed from the cluster";
 #   6. a remaining original, restarted, learns c4's address from the log;
-#   7. every acknowledged write is on every remaining member, in write order.
+#   7. every acknowledged write is on every remaining member, in write order;
+#   8. a follower (c4) removed learns it too; the two voters left keep writing.
 #
 # Skips (exit 77) when not root or when network namespaces are unavailable.
 # Everything it creates (namespaces, links, processes by PID, temp dir) is
@@ -82,8 +84,7 @@ check 400 invalid_argument -X POST -d '{"name":"c 5","peer":"10.77.1.5:7410"}' "
 check 404 member_not_found -X DELETE "$U/c9"
 check 404 member_not_found -X POST "$U/c9/promote"
 check 409 already_voter -X POST "$U/c$F/promote"
-check 409 is_leader -X DELETE "$U/c$L"
-echo "ok 3 duplicate, bad address, bad name, unknown member, voter promote, leader removal refused"
+echo "ok 3 duplicate, bad address, bad name, unknown member, voter promote refused"
 
 code=$(status -X POST "http://10.77.1.4:7400/v1/cluster/members/c4/promote")
 [ "$code" = 200 ] || fail "promote c4 through c4: $code $(cat "$dir/last.json")"
@@ -92,9 +93,9 @@ for n in 1 2 3 4; do
 done
 echo "ok 4 c4 promoted; every member lists 4 voters"
 
-L=$(wait_leader 1 2 3 4) || fail "no leader"
-R=$(( L % 3 + 1 ))           # an original follower to remove
-K=$(( R % 3 + 1 )); [ "$K" = "$L" ] && K=$(( K % 3 + 1 ))
+R=$(wait_leader 1 2 3 4) || fail "no leader"
+[ "$R" = 4 ] && fail "c4 became leader; this test removes an original leader"
+K=$(( R % 3 + 1 )); L=$(( K % 3 + 1 )) # the two originals that stay
 writer 1000 $L $K 4 & WPID=$!
 sleep 1
 code=$(status -X DELETE "http://10.77.1.4:7400/v1/cluster/members/c$R")
@@ -104,11 +105,12 @@ for n in $L $K 4; do wait_members $n "$want" || fail "c$n lists $(members $n), w
 sleep 1
 kill "$WPID"; wait "$WPID" 2>/dev/null; WPID=
 code=$(status -X PUT --data-binary x "http://10.77.1.$R:7400/v1/kv/after-removal")
-[ "$code" = 503 ] || fail "removed c$R answered $code $(cat "$dir/last.json"), want 503"
+[ "$code" = 503 ] && jq -e '.error.message | test("removed from the cluster")' "$dir/last.json" >/dev/null \
+  || fail "removed c$R answered $code $(cat "$dir/last.json"), want 503 removed from the cluster"
 msg=$(jq -r .error.message "$dir/last.json")
 nw=$(awk '$1 >= 1000' "$dir/acked" | wc -l)
 [ "$nw" -gt 5 ] || fail "only $nw writes acknowledged while c$R was removed"
-echo "ok 5 c$R removed while a client wrote ($nw writes acknowledged); it answers 503: $msg"
+echo "ok 5 leader c$R removed while a client wrote ($nw writes acknowledged); it answers 503: $msg"
 
 # A restarted original knows c4 only from the log (its address key, in the
 # snapshot): it must reconnect to it and list its peer address.
@@ -121,8 +123,9 @@ done
 grep -q 'peer added.*name=c4' "$dir/c$K.log" || fail "restarted c$K did not add c4 from its address key"
 echo "ok 6 restarted c$K learned c4's address from the log"
 
+L=$(wait_leader $L $K 4) || fail "no leader after the restart"
 want=$(count $L)
-for n in $K 4; do
+for n in $L $K 4; do
   for _ in $(seq 1 100); do [ "$(count $n)" = "$want" ] && break; sleep 0.1; done
 done
 for n in $L $K 4; do
@@ -135,3 +138,17 @@ for n in $L $K 4; do
     "$dir/kv$n.json" >/dev/null || fail "c$n: mod revisions do not follow the write order"
 done
 echo "ok 7 all $(wc -l <"$dir/acked") acknowledged writes on every remaining member, in order"
+
+# A removed follower learns its removal too (the commit reaches it before its
+# leader drops the connection).
+L=$(wait_leader $L $K) || fail "no leader among c$L c$K"
+[ "$(status -X DELETE "http://10.77.1.$L:7400/v1/cluster/members/c4")" = 200 ] || fail "remove c4: $(cat "$dir/last.json")"
+for _ in $(seq 1 50); do
+  code=$(status -X PUT --data-binary x "http://10.77.1.4:7400/v1/kv/after-removal")
+  [ "$code" = 503 ] && jq -e '.error.message | test("removed from the cluster")' "$dir/last.json" >/dev/null && break
+  sleep 0.1
+done
+jq -e '.error.message | test("removed from the cluster")' "$dir/last.json" >/dev/null \
+  || fail "removed follower c4 answered $code $(cat "$dir/last.json")"
+[ "$(status -X PUT --data-binary y "http://10.77.1.$K:7400/v1/kv/two-left")" = 200 ] || fail "write with two voters left"
+echo "ok 8 follower c4 removed; it answers 503 removed, the two left keep writing"
