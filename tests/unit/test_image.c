@@ -1008,7 +1008,9 @@ static void oci_layout_imports_with_whiteouts(void **state)
     assert_string_equal(buf, "kept\n");
     read_small(root, "opt/new", buf, sizeof(buf)); /* same layer as the opaque marker */
     assert_string_equal(buf, "new\n");
-    const char *gone[] = {"etc/remove-me", "opt/old1",          "opt/sub",         "var/cache/x",
+    /* var/cache/x is gone because var/cache became a symlink (checked below);
+     * looking it up through root would follow that link onto the host's /tmp. */
+    const char *gone[] = {"etc/remove-me", "opt/old1",          "opt/sub",
                           "dev-null",      "etc/.wh.remove-me", "opt/.wh..wh..opq"};
     for (size_t i = 0; i < ELEMENTSOF(gone); i++) {
         _cleanup_free_ char *p = cat(root, gone[i]);
