@@ -34,7 +34,8 @@ struct peer {
 struct inbound {
     struct peer_net *net;
     struct bufferevent *bev;
-    uint64_t from; /* 0 until the hello */
+    uint64_t from;         /* 0 until the hello */
+    char client_addr[128]; /* from the hello: for a peer added after it arrived */
     struct inbound *prev, *next;
 };
 
@@ -212,6 +213,9 @@ int peer_net_add(struct peer_net *n, uint64_t id, const char *name, const char *
     p->info.id = id;
     snprintf(p->info.name, sizeof(p->info.name), "%s", name);
     snprintf(p->info.peer_addr, sizeof(p->info.peer_addr), "%s", peer_addr);
+    for (struct inbound *c = n->in; c; c = c->next) /* its hello may have come first */
+        if (c->from == id && c->client_addr[0])
+            snprintf(p->info.client_addr, sizeof(p->info.client_addr), "%s", c->client_addr);
     p->retry = evtimer_new(n->base, connect_peer, p);
     n->peers[n->npeers++] = p;
     connect_peer(-1, 0, p);
@@ -265,6 +269,7 @@ static void on_hello(struct inbound *c, const uint8_t *body, size_t len)
         sc_rd_bytes(&rd, &addr, &al, 127) < 0 || id == 0)
         return;
     c->from = id;
+    snprintf(c->client_addr, sizeof(c->client_addr), "%.*s", (int)al, (const char *)addr);
     struct peer *p = find(c->net, id);
     if (p) {
         snprintf(p->info.name, sizeof(p->info.name), "%.*s", (int)nl, (const char *)name);

@@ -91,7 +91,15 @@ code=$(status -X POST "http://10.77.1.4:7400/v1/cluster/members/c4/promote")
 for n in 1 2 3 4; do
   wait_members $n "c1:voter c2:voter c3:voter c4:voter" || fail "c$n lists $(members $n)"
 done
-echo "ok 4 c4 promoted; every member lists 4 voters"
+for n in 1 2 3; do # c4's hello came before it was added: its client address must stick
+  for _ in $(seq 1 50); do
+    [ "$(api "http://10.77.1.$n:7400/v1/cluster" | jq -r '.members[] | select(.name=="c4") | .client')" = 10.77.1.4:7400 ] \
+      && break; sleep 0.1
+  done
+  [ "$(api "http://10.77.1.$n:7400/v1/cluster" | jq -r '.members[] | select(.name=="c4") | .client')" = 10.77.1.4:7400 ] \
+    || fail "c$n does not know c4's client address (forwarding to it would fail)"
+done
+echo "ok 4 c4 promoted; every member lists 4 voters and c4's client address"
 
 R=$(wait_leader 1 2 3 4) || fail "no leader"
 [ "$R" = 4 ] && fail "c4 became leader; this test removes an original leader"
