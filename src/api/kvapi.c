@@ -74,17 +74,6 @@ int api_base64_decode(const char *s, size_t n, uint8_t **ret, size_t *ret_len)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int api_percent_decode(const char *src, size_t n, uint8_t **ret, size_t *ret_len)
 {
     uint8_t *o = xmalloc(n + 1);
@@ -92,7 +81,7 @@ int api_percent_decode(const char *src, size_t n, uint8_t **ret, size_t *ret_len
     for (size_t i = 0; i < n; i++) {
         if (src[i] == '%') {
             int h, l;
-            if (i + 2 >= n || (h = hexval(src[i + 1])) < 0 || (l = hexval(src[i + 2])) < 0) {
+            if (i + 2 >= n || (h = sc_hexval(src[i + 1])) < 0 || (l = sc_hexval(src[i + 2])) < 0) {
                 free(o);
                 return -SC_E_INVALID;
             }

@@ -25,9 +25,9 @@ typedef uint64_t usec_t;
 #define MIN(a, b)     ((a) < (b) ? (a) : (b))
 #define MAX(a, b)     ((a) > (b) ? (a) : (b))
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_     __attribute__((unused))
-#define _noreturn_   __attribute__((noreturn))
+#define _cleanup_(f)  __attribute__((cleanup(f)))
+#define _unused_      __attribute__((unused))
+#define _noreturn_    __attribute__((noreturn))
 #define _likely_(x)   __builtin_expect(!!(x), 1)
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
 
@@ -44,6 +44,18 @@ typedef uint64_t usec_t;
         (fd) = -1;                                                                                 \
         _tf_;                                                                                      \
     })
+
+/* The value of one hexadecimal digit, or -1. */
+static inline int sc_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
 
 _noreturn_ void sc_oom(void);
 

@@ -37,17 +37,6 @@ void img_id_format(const struct img_id *id, char out[IMG_ID_STR_LEN + 1])
     img_blake3_hex(id->digest, out + strlen(IMG_ID_PREFIX));
 }
 
-static int unhex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int img_id_parse(const char *s, struct img_id *ret, struct sc_error *e)
 {
     size_t pl = strlen(IMG_ID_PREFIX);
@@ -56,7 +45,7 @@ int img_id_parse(const char *s, struct img_id *ret, struct sc_error *e)
                             "image id must be blake3:<64 hex>, not '%.80s'", s);
     struct img_id id;
     for (size_t i = 0; i < IMG_BLAKE3_OUT_LEN; i++) {
-        int hi = unhex_nibble(s[pl + 2 * i]), lo = unhex_nibble(s[pl + 2 * i + 1]);
+        int hi = sc_hexval(s[pl + 2 * i]), lo = sc_hexval(s[pl + 2 * i + 1]);
         if (hi < 0 || lo < 0)
             return sc_error_set(e, -SC_E_INVALID, "image", "image id has a non-hex digit: '%s'", s);
         id.digest[i] = (uint8_t)(hi << 4 | lo);

@@ -156,6 +156,13 @@ struct raft_msg {
     size_t snap_len;
 };
 
+/* The snapshot meta (index, term, configuration) as MsgSnap carries it; also
+ * what sctld writes at the head of its snapshot files.  Decoding reads from a
+ * cursor and fails with -SC_E_CORRUPT. */
+struct sc_rd;
+void raft_snapshot_meta_encode(const struct raft_snapshot_meta *m, struct sc_buf *out);
+int raft_snapshot_meta_decode(struct sc_rd *rd, struct raft_snapshot_meta *m);
+
 /* Compact binary encoding (no framing or checksum: the transport's job). */
 void raft_msg_encode(const struct raft_msg *m, struct sc_buf *out);
 /* Decodes a whole buffer; data and snap_data borrow from p, entries is allocated:

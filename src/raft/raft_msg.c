@@ -231,6 +231,33 @@ static int get_ids(struct sc_rd *rd, raft_id_t *ids, uint8_t *n)
     return 0;
 }
 
+void raft_snapshot_meta_encode(const struct raft_snapshot_meta *m, struct sc_buf *out)
+{
+    const struct raft_conf *c = &m->conf;
+    sc_buf_put_uvarint(out, m->index);
+    sc_buf_put_uvarint(out, m->term);
+    sc_buf_put_u8(out, c->auto_leave);
+    put_ids(out, c->voters, c->n_voters);
+    put_ids(out, c->outgoing, c->n_outgoing);
+    put_ids(out, c->learners, c->n_learners);
+    put_ids(out, c->learners_next, c->n_learners_next);
+}
+
+int raft_snapshot_meta_decode(struct sc_rd *rd, struct raft_snapshot_meta *m)
+{
+    struct raft_conf *c = &m->conf;
+    uint8_t al;
+    memset(m, 0, sizeof(*m));
+    if (sc_rd_uvarint(rd, &m->index) < 0 || sc_rd_uvarint(rd, &m->term) < 0 ||
+        sc_rd_u8(rd, &al) < 0 || al > 1 || get_ids(rd, c->voters, &c->n_voters) < 0 ||
+        get_ids(rd, c->outgoing, &c->n_outgoing) < 0 ||
+        get_ids(rd, c->learners, &c->n_learners) < 0 ||
+        get_ids(rd, c->learners_next, &c->n_learners_next) < 0)
+        return -SC_E_CORRUPT;
+    c->auto_leave = al;
+    return 0;
+}
+
 void raft_msg_encode(const struct raft_msg *m, struct sc_buf *out)
 {
     sc_buf_put_u8(out, 1);
@@ -252,14 +279,7 @@ void raft_msg_encode(const struct raft_msg *m, struct sc_buf *out)
         sc_buf_put_bytes(out, m->entries[i].data, m->entries[i].len);
     }
     if (m->type == RAFT_MSG_SNAP) {
-        const struct raft_conf *c = &m->snap.conf;
-        sc_buf_put_uvarint(out, m->snap.index);
-        sc_buf_put_uvarint(out, m->snap.term);
-        sc_buf_put_u8(out, c->auto_leave);
-        put_ids(out, c->voters, c->n_voters);
-        put_ids(out, c->outgoing, c->n_outgoing);
-        put_ids(out, c->learners, c->n_learners);
-        put_ids(out, c->learners_next, c->n_learners_next);
+        raft_snapshot_meta_encode(&m->snap, out);
         sc_buf_put_bytes(out, m->snap_data, m->snap_len);
     }
 }
@@ -313,18 +333,11 @@ int raft_msg_decode(const uint8_t *p, size_t n, struct raft_msg *m)
         }
     }
     if (m->type == RAFT_MSG_SNAP) {
-        struct raft_conf *c = &m->snap.conf;
-        uint8_t al;
-        if (sc_rd_uvarint(&rd, &m->snap.index) < 0 || sc_rd_uvarint(&rd, &m->snap.term) < 0 ||
-            sc_rd_u8(&rd, &al) < 0 || al > 1 || get_ids(&rd, c->voters, &c->n_voters) < 0 ||
-            get_ids(&rd, c->outgoing, &c->n_outgoing) < 0 ||
-            get_ids(&rd, c->learners, &c->n_learners) < 0 ||
-            get_ids(&rd, c->learners_next, &c->n_learners_next) < 0 ||
+        if (raft_snapshot_meta_decode(&rd, &m->snap) < 0 ||
             sc_rd_bytes(&rd, &m->snap_data, &m->snap_len, RAFT_MAX_SNAP_BYTES) < 0) {
             raft_msg_done(m);
             return -SC_E_CORRUPT;
         }
-        c->auto_leave = al;
     }
     if (sc_rd_left(&rd)) {
         raft_msg_done(m);

@@ -494,37 +494,12 @@ static void fail_proposal(struct srv *s, struct proposal *p, int r, const char *
 
 /* ---- snapshots: payload = "SCRS" v1 | raft meta | store snapshot ------------------------ */
 
-static void put_ids(struct sc_buf *b, const raft_id_t *ids, uint8_t n)
-{
-    sc_buf_put_uvarint(b, n);
-    for (uint8_t i = 0; i < n; i++)
-        sc_buf_put_u64le(b, ids[i]);
-}
-
-static int get_ids(struct sc_rd *rd, raft_id_t *ids, uint8_t *n)
-{
-    uint64_t k;
-    if (sc_rd_uvarint(rd, &k) < 0 || k > RAFT_MAX_MEMBERS)
-        return -SC_E_CORRUPT;
-    for (uint64_t i = 0; i < k; i++)
-        if (sc_rd_u64le(rd, &ids[i]) < 0)
-            return -SC_E_CORRUPT;
-    *n = (uint8_t)k;
-    return 0;
-}
-
 static void snap_encode(const struct raft_snapshot_meta *m, const uint8_t *store, size_t len,
                         struct sc_buf *out)
 {
     sc_buf_put_u32le(out, SNAP_MAGIC);
     sc_buf_put_u32le(out, 1);
-    sc_buf_put_uvarint(out, m->index);
-    sc_buf_put_uvarint(out, m->term);
-    sc_buf_put_u8(out, m->conf.auto_leave);
-    put_ids(out, m->conf.voters, m->conf.n_voters);
-    put_ids(out, m->conf.outgoing, m->conf.n_outgoing);
-    put_ids(out, m->conf.learners, m->conf.n_learners);
-    put_ids(out, m->conf.learners_next, m->conf.n_learners_next);
+    raft_snapshot_meta_encode(m, out);
     sc_buf_put(out, store, len);
 }
 
@@ -533,16 +508,9 @@ static int snap_decode(const uint8_t *p, size_t n, struct raft_snapshot_meta *m,
 {
     struct sc_rd rd = sc_rd_make(p, n);
     uint32_t magic, version;
-    uint8_t al;
-    memset(m, 0, sizeof(*m));
     if (sc_rd_u32le(&rd, &magic) < 0 || magic != SNAP_MAGIC || sc_rd_u32le(&rd, &version) < 0 ||
-        version != 1 || sc_rd_uvarint(&rd, &m->index) < 0 || sc_rd_uvarint(&rd, &m->term) < 0 ||
-        sc_rd_u8(&rd, &al) < 0 || get_ids(&rd, m->conf.voters, &m->conf.n_voters) < 0 ||
-        get_ids(&rd, m->conf.outgoing, &m->conf.n_outgoing) < 0 ||
-        get_ids(&rd, m->conf.learners, &m->conf.n_learners) < 0 ||
-        get_ids(&rd, m->conf.learners_next, &m->conf.n_learners_next) < 0)
+        version != 1 || raft_snapshot_meta_decode(&rd, m) < 0)
         return -SC_E_CORRUPT;
-    m->conf.auto_leave = al;
     *store = rd.p;
     *len = sc_rd_left(&rd);
     return 0;
