@@ -250,3 +250,195 @@ void lin_check(const struct lin_op *ops, size_t n, uint64_t max_states, struct l
     }
     free(by_key);
 }
+
+/* true when the kept subset is proven not linearizable */
+static bool subset_fails(const struct lin_op *ops, size_t n, const bool *keep, uint64_t max_states,
+                         struct lin_op *scratch)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keep[i])
+            scratch[m++] = ops[i];
+    struct lin_report rep;
+    lin_check(scratch, m, max_states, &rep);
+    return !rep.ok && !rep.gave_up;
+}
+
+static int call_order_cmp(const void *a, const void *b, void *arg)
+{
+    const struct lin_op *ops = arg;
+    const struct lin_op *x = &ops[*(const size_t *)a], *y = &ops[*(const size_t *)b];
+    if (x->call != y->call)
+        return x->call < y->call ? -1 : 1;
+    return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+/* The value an operation's result shows it read (0: none): a get's value, a
+ * failed CAS's value, a successful CAS's expected value. */
+static int64_t read_value(const struct lin_op *op)
+{
+    if (op->unknown)
+        return 0;
+    if (op->kind == LIN_GET || (op->kind == LIN_CAS && !op->out_ok))
+        return op->out_value;
+    if (op->kind == LIN_CAS)
+        return op->expect;
+    return 0;
+}
+
+static bool writes_value(const struct lin_op *op, int64_t v)
+{
+    return (op->kind == LIN_PUT || (op->kind == LIN_CAS && (op->out_ok || op->unknown))) &&
+           op->arg == v;
+}
+
+/* Who wrote what each operation read: dep_of[i]..dep_of[i+1] index deps[]. */
+struct deps {
+    size_t *start, *list;
+};
+
+static void deps_build(const struct lin_op *ops, size_t n, struct deps *d)
+{
+    d->start = xcalloc(n + 1, sizeof(*d->start));
+    size_t cap = n ? n : 1, len = 0;
+    d->list = xcalloc(cap, sizeof(*d->list));
+    for (size_t i = 0; i < n; i++) {
+        d->start[i] = len;
+        int64_t v = read_value(&ops[i]);
+        for (size_t j = 0; v && j < n; j++) {
+            if (j == i || !writes_value(&ops[j], v))
+                continue;
+            if (len == cap)
+                d->list = xrealloc(d->list, (cap *= 2) * sizeof(*d->list));
+            d->list[len++] = j;
+        }
+    }
+    d->start[n] = len;
+}
+
+/* Adds to keep[] the writers of every value a kept operation read, so that a
+ * shrunk history never "fails" only because a read's writer was cut away. */
+static void deps_close(const struct deps *d, size_t n, bool *keep, size_t *work)
+{
+    size_t top = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keep[i])
+            work[top++] = i;
+    while (top) {
+        size_t i = work[--top];
+        for (size_t k = d->start[i]; k < d->start[i + 1]; k++)
+            if (!keep[d->list[k]]) {
+                keep[d->list[k]] = true;
+                work[top++] = d->list[k];
+            }
+    }
+}
+
+size_t lin_minimize(const struct lin_op *ops, size_t n, uint64_t max_states, bool *keep)
+{
+    for (size_t i = 0; i < n; i++)
+        keep[i] = true;
+    struct lin_op *scratch = xcalloc(n ? n : 1, sizeof(*scratch));
+    if (!subset_fails(ops, n, keep, max_states, scratch)) {
+        free(scratch);
+        return 0;
+    }
+    /* 1. a short failing prefix in invocation order (bisection keeping a
+     *    failing upper bound: prefixes are not monotone in general, but the
+     *    bound always fails) */
+    size_t *by_call = xcalloc(n, sizeof(*by_call));
+    for (size_t i = 0; i < n; i++)
+        by_call[i] = i;
+    qsort_r(by_call, n, sizeof(*by_call), call_order_cmp, (void *)ops);
+    bool *trial = xcalloc(n, sizeof(*trial));
+    size_t *work = xcalloc(n, sizeof(*work));
+    struct deps d;
+    deps_build(ops, n, &d);
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        memset(trial, 0, n * sizeof(*trial));
+        for (size_t i = 0; i < mid; i++)
+            trial[by_call[i]] = true;
+        deps_close(&d, n, trial, work);
+        if (subset_fails(ops, n, trial, max_states, scratch))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    memset(keep, 0, n * sizeof(*keep));
+    for (size_t i = 0; i < hi; i++)
+        keep[by_call[i]] = true;
+    deps_close(&d, n, keep, work);
+    /* 2. delta debugging: drop chunks of halving size, newest first, then
+     *    single operations until none can go */
+    bool changed = true;
+    for (size_t chunk = hi / 2 ? hi / 2 : 1; changed; chunk = chunk > 1 ? chunk / 2 : 1) {
+        changed = chunk > 1;
+        for (size_t end = hi; end > 0;) {
+            size_t start = end > chunk ? end - chunk : 0;
+            bool any = false;
+            memcpy(trial, keep, n * sizeof(*keep));
+            for (size_t i = start; i < end; i++) {
+                any |= trial[by_call[i]];
+                trial[by_call[i]] = false;
+            }
+            deps_close(&d, n, trial, work);
+            if (any && memcmp(trial, keep, n * sizeof(*keep)) &&
+                subset_fails(ops, n, trial, max_states, scratch)) {
+                memcpy(keep, trial, n * sizeof(*keep));
+                changed = true;
+            }
+            end = start;
+        }
+    }
+    free(d.start);
+    free(d.list);
+    free(work);
+    free(trial);
+    free(by_call);
+    free(scratch);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        kept += keep[i];
+    return kept;
+}
+
+static int key_value_cmp(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+size_t lin_prune_unread(const struct lin_op *ops, size_t n, bool *drop)
+{
+    /* (key, value) pairs: value 0 marks a key with a delete or CAS; others are
+     * values some operation returned */
+    int64_t(*seen)[2] = xcalloc(n ? n : 1, sizeof(*seen));
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct lin_op *op = &ops[i];
+        int64_t v = op->kind == LIN_DEL || op->kind == LIN_CAS ? 0 : read_value(op);
+        if (op->kind != LIN_PUT && (v || op->kind != LIN_GET)) {
+            seen[ns][0] = op->key;
+            seen[ns++][1] = v;
+        }
+    }
+    qsort(seen, ns, sizeof(*seen), key_value_cmp);
+    size_t dropped = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct lin_op *op = &ops[i];
+        if (op->kind != LIN_PUT || !op->unknown)
+            continue;
+        int64_t k0[2] = {op->key, 0}, kv[2] = {op->key, op->arg};
+        if (bsearch(k0, seen, ns, sizeof(*seen), key_value_cmp) ||
+            bsearch(kv, seen, ns, sizeof(*seen), key_value_cmp))
+            continue;
+        drop[i] = true;
+        dropped++;
+    }
+    free(seen);
+    return dropped;
+}

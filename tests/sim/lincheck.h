@@ -9,6 +9,10 @@
  * whose outcome the client never learned (timeout, lost answer) has an
  * infinite return time and an unconstrained output: it may take effect at any
  * point after its invocation, or never (placing it last is the same thing).
+ *
+ * Users: the simulator (sim.c) checks its clients' histories; lincheck_main.c
+ * (the `lincheck` program) checks history files recorded by the system tests
+ * against real sctld processes with the same search.
  */
 #pragma once
 
@@ -47,3 +51,25 @@ void lin_check(const struct lin_op *ops, size_t n, uint64_t max_states, struct l
 /* Applies op to state v as the model does; returns false when op's recorded
  * output is impossible from v.  *next gets the state after op. */
 bool lin_model_step(int64_t v, const struct lin_op *op, int64_t *next);
+
+/* Shrinks a non-linearizable history of ONE key to a small failing core: on
+ * return keep[0..n) marks a subset that is still not linearizable and from
+ * which no operation can be removed without it becoming linearizable
+ * (delta debugging: a failing prefix in call order, then chunks, then single
+ * operations), where removing an operation also removes nothing another kept
+ * operation read: the writers of every value a kept read returned stay (a
+ * core of one read of a value "nobody wrote" would explain nothing).  Returns the number
+ * kept, or 0 when ops[0..n) is linearizable (or too big to decide) to begin
+ * with.  Each trial is one lin_check with max_states; a trial that gives up
+ * counts as linearizable, so the result is always a proven violation. */
+size_t lin_minimize(const struct lin_op *ops, size_t n, uint64_t max_states, bool *keep);
+
+/* Marks in drop[0..n) the unknown-outcome puts that cannot matter: on a key
+ * with only puts and gets (no delete or compare-and-swap), a put whose value
+ * no operation returned.  In any linearization the next operation on its key
+ * after it is a put (a get would have returned its value), so removing it
+ * keeps the rest valid; and a history without it is linearizable with it (it
+ * takes effect never).  The verdict is the same; the search is not
+ * exponential in such puts, which a failed check would otherwise explore in
+ * every combination.  Returns how many were marked (drop[] is only set). */
+size_t lin_prune_unread(const struct lin_op *ops, size_t n, bool *drop);
