@@ -116,6 +116,7 @@ int raft_conf_apply(const struct raft_conf *in, const struct raft_conf_change *c
 bool raft_conf_is_voter(const struct raft_conf *c, raft_id_t id); /* incoming or outgoing */
 bool raft_conf_has(const struct raft_conf *c, raft_id_t id);      /* any role */
 bool raft_conf_equal(const struct raft_conf *a, const struct raft_conf *b);
+bool raft_conf_valid(const struct raft_conf *c); /* the shape a decoded conf must have */
 
 /* ---- messages ---------------------------------------------------------- */
 

@@ -163,6 +163,37 @@ static unsigned member_count(const struct raft_conf *c)
     return n;
 }
 
+/* What a configuration read from a peer or a file must satisfy before the core
+ * takes it: every list sorted without repeats (the form ids_add keeps), at least
+ * one voter, learners apart from both voter sets, learners_next only while joint,
+ * drawn from the outgoing voters and not incoming ones, at most RAFT_MAX_MEMBERS
+ * distinct ids in all.  The core sizes its progress table by the last rule. */
+static bool ids_sorted(const raft_id_t *ids, uint8_t n)
+{
+    for (uint8_t i = 1; i < n; i++)
+        if (ids[i - 1] >= ids[i])
+            return false;
+    return true;
+}
+
+bool raft_conf_valid(const struct raft_conf *c)
+{
+    if (c->n_voters == 0 || !ids_sorted(c->voters, c->n_voters) ||
+        !ids_sorted(c->outgoing, c->n_outgoing) || !ids_sorted(c->learners, c->n_learners) ||
+        !ids_sorted(c->learners_next, c->n_learners_next))
+        return false;
+    if (c->n_outgoing == 0 && (c->n_learners_next > 0 || c->auto_leave))
+        return false;
+    for (uint8_t i = 0; i < c->n_learners; i++)
+        if (raft_conf_is_voter(c, c->learners[i]))
+            return false;
+    for (uint8_t i = 0; i < c->n_learners_next; i++)
+        if (ids_has(c->voters, c->n_voters, c->learners_next[i]) ||
+            !ids_has(c->outgoing, c->n_outgoing, c->learners_next[i]))
+            return false;
+    return member_count(c) <= RAFT_MAX_MEMBERS;
+}
+
 int raft_conf_apply(const struct raft_conf *in, const struct raft_conf_change *cc,
                     struct raft_conf *out)
 {
@@ -204,7 +235,7 @@ int raft_conf_apply(const struct raft_conf *in, const struct raft_conf_change *c
                 return -EINVAL;
         }
     }
-    if (c.n_voters == 0 || member_count(&c) > RAFT_MAX_MEMBERS)
+    if (!raft_conf_valid(&c))
         return -EINVAL;
     *out = c;
     return 0;
@@ -255,6 +286,8 @@ int raft_snapshot_meta_decode(struct sc_rd *rd, struct raft_snapshot_meta *m)
         get_ids(rd, c->learners_next, &c->n_learners_next) < 0)
         return -SC_E_CORRUPT;
     c->auto_leave = al;
+    if (!raft_conf_valid(c))
+        return -SC_E_CORRUPT;
     return 0;
 }
 

@@ -6,11 +6,19 @@
 # exits non-zero if any failed; a failure's log tail goes to stderr and the
 # crashing input is left in build-fuzz/NAME-artifacts/.
 #
-#   tests/fuzz/run.sh          15 s each (what scripts/test.sh runs)
-#   tests/fuzz/run.sh 600      ten minutes each
+#   tests/fuzz/run.sh              15 s each, random seed: exploring
+#   tests/fuzz/run.sh 600          ten minutes each
+#   tests/fuzz/run.sh --runs N     N inputs each from seed 1 (what scripts/test.sh runs):
+#                                  the same inputs every time, so a CI verdict does not
+#                                  change between runs of one commit; a crash found by
+#                                  exploring goes into tests/fuzz/seeds/NAME/ once fixed
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-secs=${1:-${FUZZ_SECONDS:-15}}
+if [ "${1:-}" = --runs ]; then
+  limit=(-seed=1 -runs="${2:?--runs needs a count}" -max_total_time=600)
+else
+  limit=(-max_total_time="${1:-${FUZZ_SECONDS:-15}}")
+fi
 build=${SC_FUZZ_BUILD:-build-fuzz}
 
 if [ ! -f "$build/build.ninja" ]; then
@@ -48,7 +56,7 @@ for exe in "$build"/tests/fuzz/fuzz_*; do
   mkdir -p "$corpus" "$artifacts"
   dirs=("$corpus")
   [ -d "tests/fuzz/seeds/$name" ] && dirs+=("tests/fuzz/seeds/$name")
-  if "$exe" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -max_len=8192 \
+  if "$exe" "${limit[@]}" -timeout=20 -rss_limit_mb=2048 -max_len=8192 \
       -artifact_prefix="$artifacts" -print_final_stats=1 "${dirs[@]}" \
       >"$build/$name.log" 2>&1; then
     echo "fuzz-ok $name"

@@ -698,6 +698,47 @@ static void test_msg_codec(void **state)
     }
 }
 
+/* A snapshot's configuration comes from a peer or a file: one the core could not
+ * hold (too many members, repeats, a learner that also votes) is refused whole. */
+static void test_snapshot_conf_shape_checked(void **state)
+{
+    (void)state;
+    struct {
+        struct raft_conf c;
+        bool ok;
+    } cases[] = {
+        {{.n_voters = 3, .voters = {1, 2, 3}}, true},
+        {{.n_voters = 0}, false},
+        {{.n_voters = 2, .voters = {2, 1}}, false},
+        {{.n_voters = 2, .voters = {1, 1}}, false},
+        {{.n_voters = 2, .voters = {1, 2}, .n_learners = 1, .learners = {2}}, false},
+        {{.n_voters = 1, .voters = {1}, .n_learners_next = 1, .learners_next = {2}}, false},
+        {{.n_voters = 1, .voters = {1}, .n_outgoing = 2, .outgoing = {1, 2},
+          .n_learners_next = 1, .learners_next = {2}}, true},
+        {{.n_voters = 1, .voters = {1}, .auto_leave = true}, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct raft_snapshot_meta m = {.index = 5, .term = 2, .conf = cases[i].c}, d;
+        struct sc_buf b = {0};
+        raft_snapshot_meta_encode(&m, &b);
+        struct sc_rd rd = sc_rd_make(b.data, b.len);
+        assert_int_equal(raft_snapshot_meta_decode(&rd, &d), cases[i].ok ? 0 : -SC_E_CORRUPT);
+        sc_buf_free(&b);
+    }
+    /* 16 voters and 16 other outgoing ones: 32 distinct members */
+    struct raft_snapshot_meta m = {.index = 5, .term = 2}, d;
+    m.conf.n_voters = m.conf.n_outgoing = RAFT_MAX_MEMBERS;
+    for (raft_id_t i = 0; i < RAFT_MAX_MEMBERS; i++) {
+        m.conf.voters[i] = i + 1;
+        m.conf.outgoing[i] = RAFT_MAX_MEMBERS + i + 1;
+    }
+    struct sc_buf b = {0};
+    raft_snapshot_meta_encode(&m, &b);
+    struct sc_rd rd = sc_rd_make(b.data, b.len);
+    assert_int_equal(raft_snapshot_meta_decode(&rd, &d), -SC_E_CORRUPT);
+    sc_buf_free(&b);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -719,6 +760,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_load_override_and_gap),
         cmocka_unit_test(test_single_node),
         cmocka_unit_test(test_msg_codec),
+        cmocka_unit_test(test_snapshot_conf_shape_checked),
     };
     return sc_test_main(tests, argc, argv);
 }
