@@ -244,6 +244,10 @@ static json_t *parse_size(const json_t *v, char *why, size_t why_size)
         }
         return json_integer(json_integer_value(v));
     }
+    if (json_is_real(v)) {
+        why_set(why, why_size, "not a whole number of bytes");
+        return NULL;
+    }
     if (!json_is_string(v))
         return NULL;
     int64_t b;
@@ -338,21 +342,22 @@ void manifest_format_cpu(int64_t millis, char buf[32])
         snprintf(buf, 32, "%" PRId64 "m", millis);
 }
 
+/* The shortest exact spelling; binary suffixes win ties (memory is usually binary). */
 void manifest_format_size(int64_t bytes, char buf[32])
 {
-    for (size_t i = ELEMENTSOF(size_units); i-- > 1;) {
-        if (bytes != 0 && bytes % size_units[i].mult == 0 && size_units[i].suffix[1] == 'i') {
-            snprintf(buf, 32, "%" PRId64 "%s", bytes / size_units[i].mult, size_units[i].suffix);
-            return;
-        }
-    }
-    for (size_t i = ELEMENTSOF(size_units); i-- > 1;) {
-        if (bytes != 0 && bytes % size_units[i].mult == 0) {
-            snprintf(buf, 32, "%" PRId64 "%s", bytes / size_units[i].mult, size_units[i].suffix);
-            return;
-        }
-    }
     snprintf(buf, 32, "%" PRId64, bytes);
+    for (int binary = 1; binary >= 0; binary--) {
+        for (size_t i = 1; i < ELEMENTSOF(size_units); i++) {
+            if ((size_units[i].suffix[1] == 'i') != binary || bytes == 0 ||
+                bytes % size_units[i].mult != 0)
+                continue;
+            char alt[32];
+            snprintf(alt, sizeof(alt), "%" PRId64 "%s", bytes / size_units[i].mult,
+                     size_units[i].suffix);
+            if (strlen(alt) < strlen(buf))
+                memcpy(buf, alt, strlen(alt) + 1);
+        }
+    }
 }
 
 void manifest_format_duration(int64_t ms, char buf[32])

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/util.h"
 #include "manifest/mf_int.h"
@@ -234,6 +235,10 @@ const char *mf_closest(const char *word, const char *const *cands, size_t n)
     size_t best_d = cap + 1;
     for (size_t i = 0; i < n; i++) {
         size_t d = mf_edit_distance(word, cands[i], cap);
+        /* "containerPort" for "container": a known name plus a suffix */
+        size_t cl = strlen(cands[i]);
+        if (d > cap && cl >= 4 && len > cl && strncasecmp(word, cands[i], cl) == 0)
+            d = cap;
         /* a short word is only "close" when the candidate shares its first letter */
         if (d < best_d &&
             (len > 3 || tolower((unsigned char)word[0]) == tolower((unsigned char)cands[i][0]))) {

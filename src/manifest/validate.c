@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/util.h"
 #include "manifest/mf_int.h"
@@ -406,11 +407,22 @@ static bool check_unique(struct mf_ctx *c, const struct mf_field *f, json_t *out
 static json_t *check_list(struct mf_ctx *c, const struct mf_field *f, const json_t *v)
 {
     if (!json_is_array(v)) {
-        char exp[512], item[480], got[96];
-        expected(f->children, item, sizeof(item));
-        snprintf(exp, sizeof(exp), "a list of %s", item);
+        char item[480], got[96];
+        const struct mf_field *it = f->children;
+        if (it->type == MF_OBJ) {
+            const char *names[64];
+            size_t n = field_names(it, names, ELEMENTSOF(names)), off = 0;
+            off +=
+                (size_t)snprintf(item, sizeof(item), "%s%smappings with fields ",
+                                 it->shorthand ? it->shorthand : "", it->shorthand ? "s or " : "");
+            for (size_t i = 0; i < n && off < sizeof(item); i++)
+                off += (size_t)snprintf(item + off, sizeof(item) - off, "%s%s", i ? ", " : "",
+                                        names[i]);
+        } else {
+            expected(it, item, sizeof(item));
+        }
         mf_describe(v, got, sizeof(got));
-        mf_report(c, false, "expected %s, got %s", exp, got);
+        mf_report(c, false, "expected a list of %s, got %s", item, got);
         return NULL;
     }
     size_t n = json_array_size(v);
@@ -503,6 +515,22 @@ static json_t *check_portref(struct mf_ctx *c, const struct mf_field *f, const j
     return type_error(c, f, v, NULL);
 }
 
+/* "4" for an integer or "true" for a boolean: the quotes made it a string. */
+static const char *quoted_hint(const json_t *v, const char *digits)
+{
+    const char *s = json_string_value(v);
+    if (!s || !*s)
+        return NULL;
+    bool looks =
+        digits ? strspn(s, digits) == strlen(s) : strcmp(s, "true") == 0 || strcmp(s, "false") == 0;
+    if (looks)
+        return "remove the quotes (a quoted value is a string)";
+    if (!digits && (strcasecmp(s, "yes") == 0 || strcasecmp(s, "no") == 0 ||
+                    strcasecmp(s, "on") == 0 || strcasecmp(s, "off") == 0))
+        return "YAML 1.2 reads yes/no/on/off as strings; write true or false";
+    return NULL;
+}
+
 json_t *mf_validate(struct mf_ctx *c, const struct mf_field *f, const json_t *v)
 {
     switch (f->type) {
@@ -510,11 +538,11 @@ json_t *mf_validate(struct mf_ctx *c, const struct mf_field *f, const json_t *v)
         return check_str(c, f, v);
     case MF_INT:
         if (!json_is_integer(v) || json_integer_value(v) < f->min || json_integer_value(v) > f->max)
-            return type_error(c, f, v, NULL);
+            return type_error(c, f, v, quoted_hint(v, "0123456789"));
         return json_integer(json_integer_value(v));
     case MF_BOOL:
         if (!json_is_boolean(v))
-            return type_error(c, f, v, NULL);
+            return type_error(c, f, v, quoted_hint(v, NULL));
         return json_boolean(json_is_true(v));
     case MF_QTY:
         return check_qty(c, f, v);
@@ -580,10 +608,11 @@ json_t *mf_validate_doc(struct mf_ctx *c, const char *kind, const json_t *doc)
     const char *want = doc_kind ? doc_kind : kind ? kind : "Deployment";
     const struct mf_kind *k = mf_kind_find(want);
     if (!k) {
-        const char *names[16];
+        const char *names[17];
         size_t n = 0;
-        for (const struct mf_kind *x = mf_kinds; x->name && n < ELEMENTSOF(names); x++)
+        for (const struct mf_kind *x = mf_kinds; x->name && n < ELEMENTSOF(names) - 1; x++)
             names[n++] = x->name;
+        names[n] = NULL;
         const char *near = mf_closest(want, names, n);
         char list[256];
         enum_list(names, list, sizeof(list));

@@ -261,6 +261,7 @@ static bool attach(struct reader *r, json_t *node, const yaml_mark_t *m, bool ke
     }
     if (r->depth == 0) {
         r->doc.root = node;
+        r->doc.line = line; /* where the content starts, not the `---` */
         mf_posmap_add(&r->doc.pos, "", line, col, line, col);
         return true;
     }
@@ -466,7 +467,11 @@ static void syntax_error(struct reader *r, const yaml_parser_t *p, const char *t
     if (p->context)
         snprintf(ctx, sizeof(ctx), " (%s at line %zu column %zu)", p->context,
                  p->context_mark.line + 1, p->context_mark.column + 1);
-    fail(r, &p->problem_mark, "YAML syntax error: %s%s", p->problem ? p->problem : "unknown", ctx);
+    const char *hint = "";
+    if (p->problem_mark.index < len && text[p->problem_mark.index] == '\t')
+        hint = "; YAML does not allow tabs for indentation, use spaces";
+    fail(r, &p->problem_mark, "YAML syntax error: %s%s%s", p->problem ? p->problem : "unknown", ctx,
+         hint);
 }
 
 int mf_yaml_read(const char *file, const char *text, size_t len, mf_doc_fn fn, void *ud,
