@@ -1,0 +1,75 @@
+/*
+ * sctl.h: what the verbs of sctl share: the connection, the output format, the
+ * exit codes, request helpers that print the server's errors the one same way,
+ * and an aligned-table printer.
+ *
+ * Exit codes (scripts rely on them; docs/sctl.md lists them):
+ *   0 success, 1 refused by the server (4xx other than 404: invalid, conflict),
+ *   2 usage error (bad flags or arguments; nothing was sent), 3 unavailable (no
+ *   connection, timeout, 5xx such as no quorum), 4 not found (404).
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "client/client.h"
+
+enum {
+    SCTL_EXIT_OK = 0,
+    SCTL_EXIT_REFUSED = 1,
+    SCTL_EXIT_USAGE = 2,
+    SCTL_EXIT_UNAVAILABLE = 3,
+    SCTL_EXIT_NOT_FOUND = 4,
+};
+
+enum sctl_output { SCTL_OUT_TABLE, SCTL_OUT_WIDE, SCTL_OUT_JSON };
+
+struct sctl {
+    const char *server; /* resolved: --server, $SCTL_SERVER, config file, default */
+    const char *server_from;
+    enum sctl_output output;
+    struct sc_client *client; /* opened on first use */
+};
+
+/* One verb (a row of the table in main.c). */
+struct sctl_verb {
+    const char *name;
+    int (*run)(struct sctl *s, int argc, char **argv);
+    const char *args;
+    const char *help;
+};
+
+/* Prints "sctl: ..." to stderr and returns SCTL_EXIT_USAGE. */
+int sctl_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Sends a request; on a 2xx answer stores the decoded JSON body in *out (may be
+ * NULL to ignore it) and returns 0; otherwise prints the error and returns the
+ * exit code for it. */
+int sctl_call(struct sctl *s, const char *method, const char *path, const char *body, json_t **out);
+/* For streams: a client, opened on first use; NULL after printing why. */
+struct sc_client *sctl_client(struct sctl *s);
+/* The exit code and message for a failed request or non-2xx reply. */
+int sctl_fail(struct sctl *s, int rc, const struct sc_reply *r, const struct sc_error *e);
+
+/* Runs the subverb argv[1] of the verb argv[0] from a table (args/help unused). */
+int sctl_subverb(struct sctl *s, int argc, char **argv, const struct sctl_verb *sub, size_t n,
+                 const char *usage);
+
+/* Prints JSON pretty, with a newline. */
+void sctl_print_json(const json_t *j);
+
+/* An aligned table: add the header, then rows, then print (upper-case header,
+ * two spaces between columns, like kubectl). */
+struct sctl_table {
+    size_t ncols, nrows, cap;
+    char **cells; /* nrows * ncols, row-major; row 0 is the header */
+};
+void sctl_table_row(struct sctl_table *t, size_t ncols, ...); /* const char * cells */
+void sctl_table_print(struct sctl_table *t);
+
+/* Parses an unsigned decimal option value; returns -1 (after printing) if bad. */
+int sctl_parse_u64(const char *opt, const char *v, unsigned long long *out);
+
+int sctl_kv_main(struct sctl *s, int argc, char **argv);
+int sctl_member_main(struct sctl *s, int argc, char **argv);
