@@ -208,11 +208,11 @@ int manifest_parse_size(const char *s, int64_t *ret_bytes, char *why, size_t why
     for (size_t i = 0; i < ELEMENTSOF(size_units); i++) {
         if (strcmp(end, size_units[i].suffix) != 0)
             continue;
-        __int128 b = nano * size_units[i].mult;
-        if (nano != 0 && b / size_units[i].mult != nano) {
+        if (nano > (__int128)INT64_MAX * 1000000000 / size_units[i].mult) {
             why_set(why, why_size, "too large");
             return -SC_E_INVALID;
         }
+        __int128 b = nano * size_units[i].mult;
         if (b % 1000000000) {
             why_set(why, why_size, "it is not a whole number of bytes");
             return -SC_E_INVALID;
@@ -300,11 +300,12 @@ int manifest_parse_duration(const char *s, int64_t *ret_ms, char *why, size_t wh
                 why_set(why, why_size, "a number needs a unit, e.g. %ss or %sms", s, s);
             return -SC_E_INVALID;
         }
-        total += nano * units[u].nanos;
-        if (total > (__int128)INT64_MAX * 1000000 * 1000000000) {
+        const __int128 limit = (__int128)INT64_MAX * 1000000 * 1000000000;
+        if (nano > (limit - total) / units[u].nanos) {
             why_set(why, why_size, "too long");
             return -SC_E_INVALID;
         }
+        total += nano * units[u].nanos;
         p = end + strlen(units[u].unit);
     }
     __int128 per_ms = (__int128)1000000 * 1000000000;

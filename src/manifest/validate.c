@@ -21,6 +21,8 @@
 #include "manifest/mf_int.h"
 
 static void vreport(struct mf_ctx *c, bool at_key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vreport(struct mf_ctx *c, bool at_key, const char *fmt, va_list ap)
 {
     char msg[1024];
     vsnprintf(msg, sizeof(msg), fmt, ap);

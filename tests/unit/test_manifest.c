@@ -563,11 +563,25 @@ static void quantities_parse_exactly_and_format_back(void **state)
         assert_int_equal(manifest_parse_duration(dur[i].s, &v, why, sizeof(why)), 0);
         assert_int_equal(v, dur[i].v);
     }
-    static const char *const bad_size[] = {
-        "", "Mi", "1.5", "9223372036854775808", "16Ei", "10000000000Pi", "1e3", "1 Mi"};
+    static const char *const bad_size[] = {"",
+                                           "Mi",
+                                           "1.5",
+                                           "9223372036854775808",
+                                           "16Ei",
+                                           "10000000000Pi",
+                                           "1e3",
+                                           "1 Mi",
+                                           "9999999999999999999999999999.5Pi"};
     for (size_t i = 0; i < ELEMENTSOF(bad_size); i++)
         assert_int_equal(manifest_parse_size(bad_size[i], &v, why, sizeof(why)), -SC_E_INVALID);
-    static const char *const bad_dur[] = {"", "1", "s", "1x", "-1s", "1.0001ms"};
+    static const char *const bad_dur[] = {
+        "",
+        "1",
+        "s",
+        "1x",
+        "-1s",
+        "1.0001ms",
+        "58m58m000000007677230164176710307m58m" /* fuzz: int128 overflow */};
     for (size_t i = 0; i < ELEMENTSOF(bad_dur); i++)
         assert_int_equal(manifest_parse_duration(bad_dur[i], &v, why, sizeof(why)), -SC_E_INVALID);
     char buf[32];
