@@ -3,10 +3,12 @@
  * down (cell_create + cell_start + wait + cell_free), for each network mode,
  * against plain fork+exec of the same binary and, when installed, `crun run` and
  * `runc run` of an OCI bundle over the same root with the same namespaces and a
- * read-only root.  Prints a table of medians, p90s and ratios.
+ * read-only root.  Prints a table of medians, p90s, CPU per run and ratios, and
+ * the load average before and after (the numbers mean little on a busy node).
  *
- *   bench_cell_start [N [M]]  (N runs per row, default 200; with M, also start M
- *                             long-running Cells, then stop them all; needs root)
+ *   bench_cell_start [N [M [cells]]]  (N runs per row, default 200; with M, also
+ *                      start M long-running Cells at once, then stop them all, in
+ *                      three variants; "cells" skips crun and runc; needs root)
  *
  * The process first moves into a network namespace of its own, so the bridge
  * and veths it makes never touch the node's network.  The root tree is busybox
@@ -14,6 +16,7 @@
  * crun and runc run in a private mount namespace without the cgroup2 mount
  * (crun refuses hybrid hosts otherwise), with limits in the v1 controllers.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -90,10 +93,91 @@ struct row {
     const char *name;
     usec_t median, p90;
     int ok;
+    double cpu_ms; /* CPU per run: this process and every reaped child (Cells, runtimes) */
 };
 
-static void finish(struct row *r, usec_t *t, int n, int ok)
+static double helpers_cpu_usec(void);
+
+/* CPU time of this process, every child it reaped (and theirs) and the host's
+ * spawners, in µs. */
+static double cpu_usec(void)
 {
+    struct rusage s, c;
+    getrusage(RUSAGE_SELF, &s);
+    getrusage(RUSAGE_CHILDREN, &c);
+    return (double)(s.ru_utime.tv_sec + s.ru_stime.tv_sec + c.ru_utime.tv_sec + c.ru_stime.tv_sec) *
+               1e6 +
+           (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec + c.ru_utime.tv_usec +
+                    c.ru_stime.tv_usec) +
+           helpers_cpu_usec();
+}
+
+/* The host's helper processes (spawners: children of ours that exist before
+ * any Cell), found once after cell_host_new; their CPU is the Cells' too. */
+static pid_t helpers[16];
+static int n_helpers;
+
+static void find_helpers(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d)) && n_helpers < (int)ELEMENTSOF(helpers)) {
+        char path[300], buf[512];
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        int pid, ppid;
+        if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')') &&
+            sscanf(strrchr(buf, ')') + 2, "%*c %d", &ppid) == 1 && ppid == getpid() &&
+            sscanf(buf, "%d", &pid) == 1)
+            helpers[n_helpers++] = pid;
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+}
+
+static double helpers_cpu_usec(void)
+{
+    double t = 0;
+    for (int i = 0; i < n_helpers; i++) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)helpers[i]);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        unsigned long long ut, st;
+        if (fgets(buf, sizeof(buf), f) && strrchr(buf, ')') &&
+            sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                   &ut, &st) == 2)
+            t += (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+        fclose(f);
+    }
+    return t;
+}
+
+/* Busy CPU time of the whole node from /proc/stat (everything but idle,
+ * iowait and steal), in µs: kernel workers included (a network namespace is
+ * dismantled by one), and so is everyone else's load on a shared machine. */
+static double node_busy_usec(void)
+{
+    FILE *f = fopen("/proc/stat", "re");
+    unsigned long long v[10] = {0};
+    if (!f)
+        return 0;
+    int k = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (k < 8)
+        return 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6]) * 1e6 / (double)hz;
+}
+
+static void finish(struct row *r, usec_t *t, int n, int ok, double cpu0)
+{
+    r->cpu_ms = n ? (cpu_usec() - cpu0) / 1000 / n : 0;
     qsort(t, (size_t)n, sizeof(*t), cmp_u64);
     r->median = n ? t[n / 2] : 0;
     r->p90 = n ? t[n * 9 / 10] : 0;
@@ -106,6 +190,7 @@ static void bench_cell(struct cell_host *h, enum cell_net_mode net, bool warm, i
     usec_t *t = xcalloc((size_t)n, sizeof(*t));
     const char *argv[] = {"/bin/true", NULL};
     int ok = 0;
+    double cpu0 = cpu_usec();
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof(name), "b%d%d-%d", (int)net, (int)warm, i);
@@ -120,7 +205,7 @@ static void bench_cell(struct cell_host *h, enum cell_net_mode net, bool warm, i
                               .cpu_millis = 1000};
         struct sc_error e = {0};
         struct cell *c = NULL;
-        if (warm && cell_host_prepare(h, &e) < 0)
+        if (warm && cell_host_prepare(h, &e) < 0) /* counted in the CPU, not the time */
             fprintf(stderr, "%s: prepare: %s\n", r->name, e.msg);
         usec_t t0 = now_usec(CLOCK_MONOTONIC);
         int rc = cell_create(h, &s, &c, &e);
@@ -137,7 +222,7 @@ static void bench_cell(struct cell_host *h, enum cell_net_mode net, bool warm, i
             fprintf(stderr, "%s: %s\n", r->name, e.msg);
         ok += rc >= 0 && st.exit_code == 0;
     }
-    finish(r, t, n, ok);
+    finish(r, t, n, ok, cpu0);
     free(t);
 }
 
@@ -164,12 +249,13 @@ static void bench_argv(char *const argv[], int n, struct row *r)
 {
     usec_t *t = xcalloc((size_t)n, sizeof(*t));
     int ok = 0;
+    double cpu0 = cpu_usec();
     for (int i = 0; i < n; i++) {
         usec_t t0 = now_usec(CLOCK_MONOTONIC);
         ok += run_cmd(argv) == 0;
         t[i] = now_usec(CLOCK_MONOTONIC) - t0;
     }
-    finish(r, t, n, ok);
+    finish(r, t, n, ok, cpu0);
     free(t);
 }
 
@@ -215,19 +301,39 @@ static long rss_anon_kb(void)
     return v;
 }
 
-/* Starts m long-running Cells one after another (each cell_start returns after
- * the exec), then stops them all at once and waits for every death on one poll
- * loop: starts/s, stops/s and the supervisor's memory per running Cell. */
-static void bench_many(struct cell_host *h, int m)
+/* Open fds of this process (one directory read, not a probe per number). */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (d && readdir(d))
+        n++;
+    if (d)
+        closedir(d);
+    return n - 3; /* ".", "..", and the directory's own fd */
+}
+
+/* Starts m long-running Cells at once (cell_start_async returns once the process
+ * exists; their set-ups overlap on the node's cores), waits on one poll loop
+ * until every program has exec'd, then stops them all together and waits for
+ * every death: starts/s, stops/s, CPU per Cell and the supervisor's memory per
+ * running Cell.  CPU: the supervisor's own (getrusage SELF) and the Cells' whole
+ * lives (RUSAGE_CHILDREN once all are reaped: clone to death, init included,
+ * the part before a Cell joined its cgroups too); the node-wide busy time adds
+ * kernel workers (namespace dismantling) and, on a shared machine, others. */
+static void bench_many(struct cell_host *h, int m, enum cell_net_mode net, bool init)
 {
     struct cell **cs = xcalloc((size_t)m, sizeof(*cs));
     const char *argv[] = {"/bin/sleep", "3600", NULL};
     long kb0 = rss_anon_kb();
-    int fds0 = 0, started = 0;
-    for (int fd = 0; fd < 65536; fd++)
-        fds0 += fcntl(fd, F_GETFD) >= 0;
-    struct rusage ru0, ru1;
+    int fds0 = count_fds(), started = 0;
+    struct rusage ru0, ru1, ch0, ch2;
     getrusage(RUSAGE_SELF, &ru0);
+    getrusage(RUSAGE_CHILDREN, &ch0);
+    double node0 = node_busy_usec(), sp0 = helpers_cpu_usec();
+    struct sc_error e = {0};
+    if (net == CELL_NET_BRIDGE && cell_host_prepare(h, &e) < 0)
+        fprintf(stderr, "many: prepare: %s\n", e.msg);
     usec_t t0 = now_usec(CLOCK_MONOTONIC);
     for (int i = 0; i < m; i++) {
         char name[32];
@@ -237,22 +343,21 @@ static void bench_many(struct cell_host *h, int m)
                               .argv = argv,
                               .uid = 65534,
                               .gid = 65534,
-                              .net = CELL_NET_NONE,
+                              .net = net,
                               .memory_bytes = 16 << 20,
                               .pids_max = 8,
-                              .init = true};
-        struct sc_error e = {0};
+                              .cpu_millis = 1000,
+                              .init = init};
         if (cell_create(h, &s, &cs[i], &e) < 0 || cell_start_async(cs[i], &e) < 0) {
             fprintf(stderr, "many: Cell %d: %s\n", i, e.msg);
             break;
         }
         started++;
     }
-    /* every program exec'd: the starts overlapped on the node's cores */
     struct pollfd *p = xcalloc((size_t)m, sizeof(*p));
     bool *up = xcalloc((size_t)m, sizeof(*up));
-    int n_up = 0;
-    while (n_up < started) {
+    int n_up = 0, n_failed = 0;
+    while (n_up + n_failed < started) {
         for (int i = 0; i < started; i++)
             p[i] = (struct pollfd){.fd = up[i] ? -1 : cell_fd(cs[i]), .events = POLLIN};
         if (poll(p, (nfds_t)started, 5000) <= 0)
@@ -260,23 +365,21 @@ static void bench_many(struct cell_host *h, int m)
         for (int i = 0; i < started; i++)
             if (p[i].revents && (cell_process(cs[i]) & CELL_EV_STARTED)) {
                 up[i] = true;
-                n_up++;
+                struct cell_status st;
+                cell_status(cs[i], &st);
+                if (st.start_failed && n_failed++ == 0)
+                    fprintf(stderr, "many: Cell %d: %s\n", i, st.start_error);
+                n_up += !st.start_failed;
             }
     }
     usec_t t1 = now_usec(CLOCK_MONOTONIC);
     getrusage(RUSAGE_SELF, &ru1);
-    uint64_t cell_cpu = 0;
-    for (int i = 0; i < started; i++) {
-        struct cell_usage u;
-        if (cell_usage(cs[i], &u) == 0)
-            cell_cpu += u.cpu_usec;
-    }
+    double sp1 = helpers_cpu_usec();
     long kb1 = rss_anon_kb();
-    int fds1 = 0;
-    for (int fd = 0; fd < 65536; fd++)
-        fds1 += fcntl(fd, F_GETFD) >= 0;
+    int fds1 = count_fds();
+    /* without init, sleep is PID 1 and ignores SIGTERM: kill it */
     for (int i = 0; i < started; i++)
-        cell_stop(cs[i], 5 * USEC_PER_SEC);
+        (void)(init ? cell_stop(cs[i], 5 * USEC_PER_SEC) : cell_kill(cs[i]));
     int dead = 0;
     while (dead < started) {
         for (int i = 0; i < started; i++)
@@ -290,26 +393,53 @@ static void bench_many(struct cell_host *h, int m)
     for (int i = 0; i < started; i++)
         cell_free(cs[i]);
     usec_t t2 = now_usec(CLOCK_MONOTONIC);
-    printf("\n%d long-running Cells (own netns, limits, init), started at once "
-           "(cell_start_async): all exec'd in %.0f ms (%.0f starts/s); all stopped and torn "
-           "down in %.0f ms (%.0f stops/s); %d exec'd, %d died\n",
-           started, (double)(t1 - t0) / 1000, started * 1e6 / (double)(t1 - t0),
-           (double)(t2 - t1) / 1000, started * 1e6 / (double)(t2 - t1), n_up, dead);
+    struct rusage ru2;
+    getrusage(RUSAGE_SELF, &ru2);
+    getrusage(RUSAGE_CHILDREN, &ch2);
+    double node2 = node_busy_usec(), sp2 = helpers_cpu_usec();
+#define TV(a) ((double)((a).tv_sec) * 1e6 + (double)((a).tv_usec))
+#define RU(a) (TV((a).ru_utime) + TV((a).ru_stime))
+    printf("\n%d long-running Cells (%s%s, limits), started at once (cell_start_async): "
+           "all exec'd in %.0f ms (%.0f starts/s); all %s and torn down in %.0f ms "
+           "(%.0f stops/s); %d exec'd, %d failed, %d died\n",
+           started,
+           net == CELL_NET_BRIDGE ? "netns + veth + IP"
+           : net == CELL_NET_NONE ? "own netns"
+                                  : "node network",
+           init ? ", init" : "", (double)(t1 - t0) / 1000, started * 1e6 / (double)(t1 - t0),
+           init ? "stopped (SIGTERM)" : "killed", (double)(t2 - t1) / 1000,
+           started * 1e6 / (double)(t2 - t1), n_up, n_failed, dead);
     if (started) {
-        double sup = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
-                              ru0.ru_stime.tv_sec) *
-                         1e6 +
-                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
-                              ru0.ru_stime.tv_usec);
-        printf("CPU per start: supervisor %.2f ms, inside the Cell until exec'd and "
-               "running (its cgroup) %.2f ms\n",
-               sup / 1000 / started, (double)cell_cpu / 1000 / started);
+        double sup1 = RU(ru1) - RU(ru0) + sp1 - sp0, sup2 = RU(ru2) - RU(ru0) + sp2 - sp0;
+        double cells = RU(ch2) - RU(ch0);
+        printf("CPU per Cell: supervisor + spawners %.2f ms to start them (%.2f ms incl. stop "
+               "+ teardown; spawners %.2f), the Cells' processes %.2f ms (clone to death); "
+               "total %.2f ms = %.0f starts/s per core; node-wide busy %.2f ms (with kernel "
+               "workers and everyone else's load)\n",
+               sup1 / 1000 / started, sup2 / 1000 / started, (sp2 - sp0) / 1000 / started,
+               cells / 1000 / started, (sup2 + cells) / 1000 / started,
+               started * 1e6 / (sup2 + cells), (node2 - node0) / 1000 / started);
         printf("supervisor memory per running Cell: %.1f KiB anonymous RSS, %.1f fds\n",
                (double)(kb1 - kb0) / started, (double)(fds1 - fds0) / started);
     }
+#undef RU
+#undef TV
     free(up);
     free(p);
     free(cs);
+}
+
+static void print_load(const char *when)
+{
+    char buf[128] = "?";
+    FILE *f = fopen("/proc/loadavg", "re");
+    if (f) {
+        if (!fgets(buf, sizeof(buf), f))
+            snprintf(buf, sizeof(buf), "?\n");
+        fclose(f);
+    }
+    printf("load average %s: %s", when, buf);
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -325,6 +455,7 @@ int main(int argc, char **argv)
         perror("unshare(CLONE_NEWNET)");
         return 1;
     }
+    print_load("before");
     if (make_root() < 0) {
         perror("make root");
         return 1;
@@ -337,6 +468,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cell_host_new: %s\n", e.msg);
         return 1;
     }
+    find_helpers();
     struct row rows[8] = {
         {.name = "fork+exec /bin/true (no isolation)"},
         {.name = "Cell, node network (no netns)"},
@@ -359,14 +491,17 @@ int main(int argc, char **argv)
     if (many > 0) {
         struct rlimit rl = {.rlim_cur = 65536, .rlim_max = 65536};
         setrlimit(RLIMIT_NOFILE, &rl);
-        bench_many(h, many);
+        bench_many(h, many, CELL_NET_NONE, false);
+        bench_many(h, many, CELL_NET_NONE, true);
+        bench_many(h, many, CELL_NET_BRIDGE, false);
     }
     cell_host_free(h);
 
     /* crun refuses hybrid cgroup hosts unless it cannot see the v2 mount: give
      * both runtimes a private mount namespace without it (our Cells are done). */
-    bool hide_ok =
-        unshare(CLONE_NEWNS) == 0 && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+    bool runtimes = !(argc > 3 && !strcmp(argv[3], "cells"));
+    bool hide_ok = runtimes && unshare(CLONE_NEWNS) == 0 &&
+                   mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
     if (hide_ok)
         (void)umount2("/sys/fs/cgroup/unified", MNT_DETACH);
     if (hide_ok && write_oci_config() == 0) {
@@ -385,18 +520,19 @@ int main(int argc, char **argv)
     }
 
     printf("Cell start, spec -> /bin/true exited and torn down, %d runs each\n\n", n);
-    printf("| %-42s | %10s | %10s | %8s | %s |\n", "what", "median ms", "p90 ms", "ok",
-           "x fork+exec");
-    printf("|%s|%s|%s|%s|%s|\n", "--------------------------------------------", "------------",
-           "------------", "----------", "------------");
+    printf("| %-42s | %10s | %10s | %10s | %8s | %s |\n", "what", "median ms", "p90 ms",
+           "CPU ms/run", "ok", "x fork+exec");
+    printf("|%s|%s|%s|%s|%s|%s|\n", "--------------------------------------------", "------------",
+           "------------", "------------", "----------", "------------");
     for (int i = 0; i < nrows; i++) {
         struct row *r = &rows[i];
         if (r->ok < 0) {
-            printf("| %-42s | %10s | %10s | %8s | %11s |\n", r->name, "-", "-", "absent", "-");
+            printf("| %-42s | %10s | %10s | %10s | %8s | %11s |\n", r->name, "-", "-", "-",
+                   "absent", "-");
             continue;
         }
-        printf("| %-42s | %10.3f | %10.3f | %4d/%-3d | %11.1f |\n", r->name,
-               (double)r->median / 1000, (double)r->p90 / 1000, r->ok, n,
+        printf("| %-42s | %10.3f | %10.3f | %10.3f | %4d/%-3d | %11.1f |\n", r->name,
+               (double)r->median / 1000, (double)r->p90 / 1000, r->cpu_ms, r->ok, n,
                rows[0].median ? (double)r->median / (double)rows[0].median : 0);
     }
     printf("\n");
@@ -407,5 +543,6 @@ int main(int argc, char **argv)
                    (double)rows[k].median / (double)rows[3].median,
                    (double)rows[k].median / (double)rows[4].median);
     nftw(root_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    print_load("after");
     return 0;
 }
