@@ -10,9 +10,13 @@
  *     joins its own cgroups, builds its sandbox and execs, allocating nothing
  *     (it shares the supervisor's memory).  Fastest: no page tables copied, no
  *     copy-on-write, no hand-off between the two.
- *   - cell_start_async, or with init: clone3(...|CLONE_INTO_CGROUP) of a copy
- *     whose child waits on a pipe while the parent moves it into the v1
- *     cgroups, so the supervisor never blocks on the child.
+ *   - cell_start_async without init: the same vfork-style child, made by a
+ *     spawner process (cell_spawn.c) with CLONE_PARENT, so the supervisor
+ *     does not block and the Cell is still its child; pid and pidfd arrive
+ *     with the spawner's reply.
+ *   - with init (or when no spawner can take it): clone3(...|CLONE_INTO_CGROUP)
+ *     of a copy whose child waits on a pipe while the parent moves it into the
+ *     v1 cgroups, so the supervisor never blocks on the child.
  * The child builds its own sandbox (cell_sandbox.c), joining its slot's
  * namespace if it has one, and execs.  The parent learns "exec happened" from
  * EOF on a close-on-exec error pipe, or reads the child's error message from it.
@@ -80,12 +84,16 @@ struct linux_host {
     int landlock_abi;
     unsigned cap_last;
     struct net_node net;
+    struct spawn_pool spawn; /* cell_start_async's vfork-style starts (cell_spawn.c) */
 };
 
 struct linux_cell {
     struct cg_cell cg;
     int pidfd, logfd;
-    int errfd; /* cell_start_async: the child's error pipe until EOF or a report */
+    int errfd;    /* cell_start_async: the child's error pipe until EOF or a report,
+                     or the spawner's reply socket until its reply */
+    int spawner;  /* 1 + the spawner's index while its reply is pending, else 0 */
+    int ev_saved; /* CELL_EV_* taken while waiting for a reply outside process() */
     pid_t pid;
     struct net_slot slot; /* CELL_NET_BRIDGE: from create to free */
 };
@@ -132,6 +140,11 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
         free(lh);
         return r;
     }
+    /* Forked now, before any Cell (and secret) exists; none at all is fine:
+     * async starts then clone3 a copy of the supervisor. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct spawn_ctx sctx = {lh->seccomp, lh->landlock_abi, lh->cap_last};
+    (void)spawn_pool_start(&lh->spawn, ncpu > 0 ? (unsigned)ncpu : 1, &sctx);
     h->impl = lh;
     return 0;
 }
@@ -139,6 +152,7 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
 static void linux_host_done(struct cell_host *h)
 {
     struct linux_host *lh = h->impl;
+    spawn_pool_stop(&lh->spawn);
     net_node_done(&lh->net);
     if (lh->vfork_stack)
         munmap(lh->vfork_stack, VFORK_STACK_BYTES);
@@ -194,12 +208,55 @@ struct child_error {
     char msg[256];
 };
 
+/* A spawner's reply (blocking: wait for it): the Cell's pid and pidfd, and
+ * whether it exec'd.  Without a child (clone failed, the spawner died) the
+ * Cell is dead at once: exit 127, start_failed. */
+static int spawn_replied(struct cell *c, struct linux_cell *lc, bool block)
+{
+    struct linux_host *lh = c->host->impl;
+    int pid, pidfd;
+    char msg[sizeof(c->st.start_error)];
+    int r = spawn_reply_read(lc->errfd, block ? 0 : MSG_DONTWAIT, &pid, &pidfd, msg, sizeof(msg));
+    if (r == -EAGAIN || r == -EWOULDBLOCK)
+        return 0;
+    spawn_done(&lh->spawn, lc->spawner - 1);
+    lc->spawner = 0;
+    epoll_ctl(c->fd, EPOLL_CTL_DEL, lc->errfd, NULL);
+    close(lc->errfd);
+    lc->errfd = -1;
+    if (r < 0) {
+        c->st.start_failed = true;
+        snprintf(c->st.start_error, sizeof(c->st.start_error), "%s", msg);
+    }
+    if (pid <= 0) {
+        (void)cg_cell_kill(&lc->cg); /* in case a child exists that we never heard of */
+        cell_mark_dead(c, 127, 0);
+        return CELL_EV_EXIT;
+    }
+    lc->pidfd = pidfd;
+    lc->pid = pid;
+    c->st.pid = pid;
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = pidfd};
+    epoll_ctl(c->fd, EPOLL_CTL_ADD, pidfd, &ev);
+    return r < 0 ? 0 : CELL_EV_STARTED; /* a failed child exits 127: reaped as usual */
+}
+
+/* Before anything acts on the process: a start still with its spawner is
+ * waited for (a few milliseconds), its events kept for the next process(). */
+static void await_spawn(struct cell *c, struct linux_cell *lc)
+{
+    if (lc->spawner)
+        lc->ev_saved |= spawn_replied(c, lc, true);
+}
+
 /* cell_start_async: EOF on the error pipe means exec happened; a report
  * means setup failed (the child then exits 127 and is reaped as usual). */
 static int check_started(struct cell *c, struct linux_cell *lc)
 {
     if (lc->errfd < 0)
         return 0;
+    if (lc->spawner)
+        return spawn_replied(c, lc, false);
     struct child_error ce;
     ssize_t n = read(lc->errfd, &ce, sizeof(ce));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -248,6 +305,8 @@ static bool drain_log(struct cell *c, struct linux_cell *lc)
 static bool reap(struct cell *c, bool wait)
 {
     struct linux_cell *lc = c->impl;
+    if (lc->spawner)
+        return false; /* the process is not ours to see yet */
     if (lc->pidfd < 0)
         return true;
     siginfo_t si = {0};
@@ -289,6 +348,7 @@ static void linux_destroy(struct cell *c)
     struct linux_host *lh = c->host->impl;
     if (!lc)
         return;
+    await_spawn(c, lc);
     if (lc->pidfd >= 0) {
         (void)cg_cell_kill(&lc->cg);
         (void)pidfd_signal(lc->pidfd, SIGKILL);
@@ -376,16 +436,68 @@ static int vfork_child(void *arg)
     return 0; /* not reached: child_main execs or exits */
 }
 
+long linux_clone_vfork(char *stack, size_t size, uint64_t flags, const struct sandbox_plan *plan,
+                       const struct cg_cell *cg, int errfd, int logfd, int *pidfd)
+{
+    struct vfork_arg va = {plan, cg, errfd, logfd};
+    VFORK_STACK_RESET(stack, size);
+    return clone(vfork_child, stack + size, (int)(flags | CLONE_VM | CLONE_VFORK | SIGCHLD), &va,
+                 pidfd);
+}
+
+int linux_child_report(int errfd, char *msg, size_t len)
+{
+    struct child_error ce;
+    ssize_t n;
+    while ((n = read(errfd, &ce, sizeof(ce))) < 0 && errno == EINTR)
+        ;
+    if (n == 0)
+        return 0;
+    if (n == (ssize_t)sizeof(ce)) {
+        ce.msg[sizeof(ce.msg) - 1] = '\0';
+        snprintf(msg, len, "%s", ce.msg);
+        return ce.r < 0 ? ce.r : -EIO;
+    }
+    snprintf(msg, len, "short report from the Cell child");
+    return -EIO;
+}
+
+/* cell_start_async through a spawner (cell_spawn.c): the log pipe is ours from
+ * now on, the pid and pidfd arrive with the reply (spawn_replied).  -E2BIG,
+ * -ENOSYS or a dead spawner: the caller starts the Cell itself. */
+static int start_spawned(struct cell *c, uint64_t flags, int netns_fd)
+{
+    struct linux_host *lh = c->host->impl;
+    struct linux_cell *lc = c->impl;
+    int logp[2];
+    if (pipe2(logp, O_CLOEXEC) < 0)
+        return -errno;
+    int replyfd, idx;
+    int r = spawn_request(&lh->spawn, &c->spec, &lc->cg, flags, logp[1], netns_fd, &replyfd, &idx);
+    close(logp[1]);
+    if (r < 0) {
+        close(logp[0]);
+        return r;
+    }
+    lc->errfd = replyfd;
+    lc->spawner = idx + 1;
+    lc->logfd = logp[0];
+    fcntl(lc->logfd, F_SETFL, O_NONBLOCK);
+    fcntl(lc->errfd, F_SETFL, O_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lc->errfd};
+    epoll_ctl(c->fd, EPOLL_CTL_ADD, lc->errfd, &ev);
+    ev.data.fd = lc->logfd;
+    epoll_ctl(c->fd, EPOLL_CTL_ADD, lc->logfd, &ev);
+    c->st.pid = 0; /* known with the reply */
+    return 0;
+}
+
 static int linux_start(struct cell *c, struct sc_error *e)
 {
     struct linux_host *lh = c->host->impl;
     struct linux_cell *lc = c->impl;
     int syncp[2] = {-1, -1}, errp[2] = {-1, -1}, logp[2] = {-1, -1};
     int r;
-    if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(logp, O_CLOEXEC) < 0) {
-        r = sc_error_set(e, -errno, "start", "pipe2: %m");
-        goto out;
-    }
     struct sandbox_plan plan = {
         .spec = &c->spec,
         .seccomp_prog = lh->seccomp,
@@ -407,17 +519,25 @@ static int linux_start(struct cell *c, struct sc_error *e)
         ca.flags |= CLONE_INTO_CGROUP;
         ca.cgroup = (uint64_t)lc->cg.v2fd;
     }
+    /* Async starts without init go to a spawner, which can afford to block. */
+    if (c->start_async && !c->spec.init &&
+        start_spawned(c, flags | CLONE_PIDFD, plan.netns_fd) == 0) {
+        r = 0;
+        goto out;
+    }
+    if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(logp, O_CLOEXEC) < 0) {
+        r = sc_error_set(e, -errno, "start", "pipe2: %m");
+        goto out;
+    }
     /* Synchronous starts without init take the vfork path: no page tables to
      * copy, no copy-on-write faults, no hand-off between parent and child (the
-     * supervisor waits for the exec anyway).  Async starts must not block, and
-     * an init never execs, so those clone3 a copy. */
+     * supervisor waits for the exec anyway).  An init never execs, and an async
+     * start no spawner took must not block, so those clone3 a copy. */
     bool vf = !c->start_async && !c->spec.init && lh->vfork_stack;
     long pid;
     if (vf) {
-        struct vfork_arg va = {&plan, &lc->cg, errp[1], logp[1]};
-        VFORK_STACK_RESET(lh->vfork_stack, VFORK_STACK_BYTES);
-        pid = clone(vfork_child, lh->vfork_stack + VFORK_STACK_BYTES,
-                    (int)(flags | CLONE_VM | CLONE_VFORK | SIGCHLD), &va, &pidfd);
+        pid = linux_clone_vfork(lh->vfork_stack, VFORK_STACK_BYTES, flags, &plan, &lc->cg, errp[1],
+                                logp[1], &pidfd);
     } else {
         pid = syscall(SYS_clone3, &ca, sizeof(ca));
     }
@@ -446,14 +566,10 @@ static int linux_start(struct cell *c, struct sc_error *e)
         struct epoll_event eev = {.events = EPOLLIN, .data.fd = lc->errfd};
         epoll_ctl(c->fd, EPOLL_CTL_ADD, lc->errfd, &eev);
     } else if (r >= 0) {
-        struct child_error ce;
-        ssize_t n;
-        while ((n = read(errp[0], &ce, sizeof(ce))) < 0 && errno == EINTR)
-            ;
-        if (n == (ssize_t)sizeof(ce))
-            r = sc_error_set(e, ce.r < 0 ? ce.r : -EIO, "start", "%s", ce.msg);
-        else if (n != 0)
-            r = sc_error_set(e, -EIO, "start", "short report from the Cell child");
+        char msg[256];
+        r = linux_child_report(errp[0], msg, sizeof(msg));
+        if (r < 0)
+            sc_error_set(e, r, "start", "%s", msg);
     }
     if (r < 0) {
         (void)pidfd_signal(pidfd, SIGKILL);
@@ -491,12 +607,14 @@ out:
 static int linux_term(struct cell *c)
 {
     struct linux_cell *lc = c->impl;
+    await_spawn(c, lc);
     return lc->pidfd >= 0 ? pidfd_signal(lc->pidfd, SIGTERM) : -ESRCH;
 }
 
 static int linux_kill(struct cell *c)
 {
     struct linux_cell *lc = c->impl;
+    await_spawn(c, lc);
     if (lc->pidfd < 0)
         return 0;
     (void)cg_cell_kill(&lc->cg);
@@ -507,7 +625,8 @@ static int linux_kill(struct cell *c)
 static int linux_process(struct cell *c)
 {
     struct linux_cell *lc = c->impl;
-    int ev = check_started(c, lc);
+    int ev = lc->ev_saved | check_started(c, lc);
+    lc->ev_saved = 0;
     if (drain_log(c, lc))
         ev |= CELL_EV_LOG;
     if (reap(c, false))

@@ -117,3 +117,47 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e);
 int sandbox_seccomp_build(void **ret, struct sc_error *e);
 void sandbox_seccomp_free(void *prog);
 int sandbox_landlock_abi(void);
+
+/* ---- the child (cell_linux.c) -------------------------------------------------- */
+
+/* Makes the vfork-style child on stack: clone(CLONE_VM|CLONE_VFORK|flags); it
+ * joins cg's cgroups, builds its sandbox from plan with logfd as stdout/stderr
+ * and execs, or writes its error to errfd and exits 127.  Returns its pid once
+ * it exec'd or exited (*pidfd set when flags hold CLONE_PIDFD), or -1 with errno. */
+long linux_clone_vfork(char *stack, size_t size, uint64_t flags, const struct sandbox_plan *plan,
+                       const struct cg_cell *cg, int errfd, int logfd, int *pidfd);
+/* Reads what a child wrote on its error pipe: 0 for EOF (it exec'd), or the
+ * child's negative error with its message in msg. */
+int linux_child_report(int errfd, char *msg, size_t len);
+
+/* ---- spawners (cell_spawn.c) ----------------------------------------------------- */
+
+/* What every start shares, copied into the spawners when they are forked. */
+struct spawn_ctx {
+    const void *seccomp_prog;
+    int landlock_abi;
+    unsigned cap_last;
+};
+
+struct spawn_pool {
+    struct spawn_ctx ctx;
+    pid_t *pid;
+    int *sock; /* -1 once that spawner is known dead */
+    unsigned *inflight;
+    size_t n;
+};
+
+/* Forks n spawners (at most 8); returns how many run (0: async starts clone3). */
+int spawn_pool_start(struct spawn_pool *p, unsigned n, const struct spawn_ctx *ctx);
+void spawn_pool_stop(struct spawn_pool *p);
+/* Sends one start to the least busy spawner: the child gets logfd as stdout and
+ * stderr, and joins netns_fd if >= 0.  On success *ret_replyfd is where the
+ * reply arrives (spawn_reply_read) and *ret_idx goes back to spawn_done.
+ * -E2BIG for a spec too large to send (the caller starts it itself). */
+int spawn_request(struct spawn_pool *p, const struct cell_spec_copy *s, const struct cg_cell *cg,
+                  uint64_t flags, int logfd, int netns_fd, int *ret_replyfd, int *ret_idx);
+void spawn_done(struct spawn_pool *p, int idx);
+/* Reads a reply (flags: MSG_DONTWAIT or 0): -EAGAIN if none yet; otherwise
+ * *ret_pid > 0 and *ret_pidfd when a child exists, and 0 if it exec'd or a
+ * negative error with msg (the child's, the spawner's, or its death). */
+int spawn_reply_read(int replyfd, int flags, int *ret_pid, int *ret_pidfd, char *msg, size_t len);
