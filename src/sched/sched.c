@@ -34,6 +34,7 @@ struct domain {
 };
 
 struct ctx {
+    bool pack; /* spread "none": replicas of the Deployment do not repel each other */
     struct sched_node *nodes;
     const struct sched_request *req;
     uint32_t *per_node;
@@ -49,7 +50,7 @@ static uint32_t load_permille(const struct sched_node *nd)
 
 static bool node_less(const struct ctx *c, uint32_t a, uint32_t b)
 {
-    if (c->per_node[a] != c->per_node[b])
+    if (!c->pack && c->per_node[a] != c->per_node[b])
         return c->per_node[a] < c->per_node[b];
     uint32_t la = load_permille(&c->nodes[a]), lb = load_permille(&c->nodes[b]);
     if (la != lb)
@@ -127,7 +128,8 @@ static bool fits_mem(const struct sched_node *nd, const struct sched_request *re
 
 static bool spread_by_node(const struct sched_request *req)
 {
-    return !req->spread || !*req->spread || !strcmp(req->spread, "node");
+    return !req->spread || !*req->spread || !strcmp(req->spread, "node") ||
+           !strcmp(req->spread, "none");
 }
 
 /* ---- the reason ------------------------------------------------------------------- */
@@ -200,7 +202,8 @@ int sched_place(struct sched_node *nodes, size_t n, const struct sched_request *
     res->node = xcalloc(req->count ? req->count : 1, sizeof(uint32_t));
     if (req->count == 0)
         return 0;
-    struct ctx c = {.nodes = nodes, .req = req};
+    struct ctx c = {
+        .nodes = nodes, .req = req, .pack = req->spread && !strcmp(req->spread, "none")};
     c.per_node = req->per_node ? req->per_node : xcalloc(n ? n : 1, sizeof(uint32_t));
 
     /* group the candidates into domains, in node order (so domain order too) */

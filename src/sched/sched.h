@@ -18,7 +18,8 @@
  *      (the node itself, or the value of a node label such as `zone`) that holds the
  *      fewest replicas of this Deployment, then to the node there with the fewest,
  *      then the least loaded (highest of cpu and memory share), then the first by
- *      name.  A node without the spread label is its own domain "".
+ *      name.  A node without the spread label is its own domain "".  Spread
+ *      "none" drops the first two keys: the least loaded node wins.
  *   Each replica costs O(log nodes) (a heap per domain; domains are scanned, which
  *   is one heap when spreading by node).
  *
@@ -53,7 +54,7 @@ struct sched_request {
     int64_t cpu_millis, mem_bytes; /* requests of one replica */
     const struct sched_label *selector;
     size_t n_selector;
-    const char *spread; /* "node" (or NULL) or a node label key */
+    const char *spread; /* "node" (or NULL), "none", or a node label key */
     /* replicas of this Deployment already on each node (index as in nodes[]);
      * NULL when there are none.  sched_place adds the ones it places. */
     uint32_t *per_node;

@@ -134,6 +134,23 @@ static void test_spread_by_label(void **state)
     sched_result_done(&res);
 }
 
+static void test_spread_none_packs_by_load(void **state)
+{
+    (void)state;
+    struct sched_node n[2] = {node("a", 4000, GiB, NULL, 0), node("b", 4000, GiB, NULL, 0)};
+    n[0].cpu_used = 400; /* a is 10% busy; b holds two replicas already but is idle */
+    uint32_t per[2] = {0, 2};
+    struct sched_request r = {.count = 1, .cpu_millis = 100, .mem_bytes = MiB, .per_node = per};
+    struct sched_result res;
+    sched_place(n, 2, &r, &res);
+    assert_int_equal(res.node[0], 0); /* spread by node: a, which has none */
+    sched_result_done(&res);
+    r.spread = "none";
+    sched_place(n, 2, &r, &res);
+    assert_int_equal(res.node[0], 1); /* no spread: b, the least loaded */
+    sched_result_done(&res);
+}
+
 static void test_victims_newest_first(void **state)
 {
     (void)state;
@@ -199,6 +216,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fit_filter_and_reason),
         cmocka_unit_test(test_not_ready_and_cpu),
         cmocka_unit_test(test_spread_by_label),
+        cmocka_unit_test(test_spread_none_packs_by_load),
         cmocka_unit_test(test_victims_newest_first),
         cmocka_unit_test(test_random_properties),
     };
