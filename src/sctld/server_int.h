@@ -1,0 +1,262 @@
+/*
+ * server_int.h: what the files of sctld's store server share: the server state
+ * (struct srv), the requests it holds while they wait (proposals, reads, watch
+ * streams, forwarded writes) and the functions one file calls in another.  Only
+ * the .c files of src/sctld include it; server.h is the public face (srv_run).
+ *
+ * The server is one libevent loop around one struct raft, split by seam:
+ *
+ *   server.c   replies, the connection table, start-up (srv_run), shutdown
+ *   http.c     the routing table (method + path -> handler), /healthz, /metrics
+ *   http_kv.c  /v1/kv, /v1/txn, /v1/leases, /v1/compact
+ *   raftdrv.c  the Raft driver: updates persisted, sent, applied; ticks, housekeeping
+ *   pending.c  requests waiting on the log: parked proposals, ReadIndex reads
+ *   watch.c    watch streams (bounded buffers, slow-watcher cut-off)
+ *   forward.c  writes relayed by a follower to the leader, over pooled connections
+ *   members.c  /v1/cluster, membership changes, the peer table following the log
+ *   recover.c  snapshot files (format, the forked writer) and recovery at start-up
+ *
+ * The design block is split the same way; its invariants keep their numbers:
+ *  1-3, 5  raftdrv.c (one update in flight; durable before applied; parked
+ *          proposals by index; lease expiry only through the leader's log)
+ *  4       watch.c (a stream's unsent bytes are bounded, a stalled one is cut off)
+ *  6       recover.c (recovery = snapshot + WAL after it + hard state)
+ *  7       members.c (one membership change at a time; addresses through the log)
+ */
+#pragma once
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/kvapi.h"
+#include "base/buf.h"
+#include "base/hist.h"
+#include "base/u64map.h"
+#include "raft/raft.h"
+#include "sctld/peer.h"
+#include "sctld/persist.h"
+#include "sctld/server.h"
+#include "store/store.h"
+#include "store/wal.h"
+
+enum srv_reply_kind {
+    R_PUT,
+    R_DELETE_KEY,
+    R_DELETE_PREFIX,
+    R_TXN,
+    R_LEASE_GRANT,
+    R_LEASE_REVOKE,
+    R_COMPACT,
+    R_INTERNAL,
+    R_MEMBER_ADDR /* the address key written before a member is added */
+};
+
+struct srv_proposal {
+    uint64_t index, term;       /* 0 while queued for the next update */
+    struct evhttp_request *req; /* NULL once the client went away, or internal */
+    struct evhttp_connection *conn;
+    enum srv_reply_kind kind;
+    int64_t lease_id; /* R_INTERNAL revoke: to clear the in-flight mark */
+    struct sc_buf payload;
+    usec_t start;
+    struct srv_proposal *next;
+};
+
+struct srv_stream {
+    struct srv *srv;
+    bool prev_kv;
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    struct store_watch *w;
+    usec_t full_since;
+    struct srv_stream *prev, *next;
+};
+
+/* What we hold for a connection: at most one parked proposal or one stream
+ * (HTTP/1.1 answers one request at a time per connection). */
+struct srv_conn {
+    struct srv_proposal *p;
+    struct srv_stream *s;
+    struct srv_pread *r;
+    struct srv_fwd *f;
+    bool cc; /* the connection of the pending membership change */
+};
+
+/* A write forwarded to the leader (an HTTP reverse proxy hop). */
+struct srv_fwd {
+    struct srv *srv;
+    struct evhttp_request *req; /* the client's; NULL once it went away */
+    struct evhttp_connection *conn;
+    usec_t start;
+};
+
+/* A linearizable read waiting for its ReadIndex (thesis 6.4): served by running
+ * the request's handler again once applied >= index. */
+struct srv_pread {
+    uint64_t ctx;       /* 0 while queued for the next update */
+    raft_index_t index; /* known once the read state arrived */
+    bool ready;
+    struct evhttp_request *req; /* NULL once the client went away */
+    struct evhttp_connection *conn;
+    usec_t start;
+    struct srv_pread *next;
+};
+
+struct srv {
+    struct srv_config cfg;
+    char wal_dir[4096], snap_dir[4096];
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *listener;
+    struct store *store;
+    struct persist persist;
+    bool persist_running;
+    struct event *wake_ev, *tick_ev, *sigterm_ev, *sigint_ev;
+    uint64_t applied_index, snap_index;
+    struct srv_proposal *head, *tail; /* parked: handed to raft, sorted by index */
+    size_t nparked;
+    struct srv_proposal *qhead, *qtail; /* queued: not yet handed to raft */
+    size_t nqueued;
+    /* Raft */
+    struct raft *raft;
+    raft_id_t id;
+    bool in_flight; /* an update is being executed */
+    struct raft_update upd;
+    uint64_t upd_seq;
+    unsigned ticks_pending, tick_count;
+    struct raft_status st;               /* after the last advance */
+    struct raft_snapshot_meta snap_meta; /* the latest snapshot; MsgSnap reads its file */
+    pid_t snap_pid;                      /* the child writing a snapshot, or 0 */
+    int snap_pidfd;
+    struct event *snap_ev;
+    uint64_t snap_child_index;
+    struct event *drive_ev;
+    struct srv_pread *reads; /* in arrival order */
+    size_t nreads;
+    uint64_t read_ctx;
+    bool serve_local; /* handle(): the read's index is applied, answer now */
+    struct peer_net *net;
+    struct sc_buf inbox; /* received raft messages: u32 len + payload each */
+    size_t ninbox;
+    char client_addr[160]; /* ours, as peers forward to it */
+    uint64_t fwd_total, peer_dropped;
+    struct u64map conns;
+    struct u64map revoking; /* lease ids with a revoke in flight */
+    bool compact_in_flight;
+    /* Membership changes (invariant 7): at most one in flight, proposed by the
+     * leader after the address key of an added member. */
+    struct evhttp_request *cc_req;
+    struct evhttp_connection *cc_conn;
+    struct raft_conf_change cc;
+    bool cc_queued;
+    uint64_t cc_index, cc_term;
+    usec_t cc_start;
+    bool removed; /* a configuration without this member was applied */
+    struct srv_stream *streams;
+    size_t nstreams;
+    bool shutting_down, finishing;
+    int exit_code;
+    struct sc_buf scratch;
+    /* Encoded events by revision-log position, shared by every stream without
+     * prev_kv: one encoding per event instead of one per watcher. */
+    struct {
+        uint64_t base;
+        size_t n, cap;
+        struct {
+            uint32_t off, len;
+        } * ent;
+        struct sc_buf text;
+    } fmt;
+    usec_t last_compact_check;
+    /* metrics */
+    struct sc_hist req_hist;
+    uint64_t requests, events_sent, cutoffs;
+};
+
+/* One routed request: what the router parsed, handed to a route's handler. */
+struct srv_call {
+    const char *rest; /* the path after the route's prefix ("" for an exact route) */
+    size_t rlen;
+    const struct api_query *q;
+    usec_t start;
+};
+typedef void (*srv_handler_fn)(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+
+/* server.c: replies and the connection table */
+const char *srv_reason(int status);
+void srv_observe(struct srv *s, usec_t start);
+void srv_send_json(struct srv *s, struct evhttp_request *req, int status, const struct sc_buf *b);
+void srv_send_error(struct srv *s, struct evhttp_request *req, int r, const struct sc_error *e);
+/* A 4xx/5xx with our own error code (the shared table has no "conflict"). */
+void srv_send_coded(struct srv *s, struct evhttp_request *req, int status, const char *code,
+                    const char *msg);
+void srv_json_str(struct sc_buf *b, const char *v);
+struct srv_conn *srv_conn_get(struct srv *s, struct evhttp_connection *conn);
+void srv_conn_forget(struct srv *s, struct evhttp_connection *conn, struct srv_proposal *p,
+                     struct srv_stream *st);
+void srv_maybe_finish_shutdown(struct srv *s);
+
+/* http.c: the router and what handlers share */
+void srv_handle(struct evhttp_request *req, void *arg);
+int srv_body_of(struct srv *s, struct evhttp_request *req, char **ret, size_t *len,
+                struct sc_error *e);
+bool srv_writable(struct srv *s, struct evhttp_request *req);
+
+/* http_kv.c: route handlers */
+void srv_http_kv(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+void srv_http_txn(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+void srv_http_lease_grant(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+void srv_http_lease(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+void srv_http_compact(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+
+/* raftdrv.c */
+void srv_drive(struct srv *s);
+void srv_on_drive(evutil_socket_t fd, short what, void *arg);
+void srv_on_durable(evutil_socket_t fd, short what, void *arg);
+void srv_on_tick(evutil_socket_t fd, short what, void *arg);
+void srv_on_peer_msg(void *ud, uint64_t from, const uint8_t *payload, size_t len);
+
+/* pending.c */
+void srv_proposal_free(struct srv_proposal *p);
+void srv_propose(struct srv *s, struct evhttp_request *req, enum srv_reply_kind kind,
+                 const struct store_cmd *cmd, usec_t start);
+void srv_park(struct srv *s, struct srv_proposal *p);
+void srv_reply_applied(struct srv *s, struct srv_proposal *p, int r, const struct sc_error *e,
+                       const struct store_result *res);
+void srv_fail_proposal(struct srv *s, struct srv_proposal *p, int r, const char *why);
+bool srv_read_gate(struct srv *s, struct evhttp_request *req, const struct api_query *q);
+void srv_read_fail(struct srv *s, struct srv_pread *pr, int r, const char *why);
+void srv_serve_reads(struct srv *s, const struct raft_update *u);
+void srv_answer_reads(struct srv *s);
+
+/* watch.c */
+void srv_start_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
+                     bool prefix, const struct api_query *q);
+void srv_stream_end(struct srv *s, struct srv_stream *st, int r, const char *why);
+void srv_stream_free(struct srv *s, struct srv_stream *st);
+void srv_pump_all(struct srv *s);
+void srv_fmt_reset(struct srv *s);
+void srv_check_stalled(struct srv *s, usec_t now);
+
+/* forward.c */
+void srv_forward(struct srv *s, struct evhttp_request *req, usec_t start);
+
+/* members.c */
+raft_id_t srv_name_id(const char *name);
+const char *srv_peer_name(struct srv *s, raft_id_t id);
+void srv_http_cluster(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+void srv_http_members(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+void srv_cc_applied(struct srv *s, const struct raft_entry *ent);
+void srv_cc_fail(struct srv *s, int r, const char *why);
+void srv_sync_peers(struct srv *s);
+
+/* recover.c */
+void srv_snap_encode(const struct raft_snapshot_meta *m, const uint8_t *store, size_t len,
+                     struct sc_buf *out);
+int srv_snap_decode(const uint8_t *p, size_t n, struct raft_snapshot_meta *m, const uint8_t **store,
+                    size_t *len);
+void srv_maybe_snapshot(struct srv *s);
+int srv_recover(struct srv *s, struct wal **ret_wal);
