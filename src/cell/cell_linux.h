@@ -57,6 +57,10 @@ int nl_link_del(int fd, int ifindex);
 int nl_bridge_add(int fd, const char *name);
 int nl_addr_add(int fd, int ifindex, uint32_t addr_be, uint8_t prefix);
 int nl_route_default(int fd, uint32_t gw_be);
+/* The namespace-wide ("all") forwarding switch of family (AF_INET, AF_INET6):
+ * 1 on, 0 off, -errno (-EAFNOSUPPORT without IPv6).  A netlink query: opening
+ * /proc/sys/net/... instead walks one dentry per network namespace on the node. */
+int nl_forwarding(int fd, int family);
 /* A veth pair: host end `host` (up, enslaved to master), peer `peer` created in
  * the network namespace peer_nsfd refers to. */
 int nl_veth_add(int fd, const char *host, int master, const char *peer, int peer_nsfd);

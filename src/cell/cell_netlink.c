@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <linux/if.h>
 #include <linux/if_link.h>
+#include <linux/netconf.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -81,7 +82,10 @@ static void *nlb_reserve(struct nlb *b, size_t len)
     return p;
 }
 
-static int nl_talk(int fd, struct nlb *b)
+/* Sends b and waits for its ACK; with reply_type, also takes the u32 attribute
+ * attr of a reply of that type (after a reply_hdr-byte header) into *val. */
+static int nl_exchange(int fd, struct nlb *b, uint16_t reply_type, size_t reply_hdr, uint16_t attr,
+                       uint32_t *val)
 {
     static uint32_t seq;
     b->h.nlmsg_seq = ++seq;
@@ -104,8 +108,22 @@ static int nl_talk(int fd, struct nlb *b)
                 struct nlmsgerr *err = NLMSG_DATA(h);
                 return err->error; /* 0 is the ACK */
             }
+            if (!reply_type || h->nlmsg_type != reply_type ||
+                h->nlmsg_len < NLMSG_LENGTH(reply_hdr))
+                continue;
+            int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(reply_hdr));
+            for (struct rtattr *a =
+                     (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(reply_hdr));
+                 RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+                if (a->rta_type == attr && RTA_PAYLOAD(a) >= sizeof(uint32_t))
+                    memcpy(val, RTA_DATA(a), sizeof(uint32_t));
         }
     }
+}
+
+static int nl_talk(int fd, struct nlb *b)
+{
+    return nl_exchange(fd, b, 0, 0, 0, NULL);
 }
 
 int nl_open(void)
@@ -120,6 +138,19 @@ int nl_open(void)
         return r;
     }
     return fd;
+}
+
+int nl_forwarding(int fd, int family)
+{
+    struct nlb b;
+    struct netconfmsg *ncm = nlb_init(&b, RTM_GETNETCONF, 0, sizeof(*ncm));
+    ncm->ncm_family = (uint8_t)family;
+    nlb_put_u32(&b, NETCONFA_IFINDEX, (uint32_t)NETCONFA_IFINDEX_ALL);
+    uint32_t v = UINT32_MAX;
+    int r = nl_exchange(fd, &b, RTM_NEWNETCONF, sizeof(*ncm), NETCONFA_FORWARDING, &v);
+    if (r < 0)
+        return r;
+    return v == UINT32_MAX ? -ENODATA : v != 0;
 }
 
 int nl_link_up(int fd, int ifindex)

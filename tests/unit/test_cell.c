@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include "cell/cell.h"
+#include "cell/cell_linux.h" /* nl_forwarding, net_config_inside */
 #include "cell/cell_sim.h"
 
 #define NOBODY 65534
@@ -616,6 +617,53 @@ static void enter_own_netns(void)
     close(fd);
 }
 
+static char forwarding_file(const char *path)
+{
+    char c = '?';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && read(fd, &c, 1) != 1)
+        c = '?';
+    if (fd >= 0)
+        close(fd);
+    return c;
+}
+
+/* What a Cell's namespace set-up does where forwarding is on: the netlink
+ * query sees it and the switch goes off, for IPv4 and (when present) IPv6.
+ * The Cell cases cannot show this on our nodes, whose new namespaces start
+ * with forwarding off. */
+static void forwarding_is_switched_off_where_it_was_on(void **state)
+{
+    static const char *const v6 = "/proc/sys/net/ipv6/conf/all/forwarding";
+    if (geteuid() != 0)
+        skip();
+    enter_own_netns(); /* ipv4 forwarding 1 here */
+    bool has_v6 = access(v6, F_OK) == 0;
+    if (has_v6) {
+        int fd = open(v6, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "1", 1), 1);
+        close(fd);
+    }
+    int nl = nl_open();
+    assert_true(nl >= 0);
+    assert_int_equal(nl_forwarding(nl, AF_INET), 1);
+    if (has_v6)
+        assert_int_equal(nl_forwarding(nl, AF_INET6), 1);
+    struct sc_error e = {0};
+    assert_int_equal(net_config_inside(false, 0, 0, 0, &e), 0);
+    assert_int_equal(nl_forwarding(nl, AF_INET), 0);
+    assert_int_equal(forwarding_file("/proc/sys/net/ipv4/ip_forward"), '0');
+    if (has_v6) {
+        assert_int_equal(nl_forwarding(nl, AF_INET6), 0);
+        assert_int_equal(forwarding_file(v6), '0');
+    }
+    /* already off: nothing to write, still 0 */
+    assert_int_equal(net_config_inside(false, 0, 0, 0, &e), 0);
+    assert_int_equal(forwarding_file("/proc/sys/net/ipv4/ip_forward"), '0');
+    close(nl);
+}
+
 static void nothing_remains_after_stop(void **state)
 {
     make_root();
@@ -1072,6 +1120,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(log_ring_is_bounded_and_followable, cleanup),
         cmocka_unit_test_teardown(bad_specs_are_refused_before_anything_runs, cleanup),
         cmocka_unit_test_teardown(many_cells_started_async_on_one_poll_loop, cleanup),
+        cmocka_unit_test(forwarding_is_switched_off_where_it_was_on),
         cmocka_unit_test(sim_lifecycle),
         cmocka_unit_test(sim_stop_grace_oom_and_logs),
         cmocka_unit_test(sim_scales_to_thousands),
