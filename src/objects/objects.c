@@ -109,6 +109,16 @@ static void format_time(int64_t ms, char out[32])
 
 json_t *obj_merge(const json_t *stored, json_t *incoming, bool status_only, int64_t now_ms)
 {
+    if (status_only && stored) { /* the stored object, with the new status */
+        json_t *o = json_deep_copy(stored);
+        json_object_del(json_object_get(o, "metadata"), "revision");
+        json_t *status = json_object_get(incoming, "status");
+        if (status)
+            json_object_set(o, "status", status);
+        else
+            json_object_del(o, "status");
+        return o;
+    }
     json_t *o = json_deep_copy(incoming);
     json_t *md = json_object_get(o, "metadata");
     if (!json_is_object(md)) {
@@ -130,27 +140,13 @@ json_t *obj_merge(const json_t *stored, json_t *incoming, bool status_only, int6
     if (created)
         json_object_set(md, "created", created);
     int64_t gen = json_integer_value(json_object_get(smd, "generation"));
-    if (status_only) {
-        /* the stored object with the new status */
-        json_t *spec = json_object_get(stored, "spec");
-        if (spec)
-            json_object_set(o, "spec", spec);
-        else
-            json_object_del(o, "spec");
-        json_t *labels = json_object_get(smd, "labels");
-        if (labels)
-            json_object_set(md, "labels", labels);
-        else
-            json_object_del(md, "labels");
-    } else {
-        json_t *status = json_object_get(stored, "status");
-        if (status)
-            json_object_set(o, "status", status);
-        else
-            json_object_del(o, "status");
-        if (!json_equal(json_object_get(stored, "spec"), json_object_get(o, "spec")))
-            gen++;
-    }
+    json_t *status = json_object_get(stored, "status");
+    if (status)
+        json_object_set(o, "status", status);
+    else
+        json_object_del(o, "status");
+    if (!json_equal(json_object_get(stored, "spec"), json_object_get(o, "spec")))
+        gen++;
     json_object_set_new(md, "generation", json_integer(gen > 0 ? gen : 1));
     return o;
 }

@@ -72,10 +72,15 @@ static void handle_metrics(struct srv *s, struct evhttp_request *req, const stru
                   "# TYPE sc_raft_leader gauge\nsc_raft_leader %llu\n"
                   "# TYPE sc_raft_is_leader gauge\nsc_raft_is_leader %d\n"
                   "# TYPE sc_raft_commit_index gauge\nsc_raft_commit_index %llu\n"
-                  "# TYPE sc_raft_last_index gauge\nsc_raft_last_index %llu\n",
+                  "# TYPE sc_raft_last_index gauge\nsc_raft_last_index %llu\n"
+                  "# TYPE sc_forward_total counter\nsc_forward_total %llu\n"
+                  "# TYPE sc_forward_connections_opened_total counter\n"
+                  "sc_forward_connections_opened_total %llu\n"
+                  "# TYPE sc_forward_connections gauge\nsc_forward_connections %zu\n",
                   (unsigned long long)s->st.term, (unsigned long long)s->st.leader,
                   s->st.role == RAFT_LEADER, (unsigned long long)s->st.commit,
-                  (unsigned long long)s->st.last_index);
+                  (unsigned long long)s->st.last_index, (unsigned long long)s->fwd_total,
+                  (unsigned long long)s->fwd_conns_opened, s->fwd_pool.n);
     if (s->st.role == RAFT_LEADER && !s->in_flight) {
         struct raft_progress_info pi[RAFT_MAX_MEMBERS];
         size_t n = raft_get_progress(s->raft, pi, RAFT_MAX_MEMBERS);
@@ -137,6 +142,8 @@ static const struct route routes[] = {
     {"/v1/cluster/members/", ROUTE_UNDER, 0, true, srv_http_members, NULL},
     {"/healthz", ROUTE_EXACT, EVHTTP_REQ_GET, false, handle_healthz, NULL},
     {"/metrics", ROUTE_EXACT, EVHTTP_REQ_GET, false, handle_metrics, NULL},
+    /* last: every other /v1/<kind>[/<name>] is an object path (http_obj.c) */
+    {"/v1/", ROUTE_UNDER, 0, true, srv_http_obj, NULL},
 };
 
 static bool route_matches(const struct route *r, const char *path, size_t plen)
@@ -192,6 +199,8 @@ void srv_handle(struct evhttp_request *req, void *arg)
         const struct route *rt = &routes[i];
         if (!route_matches(rt, uri, plen))
             continue;
+        if (first && strcmp(first->path, rt->path) != 0)
+            break; /* a more general row (the /v1/ catch-all) never takes a known path */
         if (!first)
             first = rt;
         methods |= rt->methods;

@@ -162,7 +162,8 @@ static void body_cmd(struct srv *s, struct evhttp_request *req, enum srv_reply_k
             uint64_t x = 0;
             if (getrandom(&x, sizeof(x), 0) != sizeof(x))
                 x = now_usec(CLOCK_REALTIME) ^ s->applied_index;
-            b.cmd.lease_id = (int64_t)(x >> 1);
+            /* 53 bits: every JSON reader (JavaScript, jq) holds the id exactly */
+            b.cmd.lease_id = (int64_t)(x >> 11);
         } while (b.cmd.lease_id == 0 || store_lease_exists(s->store, b.cmd.lease_id));
     }
     if (kind == R_COMPACT && (b.cmd.compact_rev <= store_compact_rev(s->store) ||

@@ -1,4 +1,5 @@
-/* peer.c: the Raft peer transport (see peer.h for the frame and the design block). */
+/* peer.c: the Raft peer transport (see peer.h for the frame and the design block);
+ * the pure frame codec is peer_frame.c. */
 #include "sctld/peer.h"
 
 #include <errno.h>
@@ -18,7 +19,6 @@
 #include "base/err.h"
 #include "base/util.h"
 
-#define HDR_BYTES      10
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 
@@ -61,37 +61,10 @@ const struct peer_sock_ops peer_sock_plain = {.wrap = plain_wrap};
 
 /* ---- frames ------------------------------------------------------------------------- */
 
-void peer_frame_encode(enum peer_frame_type type, const uint8_t *body, size_t len, uint8_t hdr[10])
-{
-    sc_put_u32le(hdr, (uint32_t)len);
-    hdr[4] = PEER_VERSION;
-    hdr[5] = (uint8_t)type;
-    sc_put_u32le(hdr + 6, sc_crc32c(0, body, len));
-}
-
-long peer_frame_parse(const uint8_t *p, size_t n, enum peer_frame_type *type, const uint8_t **body,
-                      size_t *len)
-{
-    if (n < HDR_BYTES)
-        return 0;
-    uint32_t l = sc_get_u32le(p);
-    if (l > PEER_MAX_FRAME || p[4] != PEER_VERSION ||
-        (p[5] != PEER_FRAME_HELLO && p[5] != PEER_FRAME_RAFT))
-        return -SC_E_CORRUPT;
-    if (n < HDR_BYTES + (size_t)l)
-        return 0;
-    if (sc_crc32c(0, p + HDR_BYTES, l) != sc_get_u32le(p + 6))
-        return -SC_E_CORRUPT;
-    *type = p[5];
-    *body = p + HDR_BYTES;
-    *len = l;
-    return (long)(HDR_BYTES + l);
-}
-
 static void put_frame(struct bufferevent *bev, enum peer_frame_type type, const uint8_t *body,
                       size_t len)
 {
-    uint8_t hdr[HDR_BYTES];
+    uint8_t hdr[PEER_FRAME_HDR];
     peer_frame_encode(type, body, len, hdr);
     struct evbuffer *out = bufferevent_get_output(bev);
     evbuffer_add(out, hdr, sizeof(hdr));
@@ -145,9 +118,10 @@ static void out_event(struct bufferevent *bev, short what, void *arg)
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct sc_buf b = {0};
-        sc_buf_put_u64le(&b, p->net->self_id);
-        sc_buf_put_bytes(&b, p->net->self_name, strlen(p->net->self_name));
-        sc_buf_put_bytes(&b, p->net->client_addr, strlen(p->net->client_addr));
+        struct peer_hello h = {.id = p->net->self_id};
+        snprintf(h.name, sizeof(h.name), "%s", p->net->self_name);
+        snprintf(h.client_addr, sizeof(h.client_addr), "%s", p->net->client_addr);
+        peer_hello_encode(&h, &b);
         put_frame(bev, PEER_FRAME_HELLO, b.data, b.len);
         sc_buf_free(&b);
         return;
@@ -259,22 +233,18 @@ static void in_free(struct inbound *c)
     free(c);
 }
 
+/* A bad hello is ignored: the connection's RAFT frames are then refused. */
 static void on_hello(struct inbound *c, const uint8_t *body, size_t len)
 {
-    struct sc_rd rd = sc_rd_make(body, len);
-    uint64_t id;
-    const uint8_t *name, *addr;
-    size_t nl, al;
-    if (sc_rd_u64le(&rd, &id) < 0 || sc_rd_bytes(&rd, &name, &nl, 63) < 0 ||
-        sc_rd_bytes(&rd, &addr, &al, 127) < 0 || id == 0)
+    struct peer_hello h;
+    if (peer_hello_decode(body, len, &h) < 0)
         return;
-    c->from = id;
-    snprintf(c->client_addr, sizeof(c->client_addr), "%.*s", (int)al, (const char *)addr);
-    struct peer *p = find(c->net, id);
+    c->from = h.id;
+    snprintf(c->client_addr, sizeof(c->client_addr), "%s", h.client_addr);
+    struct peer *p = find(c->net, h.id);
     if (p) {
-        snprintf(p->info.name, sizeof(p->info.name), "%.*s", (int)nl, (const char *)name);
-        snprintf(p->info.client_addr, sizeof(p->info.client_addr), "%.*s", (int)al,
-                 (const char *)addr);
+        snprintf(p->info.name, sizeof(p->info.name), "%s", h.name);
+        snprintf(p->info.client_addr, sizeof(p->info.client_addr), "%s", h.client_addr);
     }
 }
 
@@ -283,23 +253,23 @@ static void in_read(struct bufferevent *bev, void *arg)
     struct inbound *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
-        uint8_t hdr[HDR_BYTES];
+        uint8_t hdr[PEER_FRAME_HDR];
         size_t have = evbuffer_get_length(in);
-        if (have < HDR_BYTES)
+        if (have < PEER_FRAME_HDR)
             return;
-        evbuffer_copyout(in, hdr, HDR_BYTES);
-        uint32_t l = sc_get_u32le(hdr);
-        if (l > PEER_MAX_FRAME) {
+        evbuffer_copyout(in, hdr, PEER_FRAME_HDR);
+        long size = peer_frame_size(hdr, PEER_FRAME_HDR);
+        if (size < 0) { /* a bad header: nothing after it can be trusted */
             in_free(c);
             return;
         }
-        if (have < HDR_BYTES + (size_t)l)
+        if (have < (size_t)size)
             return;
-        const uint8_t *p = evbuffer_pullup(in, HDR_BYTES + (ev_ssize_t)l);
+        const uint8_t *p = evbuffer_pullup(in, size);
         enum peer_frame_type type;
         const uint8_t *body;
         size_t len;
-        long k = peer_frame_parse(p, HDR_BYTES + l, &type, &body, &len);
+        long k = peer_frame_parse(p, (size_t)size, &type, &body, &len);
         if (k <= 0 || (type == PEER_FRAME_RAFT && c->from == 0)) {
             in_free(c);
             return;

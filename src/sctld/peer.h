@@ -78,9 +78,29 @@ bool peer_net_send(struct peer_net *n, uint64_t to, const uint8_t *payload, size
 const struct peer_info *peer_net_get(const struct peer_net *n, uint64_t id);
 size_t peer_net_list(const struct peer_net *n, const struct peer_info **out, size_t max);
 
-/* Frame codec (exposed for tests and the fuzzer).  peer_frame_parse returns the
- * bytes a whole frame takes (> 0), 0 when more bytes are needed, or
- * -SC_E_CORRUPT. */
-void peer_frame_encode(enum peer_frame_type type, const uint8_t *body, size_t len, uint8_t hdr[10]);
+/* Frame codec (peer_frame.c: pure, no sockets; tested alone and fuzzed). */
+#define PEER_FRAME_HDR 10 /* u32 length | u8 version | u8 type | u32 crc32c */
+
+/* Fills hdr for a frame carrying body[0..len). */
+void peer_frame_encode(enum peer_frame_type type, const uint8_t *body, size_t len,
+                       uint8_t hdr[PEER_FRAME_HDR]);
+/* From the header alone: the bytes the whole frame takes (> 0), 0 when fewer than
+ * PEER_FRAME_HDR bytes are given, -SC_E_CORRUPT for a length over PEER_MAX_FRAME,
+ * another version or an unknown type. */
+long peer_frame_size(const uint8_t *p, size_t n);
+/* The bytes a whole frame at p takes (> 0, with type, body and len set), 0 when
+ * more bytes are needed, or -SC_E_CORRUPT (bad header or checksum).  Bytes after
+ * the frame are not looked at. */
 long peer_frame_parse(const uint8_t *p, size_t n, enum peer_frame_type *type, const uint8_t **body,
                       size_t *len);
+
+/* The HELLO body: u64 id, then name and client address as uvarint-prefixed bytes. */
+struct peer_hello {
+    uint64_t id; /* never 0 */
+    char name[64];
+    char client_addr[128];
+};
+struct sc_buf;
+void peer_hello_encode(const struct peer_hello *h, struct sc_buf *out);
+/* 0, or -SC_E_CORRUPT: short, id 0, name over 63 or address over 127 bytes. */
+int peer_hello_decode(const uint8_t *body, size_t len, struct peer_hello *h);

@@ -7,6 +7,8 @@
  * Both lists are bounded, and both answer a client that waited too long.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "sctld/server_int.h"
 
@@ -14,6 +16,11 @@
 
 void srv_proposal_free(struct srv_proposal *p)
 {
+    if (p->counter)
+        (*p->counter)--;
+    if (p->obj)
+        free(p->obj->text);
+    free(p->obj);
     sc_buf_free(&p->payload);
     free(p);
 }
@@ -22,13 +29,20 @@ void srv_proposal_free(struct srv_proposal *p)
 void srv_propose(struct srv *s, struct evhttp_request *req, enum srv_reply_kind kind,
                  const struct store_cmd *cmd, usec_t start)
 {
+    srv_propose_ex(s, req, kind, cmd, start);
+}
+
+struct srv_proposal *srv_propose_ex(struct srv *s, struct evhttp_request *req,
+                                    enum srv_reply_kind kind, const struct store_cmd *cmd,
+                                    usec_t start)
+{
     if (s->nqueued >= MAX_QUEUED) {
         struct sc_error e;
         sc_error_set(&e, -SC_E_NO_QUORUM, NULL,
                      "%zu writes are already waiting for the log; retry later", s->nqueued);
         if (req)
             srv_send_error(s, req, -SC_E_NO_QUORUM, &e);
-        return;
+        return NULL;
     }
     struct srv_proposal *p = xcalloc(1, sizeof(*p));
     p->req = req;
@@ -47,6 +61,39 @@ void srv_propose(struct srv *s, struct evhttp_request *req, enum srv_reply_kind 
     s->qtail = p;
     s->nqueued++;
     srv_drive(s);
+    return p;
+}
+
+void srv_propose_obj(struct srv *s, struct evhttp_request *req, const struct store_cmd *cmd,
+                     struct srv_obj_reply *obj, usec_t start)
+{
+    struct srv_proposal *p = srv_propose_ex(s, req, R_OBJ, cmd, start);
+    if (p) {
+        p->obj = obj;
+    } else {
+        free(obj->text);
+        free(obj);
+    }
+}
+
+/* The answer to an applied object write (docs/api.md, "Objects"). */
+static int obj_answer(struct srv *s, const struct srv_proposal *p, const struct store_result *res,
+                      struct sc_buf *b)
+{
+    if (!res->succeeded)
+        return 409;
+    if (!strcmp(p->obj->result, "deleted")) {
+        sc_buf_printf(b, "{\"revision\":%lld,\"deleted\":1}", (long long)res->rev);
+        return 200;
+    }
+    json_t *o = obj_present((const uint8_t *)p->obj->text, strlen(p->obj->text), res->rev);
+    json_t *ans = json_pack("{s:I, s:s, s:o}", "revision", (json_int_t)res->rev, "result",
+                            p->obj->result, "object", o ? o : json_null());
+    char *text = json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS);
+    sc_buf_put(b, text, strlen(text));
+    free(text);
+    json_decref(ans);
+    return 200;
 }
 
 /* Parks p under its (index, term), keeping the list sorted by index. */
@@ -123,8 +170,17 @@ void srv_reply_applied(struct srv *s, struct srv_proposal *p, int r, const struc
         sc_buf_printf(b, "{\"revision\":%lld,\"compacted\":%lld}", (long long)res->rev,
                       (long long)store_compact_rev(s->store));
         break;
+    case R_OBJ:
+        if (obj_answer(s, p, res, b) == 409) {
+            srv_send_coded(s, req, 409, "revision_mismatch",
+                           "the object changed while this write was in flight; read it again");
+            srv_observe(s, p->start);
+            return;
+        }
+        break;
     case R_INTERNAL:
     case R_MEMBER_ADDR:
+    case R_SCHED:
         return;
     }
     srv_send_json(s, req, 200, b);

@@ -286,6 +286,8 @@ static void update_finish(struct srv *s)
     raft_get_status(s->raft, &s->st);
     if (old != s->st.role)
         on_role_change(s, old, s->st.role);
+    if (s->fwd_pool.leader && s->fwd_pool.leader != s->st.leader)
+        srv_forward_drop_pool(s); /* its connections go to a former leader */
     if (conf)
         srv_sync_peers(s);
     if (applied) {
@@ -443,6 +445,7 @@ static void housekeeping(struct srv *s, usec_t now)
                 srv_propose(s, NULL, R_INTERNAL, &cmd, now);
             }
         }
+        srv_sched_pass(s);
     }
     for (struct srv_proposal *p = s->head; p; p = p->next)
         if (p->req && now - p->start > PROPOSAL_TIMEOUT)

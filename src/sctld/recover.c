@@ -243,6 +243,18 @@ static int initial_conf(struct srv *s, struct raft_conf *conf)
         log_error("msg=\"--initial-cluster does not name this member\" name=%s", s->cfg.name);
         return -EINVAL;
     }
+    /* A configuration lists its ids sorted, without repeats (raft_conf_valid). */
+    for (uint8_t i = 1; i < conf->n_voters; i++)
+        for (uint8_t k = i; k > 0 && conf->voters[k - 1] > conf->voters[k]; k--) {
+            raft_id_t t = conf->voters[k];
+            conf->voters[k] = conf->voters[k - 1];
+            conf->voters[k - 1] = t;
+        }
+    for (uint8_t i = 1; i < conf->n_voters; i++)
+        if (conf->voters[i] == conf->voters[i - 1]) {
+            log_error("msg=\"--initial-cluster names a member twice\"");
+            return -EINVAL;
+        }
     return 0;
 }
 

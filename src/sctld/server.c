@@ -369,6 +369,7 @@ int srv_run(const struct srv_config *cfg)
 out:
     if (s->http)
         evhttp_free(s->http); /* runs the close callbacks: frees every conn_state */
+    srv_forward_done(s);      /* the pool's connections, after their clients' */
     while (s->streams)
         srv_stream_free(s, s->streams);
     peer_net_free(s->net);

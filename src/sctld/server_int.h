@@ -35,6 +35,7 @@
 #include "base/buf.h"
 #include "base/hist.h"
 #include "base/u64map.h"
+#include "objects/objects.h"
 #include "raft/raft.h"
 #include "sctld/peer.h"
 #include "sctld/persist.h"
@@ -51,7 +52,16 @@ enum srv_reply_kind {
     R_LEASE_REVOKE,
     R_COMPACT,
     R_INTERNAL,
-    R_MEMBER_ADDR /* the address key written before a member is added */
+    R_MEMBER_ADDR, /* the address key written before a member is added */
+    R_OBJ,         /* an object write (http_obj.c): srv_proposal.obj says how to answer */
+    R_SCHED        /* a scheduler loop transaction (sched_loop.c), no client */
+};
+
+/* How to answer an object write once applied: the stored text (its metadata.
+ * revision becomes the new revision) and "created"/"updated"/"deleted". */
+struct srv_obj_reply {
+    char *text;
+    const char *result;
 };
 
 struct srv_proposal {
@@ -62,6 +72,8 @@ struct srv_proposal {
     int64_t lease_id; /* R_INTERNAL revoke: to clear the in-flight mark */
     struct sc_buf payload;
     usec_t start;
+    struct srv_obj_reply *obj; /* R_OBJ */
+    unsigned *counter;         /* decremented when the proposal is freed (R_SCHED) */
     struct srv_proposal *next;
 };
 
@@ -71,6 +83,8 @@ struct srv_stream {
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     struct store_watch *w;
+    const struct obj_kind *okind; /* an objects watch: events as whole objects */
+    struct obj_selector sel;      /* ... filtered by labels */
     usec_t full_since;
     struct srv_stream *prev, *next;
 };
@@ -89,8 +103,17 @@ struct srv_conn {
 struct srv_fwd {
     struct srv *srv;
     struct evhttp_request *req; /* the client's; NULL once it went away */
-    struct evhttp_connection *conn;
+    struct srv_fwd_conn *pc;    /* the pooled connection it travels on */
     usec_t start;
+};
+
+/* A keep-alive connection to the leader for forwarded writes (forward.c). */
+struct srv_fwd_conn {
+    struct evhttp_connection *conn;
+    struct srv_fwd *busy; /* the request on it; NULL when idle */
+    bool stale;           /* freed once idle: failed, or to a former leader */
+    bool idle_counted;    /* idle and counted in fwd_pool.nidle */
+    struct srv_fwd_conn *next;
 };
 
 /* A linearizable read waiting for its ReadIndex (thesis 6.4): served by running
@@ -143,6 +166,13 @@ struct srv {
     size_t ninbox;
     char client_addr[160]; /* ours, as peers forward to it */
     uint64_t fwd_total, peer_dropped;
+    struct {
+        raft_id_t leader; /* every connection goes to it, at addr */
+        char addr[128];
+        struct srv_fwd_conn *conns;
+        size_t n, nidle;
+    } fwd_pool;
+    uint64_t fwd_conns_opened;
     struct u64map conns;
     struct u64map revoking; /* lease ids with a revoke in flight */
     bool compact_in_flight;
@@ -171,6 +201,10 @@ struct srv {
         struct sc_buf text;
     } fmt;
     usec_t last_compact_check;
+    /* the scheduler loop (sched_loop.c): transactions in flight, revision planned at */
+    unsigned sched_in_flight;
+    int64_t sched_rev;
+    uint64_t sched_passes, sched_created, sched_removed;
     /* metrics */
     struct sc_hist req_hist;
     uint64_t requests, events_sent, cutoffs;
@@ -223,6 +257,13 @@ void srv_on_peer_msg(void *ud, uint64_t from, const uint8_t *payload, size_t len
 void srv_proposal_free(struct srv_proposal *p);
 void srv_propose(struct srv *s, struct evhttp_request *req, enum srv_reply_kind kind,
                  const struct store_cmd *cmd, usec_t start);
+/* The same, giving the queued proposal (NULL when refused, already answered). */
+struct srv_proposal *srv_propose_ex(struct srv *s, struct evhttp_request *req,
+                                    enum srv_reply_kind kind, const struct store_cmd *cmd,
+                                    usec_t start);
+/* An object write: takes obj (freed with the proposal, or now if refused). */
+void srv_propose_obj(struct srv *s, struct evhttp_request *req, const struct store_cmd *cmd,
+                     struct srv_obj_reply *obj, usec_t start);
 void srv_park(struct srv *s, struct srv_proposal *p);
 void srv_reply_applied(struct srv *s, struct srv_proposal *p, int r, const struct sc_error *e,
                        const struct store_result *res);
@@ -235,14 +276,26 @@ void srv_answer_reads(struct srv *s);
 /* watch.c */
 void srv_start_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
                      bool prefix, const struct api_query *q);
+/* An objects watch of kind k; takes sel (freed with the stream, or now on error). */
+void srv_start_obj_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
+                         bool prefix, const struct obj_kind *k, struct obj_selector *sel,
+                         const struct api_query *q);
 void srv_stream_end(struct srv *s, struct srv_stream *st, int r, const char *why);
 void srv_stream_free(struct srv *s, struct srv_stream *st);
 void srv_pump_all(struct srv *s);
 void srv_fmt_reset(struct srv *s);
 void srv_check_stalled(struct srv *s, usec_t now);
 
+/* http_obj.c: /v1/<kind>[/<name>[/status]] */
+void srv_http_obj(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+
+/* sched_loop.c: the leader's scheduler loop, run from housekeeping */
+void srv_sched_pass(struct srv *s);
+
 /* forward.c */
 void srv_forward(struct srv *s, struct evhttp_request *req, usec_t start);
+void srv_forward_drop_pool(struct srv *s); /* the leader changed */
+void srv_forward_done(struct srv *s);      /* at exit, after evhttp_free */
 
 /* members.c */
 raft_id_t srv_name_id(const char *name);

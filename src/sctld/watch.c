@@ -27,6 +27,7 @@ void srv_stream_free(struct srv *s, struct srv_stream *st)
         st->next->prev = st->prev;
     s->nstreams--;
     store_watch_close(s->store, st->w);
+    obj_selector_done(&st->sel);
     free(st);
 }
 
@@ -67,10 +68,39 @@ void srv_fmt_reset(struct srv *s)
     sc_buf_reset(&s->fmt.text);
 }
 
+/* An objects watch's line: {"type":"ADDED|MODIFIED|DELETED","revision":R,"object":{...}},
+ * or nothing when the object does not match the stream's selector. */
+static void encode_obj_event(const struct srv_stream *st, const struct store_event *ev,
+                             struct sc_buf *b)
+{
+    bool del = ev->type == STORE_EVENT_DELETE;
+    if (del && !ev->has_prev)
+        return;
+    const struct store_kv *kv = del ? &ev->prev : &ev->kv;
+    json_t *o = obj_present(kv->value, kv->value_len, del ? ev->kv.mod_rev : kv->mod_rev);
+    if (!o ||
+        !obj_selector_match(&st->sel, json_object_get(json_object_get(o, "metadata"), "labels"))) {
+        json_decref(o);
+        return;
+    }
+    const char *type = del ? "DELETED" : kv->version == 1 ? "ADDED" : "MODIFIED";
+    json_t *line = json_pack("{s:s, s:I, s:o}", "type", type, "revision",
+                             (json_int_t)ev->kv.mod_rev, "object", o);
+    char *text = json_dumps(line, JSON_COMPACT | JSON_SORT_KEYS);
+    sc_buf_put(b, text, strlen(text));
+    sc_buf_put_u8(b, '\n');
+    free(text);
+    json_decref(line);
+}
+
 /* Appends the encoding of ev to b, through the shared cache when it can. */
 static void encode_event(struct srv *s, const struct srv_stream *st, const struct store_event *ev,
                          struct sc_buf *b)
 {
+    if (st->okind) {
+        encode_obj_event(st, ev, b);
+        return;
+    }
     if (st->prev_kv || s->fmt.text.len > (8u << 20)) {
         api_json_event(b, ev);
         return;
@@ -176,31 +206,44 @@ void srv_check_stalled(struct srv *s, usec_t now)
     }
 }
 
-void srv_start_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
-                     bool prefix, const struct api_query *q)
+static void start_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
+                        bool prefix, const struct obj_kind *k, struct obj_selector *sel,
+                        const struct api_query *q)
 {
     struct sc_error e = {0};
     int64_t rev;
     bool prev;
     int r;
     if ((r = api_query_int(q, "rev", 0, &rev, &e)) < 0 ||
-        (r = api_query_bool(q, "prev_kv", &prev, &e)) < 0)
+        (r = api_query_bool(q, "prev_kv", &prev, &e)) < 0) {
+        if (sel)
+            obj_selector_done(sel);
         return srv_send_error(s, req, r, &e);
+    }
     if (s->nstreams >= s->cfg.max_watches) {
+        if (sel)
+            obj_selector_done(sel);
         sc_error_set(&e, -SC_E_TOO_MANY_WATCHES, "watch", "the server holds %zu watches, its limit",
                      s->nstreams);
         return srv_send_error(s, req, -SC_E_TOO_MANY_WATCHES, &e);
     }
     struct store_watch *w;
-    r = store_watch_open(s->store, key, klen, prefix, rev, prev, &w, &e);
-    if (r < 0)
+    /* an objects watch needs the previous value: DELETED carries the last state */
+    r = store_watch_open(s->store, key, klen, prefix, rev, prev || k, &w, &e);
+    if (r < 0) {
+        if (sel)
+            obj_selector_done(sel);
         return srv_send_error(s, req, r, &e);
+    }
     struct srv_stream *st = xcalloc(1, sizeof(*st));
     st->srv = s;
     st->req = req;
     st->conn = evhttp_request_get_connection(req);
     st->w = w;
     st->prev_kv = prev;
+    st->okind = k;
+    if (sel)
+        st->sel = *sel;
     st->next = s->streams;
     if (s->streams)
         s->streams->prev = st;
@@ -220,4 +263,17 @@ void srv_start_watch(struct srv *s, struct evhttp_request *req, const uint8_t *k
     evhttp_send_reply_chunk(req, chunk);
     evbuffer_free(chunk);
     pump(s, st);
+}
+
+void srv_start_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
+                     bool prefix, const struct api_query *q)
+{
+    start_watch(s, req, key, klen, prefix, NULL, NULL, q);
+}
+
+void srv_start_obj_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
+                         bool prefix, const struct obj_kind *k, struct obj_selector *sel,
+                         const struct api_query *q)
+{
+    start_watch(s, req, key, klen, prefix, k, sel, q);
 }

@@ -111,6 +111,7 @@ static void test_merge_metadata(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_object_get(s2, "status"), "ready")),
                      2);
     md = json_object_get(s2, "metadata");
+    assert_string_equal(json_string_value(json_object_get(md, "name")), "web");
     assert_int_equal(json_integer_value(json_object_get(md, "generation")), 1);
     assert_string_equal(json_string_value(json_object_get(md, "created")), "1970-01-02T00:00:00Z");
 
