@@ -11,9 +11,14 @@
  * Go's ("1s", "500ms", "1m30s", "2h"), kept in milliseconds; a bare number is
  * refused because nobody can tell seconds from milliseconds by looking at it.
  *
+ * The other kinds (Node, Instance) add IP addresses (IPv4 or IPv6, kept in
+ * inet_ntop's spelling so that the canonical form is a fixed point) and RFC 3339
+ * timestamps (kept as written; only the shape is checked).
+ *
  * Each grammar is an mf_unit: a parser from a JSON value to the canonical JSON
  * value plus the "expected ..." phrase that error messages use.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -738,6 +743,60 @@ out:
     return ret;
 }
 
+/* An IPv4 or IPv6 address, in inet_ntop's spelling ("::1", not "0:0:0:0:0:0:0:1"). */
+static json_t *parse_ip(const json_t *v, char *why, size_t why_size)
+{
+    const char *s = json_string_value(v);
+    unsigned char bin[16];
+    char out[INET6_ADDRSTRLEN];
+    int af = strchr(s, ':') ? AF_INET6 : AF_INET;
+    if (strlen(s) >= sizeof(out) || inet_pton(af, s, bin) != 1) {
+        why_set(why, why_size, "not an IPv%d address", af == AF_INET6 ? 6 : 4);
+        return NULL;
+    }
+    inet_ntop(af, bin, out, sizeof(out));
+    return json_string(out);
+}
+
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* RFC 3339: 2024-05-01T12:00:00Z, with optional fraction and a Z or +hh:mm offset. */
+static json_t *parse_timestamp(const json_t *v, char *why, size_t why_size)
+{
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    bool ok = n >= 20 && n <= 40 && digits(s, 4) && s[4] == '-' && digits(s + 5, 2) &&
+              s[7] == '-' && digits(s + 8, 2) && (s[10] == 'T' || s[10] == 't') &&
+              digits(s + 11, 2) && s[13] == ':' && digits(s + 14, 2) && s[16] == ':' &&
+              digits(s + 17, 2);
+    const char *p = s + 19;
+    if (ok && *p == '.') {
+        size_t f = strspn(p + 1, "0123456789");
+        ok = f > 0 && f <= 9;
+        p += 1 + f;
+    }
+    if (ok)
+        ok = ((*p == 'Z' || *p == 'z') && p[1] == '\0') ||
+             ((*p == '+' || *p == '-') && digits(p + 1, 2) && p[3] == ':' && digits(p + 4, 2) &&
+              p[6] == '\0');
+    if (ok) {
+        int mon = atoi(s + 5), day = atoi(s + 8), h = atoi(s + 11), mi = atoi(s + 14),
+            sec = atoi(s + 17);
+        ok = mon >= 1 && mon <= 12 && day >= 1 && day <= 31 && h <= 23 && mi <= 59 && sec <= 60;
+    }
+    if (!ok) {
+        why_set(why, why_size, "not an RFC 3339 time");
+        return NULL;
+    }
+    return json_string(s);
+}
+
 const struct mf_unit mf_unit_cpu = {parse_cpu, "a CPU quantity like 100m, 0.5 or 2 (cores)"};
 const struct mf_unit mf_unit_size = {
     parse_size, "a size like 64Mi, 1Gi or 512k (suffixes k M G T P, Ki Mi Gi Ti Pi; none = bytes)"};
@@ -761,3 +820,6 @@ const struct mf_unit mf_unit_capability = {
     parse_capability, "a capability: fs.read:/PATH, fs.write:/PATH, net.listen:PORT or "
                       "net.connect:PORT"};
 const struct mf_unit mf_unit_text = {parse_text, "a string"};
+const struct mf_unit mf_unit_ip = {parse_ip, "an IP address like 10.0.0.5 or fd00::5"};
+const struct mf_unit mf_unit_timestamp = {parse_timestamp,
+                                          "an RFC 3339 time like 2024-05-01T12:00:00Z"};

@@ -358,16 +358,206 @@ static void json_body_kind_comes_from_the_path(void **state)
     manifest_errors_done(&errs);
 }
 
-static void status_is_accepted_and_dropped(void **state)
+static void status_is_validated_and_kept(void **state)
 {
-    const char *body = "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\",\"revision\":7},"
-                       "\"spec\":{\"image\":\"web:1\"},\"status\":{\"ready\":3}}";
+    /* kept, so that a controller's `PUT .../status` body carries it; the server
+     * keeps the stored status on a user's PUT (objects.h) */
+    const char *body =
+        "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\",\"revision\":7,"
+        "\"generation\":3,\"created\":\"2024-05-01T12:00:00Z\"},"
+        "\"spec\":{\"image\":\"web:1\"},\"status\":{\"observedGeneration\":3,\"replicas\":4,"
+        "\"assigned\":2,\"ready\":1,\"unschedulable\":\"0/3 nodes: 3 insufficient memory\"}}";
     json_t *out = NULL;
     struct manifest_errors errs = {0};
     assert_int_equal(manifest_parse_json(NULL, body, strlen(body), &out, &errs), 0);
-    assert_null(json_object_get(out, "status"));
+    assert_int_equal(at_int(out, "status.ready"), 1);
+    assert_int_equal(at_int(out, "status.assigned"), 2);
     assert_int_equal(at_int(out, "metadata.revision"), 7);
+    assert_int_equal(at_int(out, "metadata.generation"), 3);
     json_decref(out);
+    const char *bad = "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\"},"
+                      "\"spec\":{\"image\":\"web:1\"},\"status\":{\"redy\":3}}";
+    assert_int_equal(manifest_parse_json(NULL, bad, strlen(bad), &out, &errs), -SC_E_INVALID);
+    assert_string_equal(errs.v[0].path, "status.redy");
+    assert_string_equal(errs.v[0].msg, "unknown field 'redy', did you mean 'ready'?");
+    manifest_errors_done(&errs);
+}
+
+/* ---- the controllers' kinds --------------------------------------------------------- */
+
+/* Parses body as kind; asserts it is valid and a fixed point; returns the object. */
+static json_t *valid_body(const char *kind, const char *body)
+{
+    json_t *out = NULL, *again = NULL;
+    struct manifest_errors errs = {0};
+    int r = manifest_parse_json(kind, body, strlen(body), &out, &errs);
+    if (r != 0) {
+        char *e = errors_text(&errs);
+        fprintf(stderr, "%s: unexpected errors:\n%s", kind, e);
+        free(e);
+    }
+    assert_int_equal(r, 0);
+    char *d1 = manifest_dump(out);
+    assert_int_equal(manifest_parse_json(kind, d1, strlen(d1), &again, &errs), 0);
+    char *d2 = manifest_dump(again);
+    assert_string_equal(d1, d2);
+    free(d1);
+    free(d2);
+    json_decref(again);
+    manifest_errors_done(&errs);
+    return out;
+}
+
+/* Parses body as kind; asserts it fails and that the errors read exactly want. */
+static void invalid_body(const char *kind, const char *body, const char *want)
+{
+    json_t *out = NULL;
+    struct manifest_errors errs = {0};
+    assert_int_equal(manifest_parse_json(kind, body, strlen(body), &out, &errs), -SC_E_INVALID);
+    assert_null(out);
+    char *text = errors_text(&errs);
+    assert_string_equal(text, want);
+    free(text);
+    manifest_errors_done(&errs);
+}
+
+static const char *at_str(json_t *o, const char *a, const char *b, const char *c)
+{
+    json_t *v = json_object_get(json_object_get(o, a), b);
+    return json_string_value(c ? json_object_get(v, c) : v);
+}
+
+static void revision_is_a_deployment_template(void **state)
+{
+    json_t *o = valid_body("Revision", "{\"metadata\":{\"name\":\"web-2\",\"generation\":1},"
+                                       "\"spec\":{\"deployment\":\"web\",\"generation\":2,"
+                                       "\"template\":{\"image\":\"web:1\",\"replicas\":3,"
+                                       "\"resources\":{\"cpuMillis\":100}}}}");
+    assert_string_equal(json_string_value(json_object_get(o, "kind")), "Revision");
+    assert_int_equal(at_int(o, "spec.template.resources.cpuMillis"), 100);
+    /* the template gets a Deployment spec's defaults */
+    assert_string_equal(at_str(json_object_get(o, "spec"), "template", "placement", "spread"),
+                        "node");
+    json_decref(o);
+    invalid_body("Revision",
+                 "{\"metadata\":{\"name\":\"web-2\"},\"spec\":{\"deployment\":\"web\","
+                 "\"generation\":0,\"template\":{\"image\":\"web:1\",\"replicas\":-1}}}",
+                 "spec.generation: expected an integer of at least 1, got 0\n"
+                 "spec.template.replicas: expected a non-negative integer, got -1\n");
+    invalid_body("Revision",
+                 "{\"metadata\":{\"name\":\"web-2\"},\"spec\":{\"deployment\":\"web\"}}",
+                 "spec: missing required field 'generation' (an integer of at least 1)\n"
+                 "spec: missing required field 'template' (a mapping)\n");
+}
+
+static void assignment_shape(void **state)
+{
+    json_t *o =
+        valid_body("Assignment", "{\"kind\":\"Assignment\",\"metadata\":{\"name\":\"web-2-0\","
+                                 "\"labels\":{\"deployment\":\"web\",\"node\":\"n1\"}},"
+                                 "\"spec\":{\"deployment\":\"web\",\"revision\":\"web-2\","
+                                 "\"generation\":2,\"node\":\"n1\",\"memoryBytes\":67108864}}");
+    assert_int_equal(at_int(o, "spec.cpuMillis"), 0); /* no request: 0, written out */
+    assert_int_equal(at_int(o, "spec.memoryBytes"), 64 << 20);
+    assert_string_equal(at_str(o, "metadata", "labels", "node"), "n1");
+    json_decref(o);
+    invalid_body("Assignment",
+                 "{\"metadata\":{\"name\":\"web-2-0\"},\"spec\":{\"deployment\":\"web\","
+                 "\"revision\":2,\"generation\":2,\"node\":\"N1\",\"cpu\":\"100m\"}}",
+                 "spec.cpu: unknown field 'cpu' (known fields: deployment, revision, generation, "
+                 "node, cpuMillis, memoryBytes)\n"
+                 "spec.revision: expected the name of a Revision, got 2\n"
+                 "spec.node: expected the name of a Node, got 'N1': "
+                 "upper-case letters are not allowed\n");
+}
+
+static void node_shape(void **state)
+{
+    json_t *o =
+        valid_body("Node", "{\"metadata\":{\"name\":\"n1\",\"labels\":{\"zone\":\"eu\"}},"
+                           "\"spec\":{\"addresses\":[\"10.0.0.5\",\"fd00:0:0::5\"],"
+                           "\"capacity\":{\"cpuMillis\":4000,\"memoryBytes\":8589934592},"
+                           "\"allocatable\":{\"cpuMillis\":3500,\"memoryBytes\":8000000000},"
+                           "\"unschedulable\":false},\"status\":{\"conditions\":[]}}");
+    /* IPv6 in inet_ntop's spelling, so that the canonical form is a fixed point */
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_object_get(o, "spec"), "addresses"), 1)),
+                        "fd00::5");
+    assert_int_equal(at_int(o, "spec.allocatable.cpuMillis"), 3500);
+    json_decref(o);
+    invalid_body("Node",
+                 "{\"metadata\":{\"name\":\"n1\"},\"spec\":{\"addresses\":[\"10.0.0.500\"],"
+                 "\"capacity\":{\"cpuMillis\":-1,\"memoryBytes\":1},\"allocatable\":{}}}",
+                 "spec.addresses[0]: expected an IP address like 10.0.0.5 or fd00::5, got "
+                 "'10.0.0.500': not an IPv4 address\n"
+                 "spec.capacity.cpuMillis: expected an integer between 0 and 1000000000, got -1\n"
+                 "spec.allocatable: missing required field 'cpuMillis' (an integer between 0 and "
+                 "1000000000)\n"
+                 "spec.allocatable: missing required field 'memoryBytes' (an integer of at least "
+                 "0)\n");
+    invalid_body("Node", "{\"metadata\":{\"name\":\"n1\"},\"spec\":{}}",
+                 "spec: missing required field 'capacity' (a mapping)\n");
+}
+
+static void instance_shape(void **state)
+{
+    json_t *o =
+        valid_body("Instance", "{\"metadata\":{\"name\":\"web-2-0\"},\"spec\":{\"assignment\":"
+                               "\"web-2-0\",\"node\":\"n1\",\"revision\":\"web-2\"},"
+                               "\"status\":{\"phase\":\"running\",\"addresses\":[\"10.88.0.2\"],"
+                               "\"startedAt\":\"2024-05-01T12:00:00.125+02:00\"}}");
+    assert_false(json_is_true(json_object_get(json_object_get(o, "status"), "ready")));
+    assert_int_equal(at_int(o, "status.restarts"), 0);
+    json_decref(o);
+    /* no status yet: none is made up */
+    o = valid_body("Instance", "{\"metadata\":{\"name\":\"web-2-0\"},\"spec\":{\"assignment\":"
+                               "\"web-2-0\",\"node\":\"n1\",\"revision\":\"web-2\"}}");
+    assert_null(json_object_get(o, "status"));
+    json_decref(o);
+    invalid_body("Instance",
+                 "{\"metadata\":{\"name\":\"web-2-0\"},\"spec\":{\"assignment\":\"web-2-0\","
+                 "\"node\":\"n1\",\"revision\":\"web-2\"},\"status\":{\"phase\":\"runing\","
+                 "\"ready\":\"true\",\"restarts\":-1,\"exitCode\":300,"
+                 "\"startedAt\":\"yesterday\"}}",
+                 "status.phase: expected one of pending, running, exited, failed, got 'runing': "
+                 "did you mean 'running'?\n"
+                 "status.ready: expected true or false, got 'true': remove the quotes (a quoted "
+                 "value is a string)\n"
+                 "status.restarts: expected an integer of at least 0, got -1\n"
+                 "status.exitCode: expected an exit status 0..255 (128 + N for a process killed by "
+                 "signal N), got 300\n"
+                 "status.startedAt: expected an RFC 3339 time like 2024-05-01T12:00:00Z, got "
+                 "'yesterday': not an RFC 3339 time\n");
+    /* on the Instance route, another kind is refused */
+    invalid_body("Instance", "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}}",
+                 "kind: expected kind 'Instance' here, got 'Node'\n");
+}
+
+/* The controllers' kinds in a YAML file get file:line:col like Deployments, and have
+ * no compose form. */
+static void other_kinds_in_yaml_have_positions(void **state)
+{
+    const char *text = "kind: Node\n"
+                       "metadata: { name: n1 }\n"
+                       "spec:\n"
+                       "  capacity: { cpuMillis: 1000, memoryBytes: 1Gi }\n"
+                       "---\n"
+                       "kind: Instance\n"
+                       "app: web\n";
+    struct manifest_set set = {0};
+    struct manifest_errors errs = {0};
+    assert_int_equal(manifest_load_buffer("n.yaml", text, strlen(text), &set, &errs),
+                     -SC_E_INVALID);
+    assert_int_equal(set.n, 0);
+    char *got = errors_text(&errs);
+    assert_string_equal(got, "n.yaml:4:45: spec.capacity.memoryBytes: expected an integer of at "
+                             "least 0, got '1Gi'\n"
+                             "n.yaml:6:1: missing required field 'metadata' (a mapping)\n"
+                             "n.yaml:6:1: missing required field 'spec' (a mapping)\n"
+                             "n.yaml:7:1: app: unknown field 'app' (known fields: kind, "
+                             "apiVersion, metadata, spec, status)\n");
+    free(got);
+    manifest_errors_done(&errs);
 }
 
 /* ---- sets ------------------------------------------------------------------------- */
@@ -700,7 +890,12 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(compose_and_object_forms_agree),
     cmocka_unit_test(json_body_errors_name_field_paths_only),
     cmocka_unit_test(json_body_kind_comes_from_the_path),
-    cmocka_unit_test(status_is_accepted_and_dropped),
+    cmocka_unit_test(status_is_validated_and_kept),
+    cmocka_unit_test(revision_is_a_deployment_template),
+    cmocka_unit_test(assignment_shape),
+    cmocka_unit_test(node_shape),
+    cmocka_unit_test(instance_shape),
+    cmocka_unit_test(other_kinds_in_yaml_have_positions),
     cmocka_unit_test(directory_is_read_sorted_and_yaml_only),
     cmocka_unit_test(one_bad_file_fails_the_whole_set),
     cmocka_unit_test(several_paths_share_one_verdict_and_one_namespace),
