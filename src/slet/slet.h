@@ -29,6 +29,26 @@ struct slet_store {
 int slet_store_open(const char *root, const char *trust_dir, bool need_trust, struct slet_store *ss,
                     struct sc_error *e);
 void slet_store_close(struct slet_store *ss);
-/* A REF: "blake3:<hex>" or the name of exactly one stored image. */
+/* A REF: "blake3:<hex>" (or a prefix of at least 4 hex digits matching exactly
+ * one image), NAME@blake3:<hex>, or the name of exactly one stored image (a
+ * NAME:TAG or HOST/PATH/NAME reference also matches a stored NAME). */
 int slet_image_resolve(struct slet_store *ss, const char *ref, struct img_id *ret,
                        struct sc_error *e);
+
+/* A lease on a stored image for one holder (a Cell), with the image's manifest:
+ * taken with the store locked only for the moment (so other slet commands work
+ * while the Cell runs), released after the Cell is torn down. */
+struct slet_image_lease {
+    const char *store_dir, *trust_dir; /* borrowed; NULL = the defaults */
+    struct img_id id;
+    char holder[IMG_HOLDER_MAX + 1];
+    char *root; /* the tree to hand to the Cell; NULL when no lease is held */
+    struct img_manifest manifest;
+};
+int slet_image_lease_take(struct slet_image_lease *il, const char *store_dir, const char *trust_dir,
+                          const char *ref, const char *holder, struct sc_error *e);
+/* Releases the lease, if one was taken; a failure is only reported on stderr. */
+void slet_image_lease_drop(struct slet_image_lease *il);
+
+/* `slet agent ...` (or `slet --server ...`): the node agent (agent.c). */
+int slet_agent_main(int argc, char **argv);

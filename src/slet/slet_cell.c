@@ -149,78 +149,6 @@ static char *read_secret(const char *path, size_t *len)
     return buf;
 }
 
-/* An image lease held while the Cell runs (--image). */
-struct image_lease {
-    const char *store_dir;
-    struct img_id id;
-    char holder[IMG_HOLDER_MAX + 1];
-    char *root;
-    struct img_manifest manifest;
-};
-
-static int image_lease_take(struct image_lease *il, const char *store_dir, const char *ref,
-                            const char *holder, struct sc_error *e)
-{
-    struct slet_store ss;
-    il->store_dir = store_dir;
-    snprintf(il->holder, sizeof(il->holder), "%s", holder);
-    int r = slet_store_open(store_dir, NULL, false, &ss, e);
-    if (r < 0)
-        return r;
-    r = slet_image_resolve(&ss, ref, &il->id, e);
-    if (r >= 0)
-        r = img_store_acquire(ss.store, &il->id, holder, &il->root, e);
-    slet_store_close(&ss); /* the lease (a file) outlives the lock */
-    if (r < 0)
-        return r;
-    /* The manifest sits beside the tree: .../images/<hex>/{rootfs,manifest.json}. */
-    char path[PATH_MAX], *buf = xmalloc(IMG_MANIFEST_MAX + 1);
-    snprintf(path, sizeof(path), "%s/../manifest.json", il->root);
-    FILE *f = fopen(path, "re");
-    size_t n = f ? fread(buf, 1, IMG_MANIFEST_MAX + 1, f) : 0;
-    if (!f)
-        r = sc_error_set(e, -errno, NULL, "cannot read %s: %s", path, strerror(errno));
-    else
-        r = img_manifest_decode(buf, n, &il->manifest, e);
-    if (f)
-        fclose(f);
-    free(buf);
-    if (r < 0) {
-        char msg[sizeof(e->msg)];
-        snprintf(msg, sizeof(msg), "%s", e->msg);
-        sc_error_set(e, r, NULL, "manifest %s: %s", path, msg);
-        img_manifest_done(&il->manifest);
-        il->manifest = (struct img_manifest){0};
-        struct sc_error e2 = {0};
-        if (slet_store_open(store_dir, NULL, false, &ss, &e2) >= 0) {
-            img_store_release(ss.store, &il->id, il->holder, &e2);
-            slet_store_close(&ss);
-        }
-        free(il->root);
-        il->root = NULL;
-    }
-    return r;
-}
-
-/* Releases the lease, if one was taken; a failure is only reported. */
-static void image_lease_drop(struct image_lease *il)
-{
-    if (!il->root)
-        return;
-    struct slet_store ss;
-    struct sc_error e = {0};
-    int r = slet_store_open(il->store_dir, NULL, false, &ss, &e);
-    if (r >= 0) {
-        r = img_store_release(ss.store, &il->id, il->holder, &e);
-        slet_store_close(&ss);
-    }
-    if (r < 0)
-        fprintf(stderr, "slet: releasing image lease %s: %s\n", il->holder, e.msg);
-    img_manifest_done(&il->manifest);
-    free(il->root);
-    il->root = NULL;
-}
-
 static int cell_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -364,10 +292,10 @@ static int cell_run(int argc, char **argv)
     }
     if (!s.root == !image_ref)
         return usage_error("%s", "exactly one of --root DIR and --image REF is required");
-    struct image_lease il = {0};
+    struct slet_image_lease il = {0};
     if (image_ref) {
         struct sc_error ie = {0};
-        if (image_lease_take(&il, store_dir, image_ref, s.name, &ie) < 0) {
+        if (slet_image_lease_take(&il, store_dir, NULL, image_ref, s.name, &ie) < 0) {
             fprintf(stderr, "slet: cell %s: image %s: %s\n", s.name, image_ref, ie.msg);
             return 125;
         }
@@ -388,7 +316,7 @@ static int cell_run(int argc, char **argv)
     if (optind < argc)
         s.argv = (const char *const *)&argv[optind];
     if (!s.argv) {
-        image_lease_drop(&il);
+        slet_image_lease_drop(&il);
         return usage_error("%s", "no command after -- (and the image names none)");
     }
     s.grants = grants;
@@ -420,7 +348,7 @@ static int cell_run(int argc, char **argv)
     if (r < 0) {
         fprintf(stderr, "slet: cell %s: %s\n", s.name, e.msg[0] ? e.msg : strerror(-r));
         cell_host_free(h);
-        image_lease_drop(&il);
+        slet_image_lease_drop(&il);
         return 125;
     }
     struct cell_status st;
@@ -454,7 +382,7 @@ static int cell_run(int argc, char **argv)
         fprintf(stderr, "slet: cell %s ignored SIGTERM and was killed after the grace period\n",
                 s.name);
     cell_host_free(h); /* tears the Cell down */
-    image_lease_drop(&il);
+    slet_image_lease_drop(&il);
     return code < 0 ? 125 : code;
 }
 

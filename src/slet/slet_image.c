@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,28 +92,55 @@ void slet_store_close(struct slet_store *ss)
 int slet_image_resolve(struct slet_store *ss, const char *ref, struct img_id *ret,
                        struct sc_error *e)
 {
-    if (!strncmp(ref, "blake3:", 7))
+    /* A manifest's NAME@blake3:HEX names the image by its digest alone. */
+    const char *at = strstr(ref, "@blake3:");
+    if (at)
+        ref = at + 1;
+    bool digest = !strncmp(ref, "blake3:", 7);
+    if (digest && strlen(ref) == IMG_ID_STR_LEN)
         return img_id_parse(ref, ret, e);
+    if (digest && strlen(ref) < 7 + 4)
+        return sc_error_set(e, -SC_E_INVALID, "ref",
+                            "image digest \"%s\" is too short (at least 4 hex digits)", ref);
+    /* A name, or an abbreviated digest (as git and docker resolve short ids); a
+     * NAME[:TAG] or HOST/PATH/NAME[:TAG] reference also matches a stored NAME. */
+    char base[IMG_NAME_MAX + 1] = "";
+    if (!digest) {
+        const char *slash = strrchr(ref, '/');
+        snprintf(base, sizeof(base), "%s", slash ? slash + 1 : ref);
+        base[strcspn(base, ":")] = '\0';
+    }
     struct img_store_info *infos = NULL;
-    size_t n = 0, found = 0;
+    size_t n = 0, found = 0, found_base = 0;
+    struct img_id by_base = {0};
     int r = img_store_list(ss->store, &infos, &n, e);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(infos[i].name, ref)) {
+    for (size_t i = 0; i < n; i++) {
+        char idstr[IMG_ID_STR_LEN + 1];
+        img_id_format(&infos[i].id, idstr);
+        if (digest ? !strncasecmp(idstr, ref, strlen(ref)) : !strcmp(infos[i].name, ref)) {
             *ret = infos[i].id;
             found++;
+        } else if (!digest && !strcmp(infos[i].name, base)) {
+            by_base = infos[i].id;
+            found_base++;
         }
+    }
     free(infos);
+    if (found == 0 && found_base == 1) {
+        *ret = by_base;
+        found = 1;
+    }
     if (found == 0)
         return sc_error_set(e, -SC_E_NOT_FOUND, "ref",
-                            "no image named \"%s\" in store %s (a REF is blake3:<hex> or a name; "
+                            "no image %s \"%s\" in store %s (a REF is blake3:<hex> or a name; "
                             "see slet image ls)",
-                            ref, ss->root);
+                            digest ? "with digest" : "named", ref, ss->root);
     if (found > 1)
         return sc_error_set(e, -SC_E_INVALID, "ref",
-                            "%zu images are named \"%s\" in store %s; use its blake3: identity",
-                            found, ref, ss->root);
+                            "%zu images %s \"%s\" in store %s; use its full blake3: identity",
+                            found, digest ? "match" : "are named", ref, ss->root);
     return 0;
 }
 
@@ -149,6 +177,69 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const char *verb, c
 }
 
 /* Prints "slet image VERB WHERE: message" and returns 1. */
+int slet_image_lease_take(struct slet_image_lease *il, const char *store_dir, const char *trust_dir,
+                          const char *ref, const char *holder, struct sc_error *e)
+{
+    struct slet_store ss;
+    il->store_dir = store_dir;
+    il->trust_dir = trust_dir;
+    snprintf(il->holder, sizeof(il->holder), "%s", holder);
+    int r = slet_store_open(store_dir, trust_dir, false, &ss, e);
+    if (r < 0)
+        return r;
+    r = slet_image_resolve(&ss, ref, &il->id, e);
+    if (r >= 0)
+        r = img_store_acquire(ss.store, &il->id, holder, &il->root, e);
+    slet_store_close(&ss); /* the lease (a file) outlives the lock */
+    if (r < 0)
+        return r;
+    /* The manifest sits beside the tree: .../images/<hex>/{rootfs,manifest.json}. */
+    char path[PATH_MAX], *buf = xmalloc(IMG_MANIFEST_MAX + 1);
+    snprintf(path, sizeof(path), "%s/../manifest.json", il->root);
+    FILE *f = fopen(path, "re");
+    size_t n = f ? fread(buf, 1, IMG_MANIFEST_MAX + 1, f) : 0;
+    if (!f)
+        r = sc_error_set(e, -errno, NULL, "cannot read %s: %s", path, strerror(errno));
+    else
+        r = img_manifest_decode(buf, n, &il->manifest, e);
+    if (f)
+        fclose(f);
+    free(buf);
+    if (r < 0) {
+        char msg[sizeof(e->msg)];
+        snprintf(msg, sizeof(msg), "%s", e->msg);
+        sc_error_set(e, r, NULL, "manifest %s: %s", path, msg);
+        img_manifest_done(&il->manifest);
+        il->manifest = (struct img_manifest){0};
+        struct sc_error e2 = {0};
+        if (slet_store_open(store_dir, trust_dir, false, &ss, &e2) >= 0) {
+            img_store_release(ss.store, &il->id, il->holder, &e2);
+            slet_store_close(&ss);
+        }
+        free(il->root);
+        il->root = NULL;
+    }
+    return r;
+}
+
+void slet_image_lease_drop(struct slet_image_lease *il)
+{
+    if (!il->root)
+        return;
+    struct slet_store ss;
+    struct sc_error e = {0};
+    int r = slet_store_open(il->store_dir, il->trust_dir, false, &ss, &e);
+    if (r >= 0) {
+        r = img_store_release(ss.store, &il->id, il->holder, &e);
+        slet_store_close(&ss);
+    }
+    if (r < 0)
+        fprintf(stderr, "slet: releasing image lease %s: %s\n", il->holder, e.msg);
+    img_manifest_done(&il->manifest);
+    free(il->root);
+    il->root = NULL;
+}
+
 static int fail(const char *verb, const char *where, int r, const struct sc_error *e)
 {
     fprintf(stderr, "slet image %s %s: %s\n", verb, where,
