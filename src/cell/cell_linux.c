@@ -14,7 +14,10 @@
  *     spawner process (cell_spawn.c) with CLONE_PARENT, so the supervisor
  *     does not block and the Cell is still its child; pid and pidfd arrive
  *     with the spawner's reply.
- *   - with init (or when no spawner can take it): clone3(...|CLONE_INTO_CGROUP)
+ *   Init Cells take these paths too: their PID 1 execs the init program
+ *   (cell_init.c) from a memfd the host made once.
+ *   - without that memfd, or when no spawner can take an async start:
+ *     clone3(...|CLONE_INTO_CGROUP)
  *     of a copy whose child waits on a pipe while the parent moves it into the
  *     v1 cgroups, so the supervisor never blocks on the child.
  * The child builds its own sandbox (cell_sandbox.c), joining its slot's
@@ -81,6 +84,7 @@ struct linux_host {
     struct cg_layout cg;
     char *vfork_stack; /* for the vfork-style child of synchronous starts */
     void *seccomp;
+    int init_fd; /* the init program's memfd, -1 if this kernel would not make one */
     int landlock_abi;
     unsigned cap_last;
     struct net_node net;
@@ -142,8 +146,9 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
     }
     /* Forked now, before any Cell (and secret) exists; none at all is fine:
      * async starts then clone3 a copy of the supervisor. */
+    lh->init_fd = sandbox_init_memfd();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    struct spawn_ctx sctx = {lh->seccomp, lh->landlock_abi, lh->cap_last};
+    struct spawn_ctx sctx = {lh->seccomp, lh->landlock_abi, lh->cap_last, lh->init_fd};
     (void)spawn_pool_start(&lh->spawn, ncpu > 0 ? (unsigned)ncpu : 1, &sctx);
     h->impl = lh;
     return 0;
@@ -153,6 +158,8 @@ static void linux_host_done(struct cell_host *h)
 {
     struct linux_host *lh = h->impl;
     spawn_pool_stop(&lh->spawn);
+    if (lh->init_fd >= 0)
+        close(lh->init_fd);
     net_node_done(&lh->net);
     if (lh->vfork_stack)
         munmap(lh->vfork_stack, VFORK_STACK_BYTES);
@@ -504,7 +511,11 @@ static int linux_start(struct cell *c, struct sc_error *e)
         .landlock_abi = lh->landlock_abi,
         .cap_last = lh->cap_last,
         .netns_fd = c->spec.net == CELL_NET_BRIDGE ? lc->slot.nsfd : -1,
+        .init_fd = lh->init_fd,
     };
+    /* An init Cell execs the init program when the host has its memfd, so
+     * it can take the vfork-style paths like any other. */
+    bool execs = !c->spec.init || lh->init_fd >= 0;
     lc->cg.oom_base = cg_cell_oom_kills(&lc->cg);
     uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD;
     if (c->spec.net == CELL_NET_NONE)
@@ -520,8 +531,7 @@ static int linux_start(struct cell *c, struct sc_error *e)
         ca.cgroup = (uint64_t)lc->cg.v2fd;
     }
     /* Async starts without init go to a spawner, which can afford to block. */
-    if (c->start_async && !c->spec.init &&
-        start_spawned(c, flags | CLONE_PIDFD, plan.netns_fd) == 0) {
+    if (c->start_async && execs && start_spawned(c, flags | CLONE_PIDFD, plan.netns_fd) == 0) {
         r = 0;
         goto out;
     }
@@ -529,11 +539,11 @@ static int linux_start(struct cell *c, struct sc_error *e)
         r = sc_error_set(e, -errno, "start", "pipe2: %m");
         goto out;
     }
-    /* Synchronous starts without init take the vfork path: no page tables to
-     * copy, no copy-on-write faults, no hand-off between parent and child (the
-     * supervisor waits for the exec anyway).  An init never execs, and an async
-     * start no spawner took must not block, so those clone3 a copy. */
-    bool vf = !c->start_async && !c->spec.init && lh->vfork_stack;
+    /* Synchronous starts take the vfork path: no page tables to copy, no
+     * copy-on-write faults, no hand-off between parent and child (the
+     * supervisor waits for the exec anyway).  An in-process init never execs,
+     * and an async start no spawner took must not block: those clone3 a copy. */
+    bool vf = !c->start_async && execs && lh->vfork_stack;
     long pid;
     if (vf) {
         pid = linux_clone_vfork(lh->vfork_stack, VFORK_STACK_BYTES, flags, &plan, &lc->cg, errp[1],

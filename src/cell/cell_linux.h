@@ -112,7 +112,14 @@ struct sandbox_plan {
     int landlock_abi;
     unsigned cap_last;
     int netns_fd; /* CELL_NET_BRIDGE: the prepared slot to join; -1 otherwise */
+    int init_fd;  /* the init program's memfd (execveat), or -1: init runs in-process */
 };
+
+/* The init program (cell_init.c, built static), embedded by cell_init_blob.c. */
+extern const unsigned char cell_init_blob[];
+extern const size_t cell_init_blob_len;
+/* A sealed, executable memfd holding it; -errno if this kernel will not. */
+int sandbox_init_memfd(void);
 
 /* Runs in the child after the parent released it; returns only on failure, with
  * a message in e. */
@@ -141,6 +148,7 @@ struct spawn_ctx {
     const void *seccomp_prog;
     int landlock_abi;
     unsigned cap_last;
+    int init_fd; /* kept open in the spawners */
 };
 
 struct spawn_pool {

@@ -15,7 +15,9 @@
  *   4. hostname; the capability bounding set dropped, groups cleared, the
  *      unprivileged uid/gid taken, all capability sets cleared, no_new_privs.
  *   5. Landlock from the grants, then the seccomp filter the host built once;
- *      then exec, or the optional init (run_init) forks and execs the program.
+ *      then exec the program, or the init program (cell_init.c) from the host's
+ *      memfd, which forks and execs the program (or, without the memfd, the
+ *      same init loop in this process).
  *
  * It may run in the supervisor's own memory (the vfork-style start of
  * cell_linux.c, the supervisor suspended): so nothing here allocates or changes
@@ -23,6 +25,7 @@
  * reports failure to the caller, which sends the message over the error pipe.
  */
 #include "cell/cell_linux.h"
+#include "cell/cell_exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -514,80 +517,30 @@ static int setup_net(const struct sandbox_plan *p, struct sc_error *e)
     return net_config_inside(false, 0, 0, 0, e); /* our own, loopback only */
 }
 
-/* execvpe without its two problems here: it searches the caller's PATH, not
- * envp's, and setting PATH would allocate and change the environment of the
- * supervisor, whose memory a vfork-style child shares.  Returns -errno. */
-static int exec_path(char *const argv[], char *const envp[])
-{
-    const char *file = argv[0];
-    if (strchr(file, '/')) {
-        execve(file, argv, envp);
-        return -errno;
-    }
-    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (size_t i = 0; envp[i]; i++)
-        if (!strncmp(envp[i], "PATH=", 5))
-            path = envp[i] + 5;
-    int r = -ENOENT;
-    for (const char *p = path;; p++) {
-        const char *end = strchrnul(p, ':');
-        char full[PATH_MAX];
-        int n = snprintf(full, sizeof(full), "%.*s/%s", (int)(end - p), p, file);
-        if (n > 0 && (size_t)n < sizeof(full)) {
-            execve(full, argv, envp);
-            if (errno == EACCES)
-                r = -EACCES; /* remembered, like execvp: a later ENOENT does not hide it */
-            else if (errno != ENOENT && errno != ENOTDIR)
-                return -errno;
-        }
-        if (!*end)
-            return r;
-        p = end;
-    }
-}
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
 
-/* The optional PID 1: the program runs as its child.  Signals are blocked
- * before the fork (a blocked signal is queued even for an init, where an
- * unhandled one would be dropped) and taken with sigwaitinfo: stop signals are
- * forwarded, SIGCHLD reaps; when the program is gone init exits with its
- * status, and the kernel ends whatever is left in the namespace. */
-static int run_init(const struct cell_spec_copy *s, struct sc_error *e)
+int sandbox_init_memfd(void)
 {
-    static const int fwd[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-    sigset_t set, old;
-    sigemptyset(&set);
-    for (size_t i = 0; i < ELEMENTSOF(fwd); i++)
-        sigaddset(&set, fwd[i]);
-    sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, &old);
-    pid_t child = fork();
-    if (child < 0)
-        return sc_error_set(e, -errno, "init", "fork: %m");
-    if (child == 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        int r = exec_path(s->argv, s->env);
-        /* the exec error can no longer reach the supervisor as a start error */
-        dprintf(2, "cell init: exec %s: %s\n", s->argv[0], strerror(-r));
-        _exit(127);
+    /* MFD_EXEC: executable even where vm.memfd_noexec=1; kernels before 6.3
+     * do not know it (EINVAL) and make every memfd executable anyway. */
+    int fd = memfd_create("cell-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL)
+        fd = memfd_create("cell-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -errno;
+    int r = sc_write_all(fd, cell_init_blob, cell_init_blob_len);
+    if (r >= 0 && fchmod(fd, 0555) < 0)
+        r = -errno;
+    if (r >= 0 &&
+        fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        r = -errno;
+    if (r < 0) {
+        close(fd);
+        return r;
     }
-    /* The error pipe closes on a successful exec only; init never execs, so
-     * close it now: the start succeeded once the fork did. */
-    (void)syscall(SYS_close_range, 3, ~0U, 0);
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
-        if (sig < 0)
-            continue;
-        if (sig != SIGCHLD) {
-            kill(child, sig);
-            continue;
-        }
-        int st;
-        pid_t pid;
-        while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-            if (pid == child)
-                _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-    }
+    return fd;
 }
 
 int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
@@ -614,8 +567,37 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
         return sc_error_set(e, -errno, "cwd", "chdir %s: %m", s->cwd);
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->seccomp_prog, 0, 0) < 0)
         return sc_error_set(e, -errno, "seccomp", "install the seccomp filter: %m");
-    if (s->init)
-        return run_init(s, e);
-    r = exec_path(s->argv, s->env);
+    if (s->init) {
+        sigset_t set;
+        cell_init_sigset(&set);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+    }
+    if (s->init && p->init_fd >= 0) {
+        /* the init program (cell_init.c), from the host's memfd */
+        char *iargv[CELL_MAX_ARGS + 2] = {"cell-init"};
+        for (size_t i = 0; s->argv[i] && i < CELL_MAX_ARGS; i++)
+            iargv[i + 1] = s->argv[i];
+        syscall(SYS_execveat, p->init_fd, "", iargv, s->env, AT_EMPTY_PATH);
+        return sc_error_set(e, -errno, "init", "exec the init program: %m");
+    }
+    if (s->init) { /* no memfd: the same init in this process */
+        pid_t child = fork();
+        if (child < 0)
+            return sc_error_set(e, -errno, "init", "fork: %m");
+        if (child == 0) {
+            sigset_t none;
+            sigemptyset(&none);
+            sigprocmask(SIG_SETMASK, &none, NULL);
+            r = cell_exec_path(s->argv, s->env);
+            /* the exec error can no longer reach the supervisor as a start error */
+            dprintf(2, "cell init: exec %s: %s\n", s->argv[0], strerror(-r));
+            _exit(127);
+        }
+        /* The error pipe closes on a successful exec only; this init never
+         * execs, so close it now: the start succeeded once the fork did. */
+        (void)syscall(SYS_close_range, 3, ~0U, 0);
+        cell_init_wait(child);
+    }
+    r = cell_exec_path(s->argv, s->env);
     return sc_error_set(e, r, "argv", "exec %s: %s", s->argv[0], strerror(-r));
 }

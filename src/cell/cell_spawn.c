@@ -290,6 +290,7 @@ static void serve(const struct spawn_ctx *ctx, char *stack, char *buf, size_t le
         .landlock_abi = ctx->landlock_abi,
         .cap_last = ctx->cap_last,
         .netns_fd = h->has_netns ? fds[2] : -1,
+        .init_fd = ctx->init_fd,
     };
     int errp[2];
     int pidfd = -1;
@@ -320,12 +321,24 @@ static void spawner_main(int sock, pid_t parent, const struct spawn_ctx *ctx)
     /* invariant 1: nothing of the supervisor's, and gone with it */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
         _exit(0);
+    struct spawn_ctx c = *ctx;
+    if (sock != 3 && c.init_fd == 3) { /* move the memfd out of the way first */
+        c.init_fd = fcntl(3, F_DUPFD_CLOEXEC, 5);
+        if (c.init_fd < 0)
+            _exit(1);
+    }
     if (sock != 3) {
         if (dup3(sock, 3, O_CLOEXEC) < 0)
             _exit(1);
         sock = 3;
     }
-    (void)syscall(SYS_close_range, 4, ~0U, 0);
+    if (c.init_fd >= 0 && c.init_fd != 4) {
+        if (dup3(c.init_fd, 4, O_CLOEXEC) < 0)
+            _exit(1);
+        c.init_fd = 4;
+    }
+    (void)syscall(SYS_close_range, 5, ~0U, 0);
+    ctx = &c;
     char *stack = mmap(NULL, SPAWN_STACK_BYTES, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     char *buf = malloc(SPAWN_MAX_REQUEST + 1);

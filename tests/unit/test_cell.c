@@ -582,10 +582,46 @@ static void init_forwards_sigterm(void **state)
         }
         cell_free(c);
     }
+    /* PID 1 is the init program, exec'd from the host's memfd (so init Cells
+     * take the vfork-style start too); the program is its child, PID 2 */
+    const char *who[] = {"sh", "-c", "ls -l /proc/1/exe; echo pid $$", NULL};
+    s.argv = who;
+    char *log = run(h, &s, &st);
+    assert_int_equal(st.exit_code, 0);
+    expect_in(log, "memfd:cell-init");
+    expect_in(log, "pid 2\n");
+    free(log);
+    /* a SIGTERM sent the moment the start is reported is not lost: the init
+     * program is exec'd with the stop signals already blocked (unblocked and
+     * without a handler, PID 1 would drop it and wait out the grace) */
+    const char *sleeper[] = {"sleep", "30", NULL};
+    s.argv = sleeper;
+    for (int i = 0; i < 5; i++) {
+        struct cell *c = NULL;
+        struct sc_error e = {0};
+        assert_int_equal(cell_create(h, &s, &c, &e), 0);
+        assert_int_equal(cell_start_async(c, &e), 0);
+        usec_t until = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+        int ev = 0;
+        while (!(ev & CELL_EV_STARTED) && now_usec(CLOCK_MONOTONIC) < until) {
+            struct pollfd p = {.fd = cell_fd(c), .events = POLLIN};
+            assert_true(poll(&p, 1, 1000) >= 0);
+            ev |= cell_process(c);
+        }
+        assert_true(ev & CELL_EV_STARTED);
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        cell_stop(c, 3 * USEC_PER_SEC);
+        assert_int_equal(cell_wait(c, 5 * USEC_PER_SEC), 0);
+        cell_status(c, &st);
+        assert_false(st.stop_forced);
+        assert_int_equal(st.exit_code, 128 + SIGTERM);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < USEC_PER_SEC);
+        cell_free(c);
+    }
     /* an init Cell still reports a missing program, as its exit status */
     const char *missing[] = {"/bin/nope", NULL};
     s.argv = missing;
-    char *log = run(h, &s, &st);
+    log = run(h, &s, &st);
     assert_int_equal(st.exit_code, 127);
     expect_in(log, "exec /bin/nope");
     free(log);
@@ -916,6 +952,7 @@ static void many_cells_started_async_on_one_poll_loop(void **state)
     /* started without waiting for each child's setup; the last one cannot exec */
     for (int i = 0; i < N; i++) {
         struct cell_spec s = base_spec(i == N - 1 ? bad : argv);
+        s.init = i == 0; /* an init Cell goes through a spawner too */
         snprintf(names[i], sizeof(names[i]), "m%d-%d", i, (int)getpid() % 10000);
         s.name = names[i];
         struct sc_error e = {0};
