@@ -23,9 +23,10 @@
 # HTTP forward; etcd: a raft MsgProp / ReadIndex to the leader).
 #
 # Failover (each system, TRIALS times): wait until every member acknowledges a write,
-# kill -9 the leader, then start a write through one survivor every 10 ms (curl, 2 s
-# timeout each, overlapping) until one is acknowledged; failover time = moment of the
-# first acknowledgement - moment the killed leader was reaped.  Overlapping attempts
+# kill -9 the leader, then start a write through one survivor every 10 ms (one
+# pre-started probe process, a thread and a new connection per write, 2 s timeout
+# each, overlapping) until one is acknowledged; failover time = moment of the first
+# acknowledgement - moment the killed leader was reaped.  Overlapping attempts
 # are needed for etcd, whose follower forwards a proposal to the dead leader and holds
 # it until its request timeout; a single retrying client would measure its own timeout.
 # The killed member is restarted; the next trial waits until every member acknowledges
@@ -53,7 +54,7 @@ settle=${SETTLE:-3}
 keys=100000
 lua=$root/bench/wrk_kv.lua
 
-for tool in wrk etcd curl jq meson ninja; do
+for tool in wrk etcd curl jq meson ninja python3; do
     command -v "$tool" >/dev/null || {
         echo "raft_vs_etcd: $tool is missing (scripts/deps.sh installs it)" >&2
         exit 1
@@ -94,13 +95,13 @@ fi
 declare -A pid   # pid[SYS.N] of a running member
 declare -A cport # client port of member N
 declare -A pport # peer port of member N
-probes=()        # failover probe subshells still running
+probe_pid=""     # the failover probe, while one runs
 cleanup() {
     local p
-    for p in "${pid[@]}" "${probes[@]}"; do
+    for p in "${pid[@]}" $probe_pid; do
         kill "$p" 2>/dev/null || true
     done
-    for p in "${pid[@]}" "${probes[@]}"; do
+    for p in "${pid[@]}" $probe_pid; do
         wait "$p" 2>/dev/null || true
     done
     if [ "${KEEP:-0}" = 1 ]; then
@@ -284,34 +285,84 @@ elected_at() { # sys -> epoch seconds of the newest "became leader" line of any 
     [ -z "$ts" ] || date -d "$ts" +%s.%N
 }
 
+# The failover probe: one process started before the kill, so that no process start
+# (curl's fork+exec, hundreds of ms at load average 30) is charged to a failover.  For
+# each line "go" on stdin it starts a write through the given member every 10 ms, each
+# on a new connection in its own thread with a 2 s timeout, and prints the wall-clock
+# time of the first 2xx answer (or "none" after 30 s).  It says "ready" once started.  Python because meson, which
+# every build here needs, brings python3; http.client is in its standard library.
+probe_py() {
+    cat <<'PY'
+import base64, http.client, sys, threading, time
+sys_, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def attempt(key, acks, done):
+    try:
+        c = http.client.HTTPConnection(host, port, timeout=2)
+        if sys_ == "sctld":
+            c.request("PUT", "/v1/kv/" + key, body=b"v",
+                      headers={"Content-Type": "application/octet-stream"})
+        else:
+            k = base64.b64encode(key.encode()).decode()
+            c.request("POST", "/v3/kv/put", body='{"key":"%s","value":"dg=="}' % k,
+                      headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        if 200 <= r.status < 300:
+            acks.append(time.time())
+            done.set()
+    except Exception:
+        pass
+campaign = 0
+print("ready", flush=True)
+for line in sys.stdin:
+    campaign += 1
+    acks, done = [], threading.Event()
+    end = time.time() + 30
+    i = 0
+    while not done.is_set() and time.time() < end:
+        i += 1
+        threading.Thread(target=attempt, daemon=True,
+                         args=("p%d.%d.%d" % (id(acks) % 1000, campaign, i), acks, done)).start()
+        done.wait(0.01)
+    time.sleep(0.02)  # an attempt started earlier may finish just after the first
+    print("%.6f" % min(acks) if acks else "none", flush=True)
+PY
+}
+
 # One failover trial: sets fo_ms to the milliseconds from the leader's death to the
 # first acknowledged write through a survivor, or to "fail".  Runs in this shell (not
 # in $(...)), so that the restarted member stays our child with its pid recorded.
 failover_trial() { # sys trial
-    local sys=$1 t=$2 l s t0 acks=$tmp/acks-$1-$2 i p first el
+    local sys=$1 t=$2 l s t0 first el probe_in probe_out
     wait_ready "$sys"
     sleep "$settle"
     fo_ms=fail
     el_ms=""
     l=$(leader_of "$sys") || return 0
     s=$((l % 3 + 1))
-    : >"$acks"
+    coproc PROBE { exec python3 "$tmp/probe.py" "$sys" 127.0.0.1 "${cport[$sys.$s]}"; }
+    # shellcheck disable=SC2153 # set by coproc
+    probe_pid=$PROBE_PID
+    probe_in=${PROBE[1]} probe_out=${PROBE[0]}
+    read -r first <&"$probe_out" || true # "ready": started and imported
+    # Baseline: the same probe through the same survivor while all is well, so the
+    # table can say how much of a failover is one write's path through a busy machine.
+    t0=$EPOCHREALTIME
+    echo go >&"$probe_in"
+    read -r first <&"$probe_out" || first=none
+    [ "$first" = none ] || awk -v a="$first" -v b="$t0" \
+        'BEGIN {printf "%d\n", (a - b) * 1000 + 0.5}' >>"$tmp/baseline-$sys.ms"
     kill -9 "${pid[$sys.$l]}"
     wait "${pid[$sys.$l]}" 2>/dev/null || true
     unset "pid[$sys.$l]"
     t0=$EPOCHREALTIME
-    probes=()
-    for i in $(seq 3000); do # at most 30 s
-        (put_once "$sys" "$s" "f$t.$i" 2 && echo "$EPOCHREALTIME" >>"$acks") &
-        probes+=($!)
-        sleep 0.01
-        [ -s "$acks" ] && break
-    done
-    for p in "${probes[@]}"; do wait "$p" 2>/dev/null || true; done
-    probes=()
-    first=$(sort -n "$acks" | head -1)
+    echo go >&"$probe_in"
+    read -r first <&"$probe_out" || first=none
+    kill "$probe_pid" 2>/dev/null || true
+    wait "$probe_pid" 2>/dev/null || true
+    probe_pid=""
     start_member "$sys" "$l"
-    [ -z "$first" ] || fo_ms=$(awk -v a="$first" -v b="$t0" 'BEGIN {printf "%d", (a - b) * 1000 + 0.5}')
+    [ "$first" = none ] || fo_ms=$(awk -v a="$first" -v b="$t0" 'BEGIN {printf "%d", (a - b) * 1000 + 0.5}')
     el=$(elected_at "$sys")
     [ -z "$el" ] || el_ms=$(awk -v a="$el" -v b="$t0" 'BEGIN {if (a > b) printf "%d", (a - b) * 1000 + 0.5}')
     echo "trial $t: $sys leader member $l killed, first ack through member $s: $first - $t0" \
@@ -352,10 +403,12 @@ echo "raft_vs_etcd: linearizable get at 64 connections to the leader, then 63 sp
 for sys in sctld etcd; do run_wrk get64 "$sys" 2 64 get g leader; done
 for sys in sctld etcd; do run_wrk get63s "$sys" 3 63 get h spread; done
 
+probe_py >"$tmp/probe.py"
 for sys in sctld etcd; do
     echo "raft_vs_etcd: failover, $sys, $trials trials" >&2
     : >"$tmp/failover-$sys.ms"
     : >"$tmp/elected-$sys.ms"
+    : >"$tmp/baseline-$sys.ms"
     for t in $(seq "$trials"); do
         failover_trial "$sys" "$t"
         echo "  trial $t: $fo_ms ms (leader elected after ${el_ms:-?} ms)" >&2
@@ -369,6 +422,7 @@ for sys in sctld etcd; do
     read -r "res[fo.med.$sys]" "res[fo.min.$sys]" "res[fo.max.$sys]" "res[fo.n.$sys]" \
         < <(median_of <"$tmp/failover-$sys.ms") || true
     read -r "res[el.med.$sys]" _ < <(median_of <"$tmp/elected-$sys.ms") || true
+    read -r "res[base.med.$sys]" _ < <(median_of <"$tmp/baseline-$sys.ms") || true
 done
 
 for sys in sctld etcd; do
@@ -376,6 +430,18 @@ for sys in sctld etcd; do
         kill -0 "${pid[$sys.$n]}" 2>/dev/null || bad+=("$sys member $n exited during the run")
     done
 done
+# What the disk gave sctld's log: its WAL write+fdatasync histogram (power-of-two
+# microsecond buckets, counted since each member's last start).
+fsync_note=$(for n in 1 2 3; do
+    curl -s -m 2 "http://$(addr sctld "$n")/metrics" | tee "$tmp/metrics-sctld$n.txt"
+done | awk -F'[ "]' '
+    /^sc_wal_fsync_duration_seconds_sum/ {sum += $2}
+    /^sc_wal_fsync_duration_seconds_count/ {cnt += $2}
+    /^sc_wal_fsync_duration_seconds_bucket\{le="0.065536"\}/ {le64 += $4}
+    /^sc_wal_fsync_duration_seconds_bucket\{le="0.131072"\}/ {le131 += $4}
+    END {if (cnt > 0) printf "sctld WAL syncs (3 members, since their last start): %d, mean %.2f ms, " \
+        "%.2f%% over 65 ms, %.2f%% over 131 ms", cnt, sum / cnt * 1000,
+        (cnt - le64) * 100 / cnt, (cnt - le131) * 100 / cnt}')
 
 # ---- the table --------------------------------------------------------------------
 row() { # label sctld etcd goal-kind goal-text
@@ -417,10 +483,12 @@ r "linearizable get/s, 63 spread over 3" get63s.rps
 r "get p99 ms, 63 conns spread" get63s.p99
 r "failover median ms ($trials trials)" fo.med le_250 "<= 250 ms"
 r "  (kill -> leader elected, median ms)" el.med
+r "  (one probe write, no failure, median)" base.med
 r "failover min ms" fo.min
 r "failover max ms" fo.max
 r "RSS MiB of the leader after 100k keys" rss
 r "load put/s (100k keys, 64 conns)" load.rps
+[ -z "$fsync_note" ] || echo "$fsync_note"
 echo "ratio = sctld / etcd.  load average before: $load_before, after:" \
     "$(cut -d' ' -f1-3 /proc/loadavg); took $(($(date +%s) - t_start)) s"
 if [ ${#bad[@]} -gt 0 ]; then
