@@ -228,22 +228,22 @@ static int register_node(struct slet_agent *a, const char *node, struct sc_error
         "{s:[s], s:{s:I, s:I}, s:{s:I, s:I}}", "addresses", a->o.address, "capacity", "cpuMillis",
         (json_int_t)cpu, "memoryBytes", (json_int_t)mem, "allocatable", "cpuMillis",
         (json_int_t)(cpu - cpu_res), "memoryBytes", (json_int_t)(mem - mem_res));
-    if (a->logs_url[0])
-        json_object_set_new(spec, "logs", json_string(a->logs_url));
     json_t *o = json_pack("{s:s, s:s, s:{s:s, s:o}, s:o}", "apiVersion", "v1", "kind", "Node",
                           "metadata", "name", node, "labels", labels, "spec", spec);
     char path[128];
     snprintf(path, sizeof(path), "/v1/nodes/%s", node);
     struct sc_reply r = {0};
     int rc = api_call(a, "PUT", path, o, &r, e);
-    if (rc < 0 && r.status == 400 && strstr(r.field, "logs")) {
-        /* A server whose Node schema has no logs field yet: register without;
-         * the endpoint is still found through the heartbeat value. */
-        json_object_del(spec, "logs");
+    json_decref(o);
+    if (rc >= 0 && a->logs_url[0]) {
+        /* The logs endpoint is the agent's to report, like a kubelet's port:
+         * Node status.logs (the Node schema keeps status as it is given). */
+        o = json_pack("{s:{s:s}}", "status", "logs", a->logs_url);
+        snprintf(path, sizeof(path), "/v1/nodes/%s/status", node);
         rc = api_call(a, "PUT", path, o, &r, e);
+        json_decref(o);
     }
     sc_reply_free(&r);
-    json_decref(o);
     return rc;
 }
 
