@@ -22,6 +22,11 @@ static int verb_completion(struct sctl *s, int argc, char **argv);
 static int verb_help(struct sctl *s, int argc, char **argv);
 
 static const struct sctl_verb verbs[] = {
+    {"apply", sctl_apply_main, "-f FILE|DIR|- [--wait]", "create or update objects from manifests"},
+    {"get", sctl_get_main, "KIND [NAME] [-l SEL]", "list objects as a table (-o wide|json|yaml)"},
+    {"describe", sctl_describe_main, "KIND [NAME]", "an object in detail, with related objects"},
+    {"delete", sctl_delete_main, "KIND NAME... | -f FILE", "delete objects"},
+    {"scale", sctl_scale_main, "[deployment] NAME --replicas N", "set a Deployment's replicas"},
     {"kv", sctl_kv_main, "get|put|del|ls|watch ...", "read and write keys of the store"},
     {"member", sctl_member_main, "list|add|promote|remove ...", "the controllers of the cluster"},
     {"version", verb_version, "", "versions of sctl and of the server"},
@@ -43,9 +48,10 @@ int sctl_usage(const char *fmt, ...)
 
 static void print_usage(FILE *f)
 {
-    fprintf(f, "usage: sctl [--server URL] [-o table|wide|json] VERB ARGS...\n\nverbs:\n");
+    fprintf(f,
+            "usage: sctl [--server URL] [-o table|wide|json|yaml|name] VERB ARGS...\n\nverbs:\n");
     for (size_t i = 0; i < N_VERBS; i++)
-        fprintf(f, "  %-10s %-28s %s\n", verbs[i].name, verbs[i].args, verbs[i].help);
+        fprintf(f, "  %-10s %-32s %s\n", verbs[i].name, verbs[i].args, verbs[i].help);
     fprintf(f, "\nexit codes: 0 ok, 1 refused (4xx), 2 usage, 3 unavailable, 4 not found\n");
 }
 
@@ -79,8 +85,11 @@ int sctl_fail(struct sctl *s, int rc, const struct sc_reply *r, const struct sc_
     return r->status >= 400 && r->status < 500 ? SCTL_EXIT_REFUSED : SCTL_EXIT_UNAVAILABLE;
 }
 
-int sctl_call(struct sctl *s, const char *method, const char *path, const char *body, json_t **out)
+int sctl_call_status(struct sctl *s, const char *method, const char *path, const char *body,
+                     json_t **out, long quiet, long *status)
 {
+    if (status)
+        *status = 0;
     struct sc_client *c = sctl_client(s);
     if (!c)
         return SCTL_EXIT_USAGE;
@@ -88,7 +97,13 @@ int sctl_call(struct sctl *s, const char *method, const char *path, const char *
     struct sc_error e = {0};
     int rc = sc_client_do(c, method, path, body, body ? strlen(body) : 0, &r, &e);
     int code = SCTL_EXIT_OK;
-    if (rc < 0 || r.status < 200 || r.status >= 300) {
+    if (rc >= 0 && status)
+        *status = r.status;
+    if (rc >= 0 && quiet && r.status == quiet) {
+        code = r.status == 404                     ? SCTL_EXIT_NOT_FOUND
+               : r.status >= 400 && r.status < 500 ? SCTL_EXIT_REFUSED
+                                                   : SCTL_EXIT_UNAVAILABLE;
+    } else if (rc < 0 || r.status < 200 || r.status >= 300) {
         code = sctl_fail(s, rc, &r, &e);
     } else if (out) {
         json_error_t je;
@@ -101,6 +116,11 @@ int sctl_call(struct sctl *s, const char *method, const char *path, const char *
     }
     sc_reply_free(&r);
     return code;
+}
+
+int sctl_call(struct sctl *s, const char *method, const char *path, const char *body, json_t **out)
+{
+    return sctl_call_status(s, method, path, body, out, 0, NULL);
 }
 
 void sctl_print_json(const json_t *j)
@@ -163,6 +183,7 @@ void sctl_table_print(struct sctl_table *t)
             w[c] = l > w[c] ? l : w[c];
         }
     for (size_t r = 0; r < t->nrows; r++) {
+        printf("%*s", t->indent, "");
         for (size_t c = 0; c < t->ncols; c++) {
             const char *cell = t->cells[r * t->ncols + c];
             if (c + 1 == t->ncols)
@@ -321,24 +342,46 @@ static int verb_completion(struct sctl *s, int argc, char **argv)
            "  local cur=${COMP_WORDS[COMP_CWORD]} verb=${COMP_WORDS[1]} verbs='");
     for (size_t i = 0; i < N_VERBS; i++)
         printf("%s%s", i ? " " : "", verbs[i].name);
-    printf("'\n"
-           "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n"
-           "    COMPREPLY=($(compgen -W \"$verbs\" -- \"$cur\")); return\n"
-           "  fi\n"
-           "  case $verb in\n"
-           "    kv) [ \"$COMP_CWORD\" -eq 2 ] && COMPREPLY=($(compgen -W 'get put del ls watch' -- "
-           "\"$cur\")) ;;\n"
-           "    member) if [ \"$COMP_CWORD\" -eq 2 ]; then\n"
-           "        COMPREPLY=($(compgen -W 'list add promote remove' -- \"$cur\"))\n"
-           "      elif [ \"$COMP_CWORD\" -eq 3 ] && [ \"${COMP_WORDS[2]}\" != add ]; then\n"
-           "        COMPREPLY=($(compgen -W \"$(sctl member list -o json 2>/dev/null |"
-           " sed -n 's/.*\"name\": \"\\([^\"]*\\)\".*/\\1/p')\" -- \"$cur\"))\n"
-           "      fi ;;\n"
-           "    completion) COMPREPLY=($(compgen -W bash -- \"$cur\")) ;;\n"
-           "    help) COMPREPLY=($(compgen -W \"$verbs\" -- \"$cur\")) ;;\n"
-           "  esac\n"
-           "}\n"
-           "complete -F _sctl sctl\n");
+    printf(
+        "'\n"
+        "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n"
+        "    COMPREPLY=($(compgen -W \"$verbs\" -- \"$cur\")); return\n"
+        "  fi\n"
+        "  local kinds='deployments instances nodes revisions assignments'\n"
+        "  case $verb in\n"
+        "    apply|delete) case ${COMP_WORDS[COMP_CWORD-1]} in\n"
+        "        -f) COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n"
+        "        *) if [ \"$verb\" = delete ] && [ \"$COMP_CWORD\" -eq 2 ]; then\n"
+        "             COMPREPLY=($(compgen -W \"$kinds -f\" -- \"$cur\"))\n"
+        "           elif [ \"$verb\" = delete ]; then\n"
+        "             COMPREPLY=($(compgen -W \"$(sctl get \"${COMP_WORDS[2]}\" -o name "
+        "2>/dev/null |"
+        " sed 's,.*/,,')\" -- \"$cur\"))\n"
+        "           else COMPREPLY=($(compgen -W '-f --wait --timeout' -- \"$cur\")); fi ;;\n"
+        "      esac ;;\n"
+        "    get|describe) if [ \"$COMP_CWORD\" -eq 2 ]; then\n"
+        "        COMPREPLY=($(compgen -W \"$kinds\" -- \"$cur\"))\n"
+        "      elif [ \"$COMP_CWORD\" -eq 3 ]; then\n"
+        "        COMPREPLY=($(compgen -W \"$(sctl get \"${COMP_WORDS[2]}\" -o name 2>/dev/null |"
+        " sed 's,.*/,,')\" -- \"$cur\"))\n"
+        "      fi ;;\n"
+        "    scale) if [ \"$COMP_CWORD\" -eq 2 ]; then\n"
+        "        COMPREPLY=($(compgen -W \"deployment $(sctl get deployments -o name 2>/dev/null |"
+        " sed 's,.*/,,')\" -- \"$cur\"))\n"
+        "      else COMPREPLY=($(compgen -W '--replicas' -- \"$cur\")); fi ;;\n"
+        "    kv) [ \"$COMP_CWORD\" -eq 2 ] && COMPREPLY=($(compgen -W 'get put del ls watch' -- "
+        "\"$cur\")) ;;\n"
+        "    member) if [ \"$COMP_CWORD\" -eq 2 ]; then\n"
+        "        COMPREPLY=($(compgen -W 'list add promote remove' -- \"$cur\"))\n"
+        "      elif [ \"$COMP_CWORD\" -eq 3 ] && [ \"${COMP_WORDS[2]}\" != add ]; then\n"
+        "        COMPREPLY=($(compgen -W \"$(sctl member list -o json 2>/dev/null |"
+        " sed -n 's/.*\"name\": \"\\([^\"]*\\)\".*/\\1/p')\" -- \"$cur\"))\n"
+        "      fi ;;\n"
+        "    completion) COMPREPLY=($(compgen -W bash -- \"$cur\")) ;;\n"
+        "    help) COMPREPLY=($(compgen -W \"$verbs\" -- \"$cur\")) ;;\n"
+        "  esac\n"
+        "}\n"
+        "complete -F _sctl sctl\n");
     return 0;
 }
 
@@ -382,8 +425,12 @@ static int take_globals(int *argc, char **argv, const char **server, enum sctl_o
             *out = SCTL_OUT_WIDE;
         } else if (!strcmp(v, "json")) {
             *out = SCTL_OUT_JSON;
+        } else if (!strcmp(v, "yaml")) {
+            *out = SCTL_OUT_YAML;
+        } else if (!strcmp(v, "name")) {
+            *out = SCTL_OUT_NAME;
         } else {
-            return sctl_usage("-o wants table, wide or json, got '%s'", v);
+            return sctl_usage("-o wants table, wide, json, yaml or name, got '%s'", v);
         }
     }
     argv[w] = NULL;
