@@ -8,7 +8,7 @@
  *
  *   lincheck [--max-states N] [-q] HISTORY
  *
- * One operation per line (blank lines and '#' comments ignored):
+ * One operation per line (blank lines, '#' lines and " #..." tails ignored):
  *
  *   CLIENT CALL RET put KEY VALUE ok [REV] | fail | unknown
  *   CLIENT CALL RET get KEY ok VALUE|- [MOD_REV] | fail | unknown
@@ -202,6 +202,9 @@ static int history_read(FILE *f, const char *path, struct history *h)
         char *p = line + strspn(line, " \t");
         if (!*p || *p == '#')
             continue;
+        char *hash = strstr(p, " #"); /* a trailing comment: "... unknown # http=503" */
+        if (hash)
+            *hash = 0;
         char *copy = xstrdup(p), *tok[16], *save = NULL;
         int nt = 0;
         for (char *t = strtok_r(p, " \t", &save); t; t = strtok_r(NULL, " \t", &save))

@@ -12,13 +12,20 @@
 #   5. a minority cut off (its veth down) refuses writes with 503 within 3 s
 #      while the majority keeps writing; after healing it converges;
 #   6. every acknowledged write is present on every member, in order (mod
-#      revisions grow with the client's sequence numbers).
+#      revisions grow with the client's sequence numbers);
+#   7. meanwhile, from step 2 to the heal, three concurrent clients put and
+#      read (linearizable gets) three keys through all members; their history,
+#      across the kill -9, the restart and the cut, is checked by `lincheck`
+#      (the simulator's linearizability checker, docs/sim.md).
 #
 # Skips (exit 77) when not root or when network namespaces are unavailable.
 # Everything it creates (namespaces, links, processes by PID, temp dir) is
-# removed on exit.  Run: tests/system/raft_netns.sh BUILD/src/sctld/sctld
+# removed on exit (SC_KEEP=1 keeps the temp dir with logs and the history).
+# Run: tests/system/raft_netns.sh BUILD/src/sctld/sctld [BUILD/tests/sim/lincheck]
 set -uo pipefail
-SCTLD=${1:?usage: raft_netns.sh PATH/TO/sctld}
+SCTLD=${1:?usage: raft_netns.sh PATH/TO/sctld [PATH/TO/lincheck]}
+LINCHECK=${2:-$(dirname "$SCTLD")/../../tests/sim/lincheck}
+[ -x "$LINCHECK" ] || { echo "FAIL: no lincheck at $LINCHECK"; exit 1; }
 NET=10.77.0 NMEMBERS=3 TAG=scr
 source "$(dirname "$0")/netns_lib.sh"
 IC="c1=10.77.0.1:7410,c2=10.77.0.2:7410,c3=10.77.0.3:7410"
@@ -36,12 +43,15 @@ write() { # write one key through member $1; records it if acknowledged
 for n in 1 2 3; do start $n "$IC"; done
 L=$(wait_leader 1 2 3) || fail "no leader elected"
 echo "ok 1 leader is c$L"
+lin_note "start: leader c$L"
+lin_start 3 1 2 3
 for n in 1 2 3; do
   [ "$(api http://10.77.0.$n:7400/v1/cluster | jq '.members | length')" = 3 ] || fail "c$n does not list 3 members"
 done
 for i in $(seq 1 30); do write $(( i % 3 + 1 )) || fail "write $i through c$(( i % 3 + 1 ))"; done
 echo "ok 2 30 writes through every member"
 
+lin_note "kill -9 leader c$L"
 kill -9 "${PID[$L]}"; wait "${PID[$L]}" 2>/dev/null; unset "PID[$L]"
 S=$(( L % 3 + 1 ))
 t0=$(date +%s%N)
@@ -49,6 +59,7 @@ until write $S; do sleep 0.01; [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt 10000
 echo "ok 3 first acknowledged write $(( ($(date +%s%N) - t0) / 1000000 )) ms after kill -9 of the leader"
 for i in $(seq 1 150); do write $S || write $(( S % 3 + 1 )) || true; done
 
+lin_note "restart c$L"
 start $L "$IC"
 want=$(api "http://10.77.0.$S:7400/v1/kv?prefix=h/&count_only=1" | jq .count)
 for _ in $(seq 1 100); do
@@ -63,6 +74,7 @@ L=$(wait_leader 1 2 3) || fail "no leader"
 F=$(( L % 3 + 1 ))   # a follower to cut off
 M=$(( F % 3 + 1 ))   # majority side
 [ "$M" = "$F" ] && M=$(( M % 3 + 1 ))
+lin_note "cut c$F off (leader c$L)"
 ip -n ${tag}$F link set eth0 down
 sleep 0.5
 # the bridge no longer reaches it: the client asks from inside its namespace
@@ -73,6 +85,7 @@ dt=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$code" = 503 ] || fail "the cut-off member answered $code, want 503"
 for i in $(seq 1 20); do write $M || write $L || fail "majority write $i"; done
 echo "ok 5 cut-off c$F refused a write with 503 (${dt} ms), the majority kept writing"
+lin_note "heal c$F"
 ip -n ${tag}$F link set eth0 up
 want=$(api "http://10.77.0.$M:7400/v1/kv?prefix=h/&count_only=1" | jq .count)
 for _ in $(seq 1 100); do
@@ -81,6 +94,9 @@ for _ in $(seq 1 100); do
 done
 [ "$got" = "$want" ] || fail "healed c$F has $got keys, want $want"
 echo "ok 6 healed c$F converged"
+sleep 1 # the clients also talk to the healed member for a moment
+lin_stop 30
+echo "ok 7 client history across kill -9, restart, cut and heal is linearizable: $LIN_SUMMARY"
 
 for n in 1 2 3; do
   api "http://10.77.0.$n:7400/v1/kv?prefix=h/&serializable=1" >"$dir/kv$n.json"
@@ -92,4 +108,4 @@ for n in 1 2 3; do
   jq -e '[.kvs[].mod_revision] as $r | $r == ($r | sort)' "$dir/kv$n.json" >/dev/null \
     || fail "c$n: mod revisions do not follow the write order"
 done
-echo "ok 7 all ${#ACKED[@]} acknowledged writes present on every member, in order"
+echo "ok 8 all ${#ACKED[@]} acknowledged writes present on every member, in order"
