@@ -112,8 +112,8 @@ static double cpu_usec(void)
            helpers_cpu_usec();
 }
 
-/* The host's helper processes (spawners: children of ours that exist before
- * any Cell), found once after cell_host_new; their CPU is the Cells' too. */
+/* The hosts' helper processes (spawners: children of ours while no Cell
+ * runs), found after each cell_host_new; their CPU is the Cells' too. */
 static pid_t helpers[16];
 static int n_helpers;
 
@@ -121,6 +121,7 @@ static void find_helpers(void)
 {
     DIR *d = opendir("/proc");
     struct dirent *de;
+    n_helpers = 0;
     while (d && (de = readdir(d)) && n_helpers < (int)ELEMENTSOF(helpers)) {
         char path[300], buf[512];
         snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
@@ -321,7 +322,8 @@ static int count_fds(void)
  * lives (RUSAGE_CHILDREN once all are reaped: clone to death, init included,
  * the part before a Cell joined its cgroups too); the node-wide busy time adds
  * kernel workers (namespace dismantling) and, on a shared machine, others. */
-static void bench_many(struct cell_host *h, int m, enum cell_net_mode net, bool init)
+static void bench_many(struct cell_host *h, int m, enum cell_net_mode net, bool init,
+                       const char *label)
 {
     struct cell **cs = xcalloc((size_t)m, sizeof(*cs));
     const char *argv[] = {"/bin/sleep", "3600", NULL};
@@ -384,7 +386,7 @@ static void bench_many(struct cell_host *h, int m, enum cell_net_mode net, bool 
     while (dead < started) {
         for (int i = 0; i < started; i++)
             p[i] = (struct pollfd){.fd = cell_fd(cs[i]), .events = POLLIN};
-        if (poll(p, (nfds_t)started, 1000) <= 0)
+        if (poll(p, (nfds_t)started, 10000) <= 0)
             break;
         for (int i = 0; i < started; i++)
             if (p[i].revents && (cell_process(cs[i]) & CELL_EV_EXIT))
@@ -399,14 +401,14 @@ static void bench_many(struct cell_host *h, int m, enum cell_net_mode net, bool 
     double node2 = node_busy_usec(), sp2 = helpers_cpu_usec();
 #define TV(a) ((double)((a).tv_sec) * 1e6 + (double)((a).tv_usec))
 #define RU(a) (TV((a).ru_utime) + TV((a).ru_stime))
-    printf("\n%d long-running Cells (%s%s, limits), started at once (cell_start_async): "
+    printf("\n%d long-running Cells (%s%s, limits%s), started at once (cell_start_async): "
            "all exec'd in %.0f ms (%.0f starts/s); all %s and torn down in %.0f ms "
            "(%.0f stops/s); %d exec'd, %d failed, %d died\n",
            started,
            net == CELL_NET_BRIDGE ? "netns + veth + IP"
            : net == CELL_NET_NONE ? "own netns"
                                   : "node network",
-           init ? ", init" : "", (double)(t1 - t0) / 1000, started * 1e6 / (double)(t1 - t0),
+           init ? ", init" : "", label, (double)(t1 - t0) / 1000, started * 1e6 / (double)(t1 - t0),
            init ? "stopped (SIGTERM)" : "killed", (double)(t2 - t1) / 1000,
            started * 1e6 / (double)(t2 - t1), n_up, n_failed, dead);
     if (started) {
@@ -463,7 +465,10 @@ int main(int argc, char **argv)
     struct cell_host *h = NULL;
     struct sc_error e = {0};
     struct cell_host_config cfg = {
-        .backend = "linux", .cgroup_parent = "swiftcube-bench", .net_pool = 1};
+        .backend = "linux",
+        .cgroup_parent = "swiftcube-bench",
+        .net_pool = 1,
+        .net_prefix = 20}; /* 4,093 Cell addresses: room for 1,000 bridged Cells at once */
     if (cell_host_new(&cfg, &h, &e) < 0) {
         fprintf(stderr, "cell_host_new: %s\n", e.msg);
         return 1;
@@ -491,9 +496,20 @@ int main(int argc, char **argv)
     if (many > 0) {
         struct rlimit rl = {.rlim_cur = 65536, .rlim_max = 65536};
         setrlimit(RLIMIT_NOFILE, &rl);
-        bench_many(h, many, CELL_NET_NONE, false);
-        bench_many(h, many, CELL_NET_NONE, true);
-        bench_many(h, many, CELL_NET_BRIDGE, false);
+        bench_many(h, many, CELL_NET_NONE, false, "");
+        bench_many(h, many, CELL_NET_NONE, true, "");
+        bench_many(h, many, CELL_NET_BRIDGE, false, "");
+        /* the same with four spawners per CPU instead of the default one */
+        struct cell_host *h1 = NULL;
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        struct cell_host_config cfg1 = {.backend = "linux",
+                                        .cgroup_parent = "swiftcube-bench",
+                                        .spawners = 4 * (ncpu > 0 ? (unsigned)ncpu : 1)};
+        if (cell_host_new(&cfg1, &h1, &e) == 0) {
+            find_helpers(); /* now both hosts' spawners; no Cell runs */
+            bench_many(h1, many, CELL_NET_NONE, false, ", 4 spawners per CPU");
+            cell_host_free(h1);
+        }
     }
     cell_host_free(h);
 

@@ -138,6 +138,10 @@ struct cell_host_config {
     /* linux: how many bridged-network slots cell_host_prepare() keeps ready, so
      * that cell_create of a bridged Cell takes one instead of making one. */
     unsigned net_pool;
+    /* linux: helper processes that make the children of cell_start_async
+     * (docs/cell.md); each is busy until its child has exec'd (0: one per
+     * CPU; at most 16). */
+    unsigned spawners;
 };
 
 struct cell_status {

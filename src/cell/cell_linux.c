@@ -148,8 +148,9 @@ static int linux_host_init(struct cell_host *h, const struct cell_host_config *c
      * async starts then clone3 a copy of the supervisor. */
     lh->init_fd = sandbox_init_memfd();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n_spawners = cfg->spawners ? cfg->spawners : ncpu > 0 ? (unsigned)ncpu : 1;
     struct spawn_ctx sctx = {lh->seccomp, lh->landlock_abi, lh->cap_last, lh->init_fd};
-    (void)spawn_pool_start(&lh->spawn, ncpu > 0 ? (unsigned)ncpu : 1, &sctx);
+    (void)spawn_pool_start(&lh->spawn, n_spawners, &sctx);
     h->impl = lh;
     return 0;
 }

@@ -159,7 +159,7 @@ struct spawn_pool {
     size_t n;
 };
 
-/* Forks n spawners (at most 8); returns how many run (0: async starts clone3). */
+/* Forks n spawners (at most 16); returns how many run (0: async starts clone3). */
 int spawn_pool_start(struct spawn_pool *p, unsigned n, const struct spawn_ctx *ctx);
 void spawn_pool_stop(struct spawn_pool *p);
 /* Sends one start to the least busy spawner: the child gets logfd as stdout and

@@ -10,7 +10,9 @@
  * (docs/cell.md), and that grows with the supervisor: its memory, and its fd
  * table, which every clone copies and every exec closes again (4 fds per
  * running Cell, so quadratic in the number of Cells).  So the host forks a few
- * spawners (one per CPU) when it is made, before any Cell exists; each closes
+ * spawners when it is made, before any Cell exists (one per CPU by default;
+ * four per CPU, to overlap the children's waits in the kernel, measured no
+ * better: docs/cell.md); each closes
  * every fd but its socket.  An async start sends a spawner the flattened plan
  * (the spec and the cgroup paths in one buffer, pointers as offsets) with the
  * log pipe, a reply socket and the slot's network namespace as SCM_RIGHTS; the
@@ -50,7 +52,7 @@
 #define SPAWN_MAGIC       0x5343656cu /* "SCel" */
 #define SPAWN_MAX_REQUEST (64u << 10) /* larger specs (big secrets) take the clone3 path */
 #define SPAWN_STACK_BYTES (1u << 20)
-#define SPAWN_MAX         8
+#define SPAWN_MAX         16
 
 /* A request: this header at offset 0, then every string and array it points
  * to; each pointer holds an offset into the request (0 = NULL). */
