@@ -36,6 +36,7 @@ setup_file() {
   export PORT_API=$("$SC_FREEPORT") PORT_LOGS=$("$SC_FREEPORT")
   export API=http://127.0.0.1:$PORT_API LOGS=http://127.0.0.1:$PORT_LOGS
   export CGP=slet-test-$$ NODE=n1
+  cg_parents >"$F/parents"
   "$SCTLD" --data-dir "$F/sc" --listen "127.0.0.1:$PORT_API" >"$F/sctld.log" 2>&1 &
   echo $! >"$F/sctld.pid"
   start_slet
@@ -88,8 +89,36 @@ instances() { curl -sf "$API/v1/instances" | jq -r '.items[].metadata.name' | so
 assignments() { curl -sf "$API/v1/assignments" | jq -r '.items[].metadata.name' | sort; }
 n_running_is() { [ "$(running | wc -l)" -eq "$1" ] && [ "$(instances | wc -l)" -eq "$1" ]; }
 
+# Where slet (our child, in our cgroups) makes its Cells' cgroups: $CGP under
+# our own cgroup in every hierarchy (found as the Cell library finds them).
+cg_parents() {
+  local id ctrls path line mp rest fstype opts c all
+  while IFS=: read -r id ctrls path; do
+    while read -r line; do
+      mp=$(echo "$line" | cut -d' ' -f5)
+      rest=${line#* - }
+      fstype=${rest%% *}
+      opts=${rest##* }
+      if [ -z "$ctrls" ] && [ "$fstype" = cgroup2 ]; then
+        echo "$mp$path/$CGP" | sed 's#//*#/#g'
+        break
+      fi
+      if [ -n "$ctrls" ] && [ "$fstype" = cgroup ]; then
+        all=1
+        for c in ${ctrls//,/ }; do [[ ",$opts," == *",$c,"* ]] || all=0; done
+        [ "$all" = 1 ] && { echo "$mp$path/$CGP" | sed 's#//*#/#g'; break; }
+      fi
+    done </proc/self/mountinfo
+  done </proc/self/cgroup
+}
 # Cell cgroup directories under our parent, in every hierarchy; their names.
-cell_dirs() { find /sys/fs/cgroup -maxdepth 7 -type d -path "*/$CGP/*" 2>/dev/null; }
+cell_dirs() {
+  local p
+  for p in $(cat "$F/parents"); do
+    [ -d "$p" ] && find "$p" -mindepth 1 -maxdepth 1 -type d
+  done
+  return 0
+}
 cell_names() { cell_dirs | xargs -r -n1 basename | sort -u; }
 # /hello processes of one Cell, by its cgroup in the first hierarchy that has it.
 hellos_of() {
@@ -206,6 +235,6 @@ show() {
   wait_for 20 consistent 3 || { show; false; }
   curl -sf -X DELETE "$API/v1/deployments/web" >/dev/null
   wait_for 20 bash -c "[ -z \"\$(curl -sf $API/v1/instances | jq -r '.items[]')\" ]" || { show; false; }
-  wait_for 5 bash -c "[ -z \"\$(find /sys/fs/cgroup -maxdepth 7 -type d -path '*/$CGP/*')\" ]"
+  [ -z "$(cell_names)" ]
   [ -z "$(state_files)" ] && [ -z "$(leases)" ]
 }
