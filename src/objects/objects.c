@@ -165,6 +165,22 @@ json_t *obj_present(const uint8_t *value, size_t len, int64_t mod_rev)
     return o;
 }
 
+void obj_revision_name(const json_t *d, char *out, size_t size)
+{
+    json_t *t = json_deep_copy(json_object_get(d, "spec"));
+    if (!t)
+        t = json_object();
+    json_object_del(t, "replicas");
+    char *text = json_dumps(t, JSON_COMPACT | JSON_SORT_KEYS);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = text; c && *c; c++)
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+    free(text);
+    json_decref(t);
+    const char *name = json_string_value(json_object_get(json_object_get(d, "metadata"), "name"));
+    snprintf(out, size, "%s-%010llx", name ? name : "", (unsigned long long)(h & 0xffffffffffull));
+}
+
 int64_t obj_revision(const json_t *o)
 {
     return json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision"));

@@ -67,6 +67,12 @@ json_t *obj_merge(const json_t *stored, json_t *incoming, bool status_only, int6
  * NULL if the stored bytes are not a JSON object (never written by us). */
 json_t *obj_present(const uint8_t *value, size_t len, int64_t mod_rev);
 
+/* The Revision a Deployment's template belongs to: NAME-HASH, where HASH is 10
+ * hex digits of FNV-1a 64 over the canonical spec without `replicas` (Kubernetes'
+ * pod-template-hash idea): scaling keeps the Revision, any other spec change
+ * makes a new one, and returning to an earlier template finds its Revision again. */
+void obj_revision_name(const json_t *deployment, char *out, size_t size);
+
 /* metadata.revision of a body, 0 when absent. */
 int64_t obj_revision(const json_t *o);
 

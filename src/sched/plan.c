@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "objects/objects.h"
 #include "sched/sched.h"
 
 struct sched_pass {
@@ -161,8 +162,9 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
     int64_t cpu = json_integer_value(json_object_get(res, "cpuMillis"));
     int64_t mem = json_integer_value(json_object_get(res, "memoryBytes"));
     const json_t *placement = json_object_get(spec, "placement");
-    char prefix[128];
-    snprintf(prefix, sizeof(prefix), "%s-%lld-", dep ? dep : "", (long long)gen);
+    char revname[128], prefix[140];
+    obj_revision_name(d, revname, sizeof(revname));
+    snprintf(prefix, sizeof(prefix), "%s-", revname);
 
     /* 1. older generations and vanished nodes go; 2. gather the current ones */
     const json_t *mine = dep ? json_object_get(p->by_dep, dep) : NULL;
@@ -175,7 +177,8 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
     {
         const json_t *as = json_object_get(a, "spec");
         long ni = node_find(p, json_string_value(json_object_get(as, "node")));
-        bool old = json_integer_value(json_object_get(as, "generation")) != gen;
+        const char *arev = json_string_value(json_object_get(as, "revision"));
+        bool old = !arev || strcmp(arev, revname) != 0;
         if (old || ni < 0) {
             if (out->changes < SCHED_PLAN_MAX_OPS) {
                 add_remove(out, a);
@@ -244,8 +247,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
                 used[o] = true;
         }
         size_t next = 0;
-        char revname[128], aname[160];
-        snprintf(revname, sizeof(revname), "%s-%lld", dep, (long long)gen);
+        char aname[160];
         for (uint32_t c = 0; c < placed.placed; c++) {
             while (used[next])
                 next++;

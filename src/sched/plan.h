@@ -10,16 +10,16 @@
  * costs one pass, never a duplicate.
  *
  * Shapes (docs/api.md, "Objects"):
- *   Assignment  metadata {name: DEPLOYMENT-GENERATION-K, labels {deployment, node}},
- *               spec {deployment, revision: DEPLOYMENT-GENERATION, generation,
- *                     node, cpuMillis, memoryBytes}
+ *   Assignment  metadata {name: REVISION-K, labels {deployment, node}},
+ *               spec {deployment, revision (obj_revision_name: DEPLOYMENT-HASH),
+ *                     generation, node, cpuMillis, memoryBytes}
  *   Deployment status {observedGeneration, replicas, assigned, unschedulable?}
  *
- * Decisions for one Deployment of generation G and R replicas:
- *   1. Assignments of an older generation, or on a Node that no longer exists,
- *      are removed (issue 6 brings rolling replacement; until then an update is
- *      a recreate);
- *   2. of generation G, the newest beyond R are removed (sched_pick_victims);
+ * Decisions for one Deployment whose template is Revision V, with R replicas:
+ *   1. Assignments of another Revision, or on a Node that no longer exists, are
+ *      removed (issue 6 brings rolling replacement; until then an update is a
+ *      recreate; scaling alone keeps V and touches nothing else);
+ *   2. of Revision V, the newest beyond R are removed (sched_pick_victims);
  *   3. the missing ones are placed by sched_place (filter, fit, spread) and named
  *      with the lowest free K;
  *   4. at most SCHED_PLAN_MAX_OPS changes per plan, so that its transaction (a

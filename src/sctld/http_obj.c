@@ -8,9 +8,10 @@
  *
  * A write is validated completely and merged with the stored object (server-owned
  * metadata, status kept apart from spec) before anything is proposed; a refused
- * body changes nothing.  A Deployment write that starts a new generation stores
- * the Revision DEPLOYMENT-GENERATION (its spec as the template) in the same
- * transaction, so an Assignment never names a Revision that does not exist.
+ * body changes nothing.  A Deployment write whose template (spec without
+ * replicas) has no Revision yet stores it, named DEPLOYMENT-HASH
+ * (obj_revision_name), in the same transaction, so an Assignment never names a
+ * Revision that does not exist.
  */
 #include <event2/http.h>
 #include <stdio.h>
@@ -77,18 +78,20 @@ static void list(struct srv *s, struct evhttp_request *req, const struct obj_kin
     srv_observe(s, start);
 }
 
-/* The Revision object of a Deployment at its generation. */
+/* The Revision object of a Deployment's template (obj_revision_name). */
 static json_t *revision_of(const json_t *d)
 {
     const json_t *md = json_object_get(d, "metadata");
     const char *name = json_string_value(json_object_get(md, "name"));
     json_int_t gen = json_integer_value(json_object_get(md, "generation"));
     char rname[160];
-    snprintf(rname, sizeof(rname), "%s-%lld", name, (long long)gen);
-    return json_pack("{s:s, s:s, s:{s:s, s:{s:s}, s:O}, s:{s:s, s:I, s:O}}", "kind", "Revision",
+    obj_revision_name(d, rname, sizeof(rname));
+    json_t *spec = json_deep_copy(json_object_get(d, "spec"));
+    json_object_del(spec, "replicas");
+    return json_pack("{s:s, s:s, s:{s:s, s:{s:s}, s:O}, s:{s:s, s:I, s:o}}", "kind", "Revision",
                      "apiVersion", "v1", "metadata", "name", rname, "labels", "deployment", name,
                      "created", json_object_get(md, "created"), "spec", "deployment", name,
-                     "generation", gen, "template", json_object_get(d, "spec"));
+                     "generation", gen, "template", spec);
 }
 
 /* Strips what differs between two presentations of the same stored object. */
@@ -170,26 +173,29 @@ static void write_obj(struct srv *s, struct evhttp_request *req, const struct ob
     char *text = manifest_dump(merged);
     char *rev_text = NULL;
     struct sc_buf rkey = {0};
-    int64_t gen_old =
-        json_integer_value(json_object_get(json_object_get(cur, "metadata"), "generation"));
-    int64_t gen_new =
-        json_integer_value(json_object_get(json_object_get(merged, "metadata"), "generation"));
     struct store_op ops[2] = {{.type = STORE_OP_PUT,
                                .key = key.data,
                                .key_len = key.len - 1,
                                .value = (const uint8_t *)text,
                                .value_len = strlen(text)}};
     size_t nops = 1;
-    if (!strcmp(k->kind, "Deployment") && !status_only && (!cur || gen_new != gen_old)) {
+    if (!strcmp(k->kind, "Deployment") && !status_only) {
+        /* its template's Revision, unless stored already (scaling, or a template seen before) */
         json_t *rv = revision_of(merged);
-        rev_text = manifest_dump(rv);
         obj_key(&rkey, obj_kind_by_name("Revision"),
                 json_string_value(json_object_get(json_object_get(rv, "metadata"), "name")));
-        ops[nops++] = (struct store_op){.type = STORE_OP_PUT,
-                                        .key = rkey.data,
-                                        .key_len = rkey.len,
-                                        .value = (const uint8_t *)rev_text,
-                                        .value_len = strlen(rev_text)};
+        sc_buf_put_u8(&rkey, 0);
+        int64_t rmod;
+        json_t *have = load(s, (const char *)rkey.data, &rmod);
+        if (!have) {
+            rev_text = manifest_dump(rv);
+            ops[nops++] = (struct store_op){.type = STORE_OP_PUT,
+                                            .key = rkey.data,
+                                            .key_len = rkey.len - 1,
+                                            .value = (const uint8_t *)rev_text,
+                                            .value_len = strlen(rev_text)};
+        }
+        json_decref(have);
         json_decref(rv);
     }
     struct store_cmp cmp = {.key = key.data,

@@ -1,0 +1,163 @@
+#!/usr/bin/env bats
+# sched_loop.bats: the objects API and the leader's scheduler loop against a real
+# sctld (no slet: nodes are registered and kept alive with curl, as slet does):
+# spread over nodes, the unschedulable reason in the Deployment's status, scale
+# down removing the newest, an update replacing every Assignment with the new
+# generation's (and storing its Revision), compare-and-swap conflicts, refused
+# bodies that change nothing, delete collecting Assignments and Revisions, and a
+# node whose heartbeat lease expires dropping out of scheduling.
+#
+# Run: meson test -C BUILD sched_loop --print-errorlogs, or by hand:
+#   SCTLD=BUILD/src/sctld/sctld SC_FREEPORT=BUILD/tests/system/freeport \
+#   bats tests/system/sched_loop.bats
+
+load sctld_lib
+
+setup_file() {
+  : "${SCTLD:?SCTLD must name the sctld binary}"
+  start_sctld "$BATS_FILE_TMPDIR/main"
+  export PORT SCTLD_PID
+  export U="http://127.0.0.1:$PORT"
+}
+
+teardown_file() {
+  [ -n "${SCTLD_PID:-}" ] && stop_sctld "$SCTLD_PID"
+}
+
+# node NAME CPU_MILLIS MEMORY_BYTES [LABELS_JSON]: registers a Node
+node() {
+  curl -sf -X PUT "$U/v1/nodes/$1" -d "{\"kind\":\"Node\",\"metadata\":{\"name\":\"$1\",\"labels\":${4:-{\}}},
+    \"spec\":{\"capacity\":{\"cpuMillis\":$2,\"memoryBytes\":$3}}}" >/dev/null
+}
+
+# heartbeat NAME TTL: the node's heartbeat key on a fresh lease
+heartbeat() {
+  local id
+  id=$(curl -sf -X POST "$U/v1/leases" -d "{\"ttl\":$2}" | jq -r .id)
+  curl -sf -X PUT --data-binary up "$U/v1/kv/%2Fregistry%2Fheartbeats%2F$1?lease=$id" >/dev/null
+}
+
+# deploy NAME REPLICAS [EXTRA_SPEC_JSON_FIELDS] [MEMORY]: PUTs a Deployment, prints the answer
+deploy() {
+  curl -s -X PUT "$U/v1/deployments/$1" -d "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"$1\"},
+    \"spec\":{\"image\":\"hello:1.0\",\"replicas\":$2,\"resources\":{\"cpu\":\"100m\",\"memory\":\"${4:-64Mi}\"}${3:-}}}"
+}
+
+# until_eq EXPECTED CMD...: retries CMD for up to 10 s until it prints EXPECTED
+until_eq() {
+  local want=$1 got=
+  shift
+  for _ in $(seq 1 100); do
+    got=$("$@") && [ "$got" = "$want" ] && return 0
+    sleep 0.1
+  done
+  echo "wanted '$want', last got '$got' from: $*" >&2
+  return 1
+}
+
+assigned_on() { # DEPLOYMENT: "node:count ..." sorted
+  curl -s "$U/v1/assignments?selector=deployment%3D$1" |
+    jq -r '[.items[].spec.node] | group_by(.) | map("\(.[0]):\(length)") | join(" ")'
+}
+names_of() { # DEPLOYMENT
+  curl -s "$U/v1/assignments?selector=deployment%3D$1" | jq -r '[.items[].metadata.name] | join(" ")'
+}
+status_of() { curl -s "$U/v1/deployments/$1" | jq -r ".status.$2"; }
+
+@test "replicas spread over the ready nodes, and the reason for what fits nowhere" {
+  node n1 4000 8589934592 '{"zone":"b"}'
+  node n2 4000 8589934592 '{"zone":"b"}'
+  node n3 4000 33554432 '{"zone":"a"}'
+  heartbeat n1 60
+  heartbeat n2 60
+  heartbeat n3 60
+  run deploy web 4
+  [ "$(echo "$output" | jq -r .result)" = created ]
+  until_eq "n1:2 n2:2" assigned_on web
+  until_eq 4 status_of web assigned
+  [ "$(status_of web unschedulable)" = null ]
+  # a selector only n3 matches, and n3 is too small for 1Gi
+  run deploy big 1 ',"placement":{"nodeSelector":{"zone":"a"}}' 1Gi
+  [ "$(echo "$output" | jq -r .result)" = created ]
+  until_eq "0/3 nodes: 2 not matching zone=a, 1 insufficient memory" status_of big unschedulable
+  [ "$(assigned_on big)" = "" ]
+}
+
+@test "scale down removes the newest; an update replaces every assignment" {
+  r1=$(curl -s "$U/v1/assignments?selector=deployment%3Dweb" | jq -r '.items[0].spec.revision')
+  [[ "$r1" == web-?????????? ]]
+  until_eq "$r1-0 $r1-1 $r1-2 $r1-3" names_of web
+  run deploy web 2
+  [ "$(echo "$output" | jq -r .result)" = updated ]
+  until_eq "$r1-0 $r1-1" names_of web
+  # scaling keeps the template: no new Revision
+  [ "$(curl -s "$U/v1/revisions?selector=deployment%3Dweb" | jq '.items | length')" = 1 ]
+  run deploy web 2 ',"env":{"LOG_LEVEL":"debug"}'
+  [ "$(echo "$output" | jq -r '.result, .object.metadata.generation' | tr '\n' ' ')" = "updated 3 " ]
+  r2=$(curl -s "$U/v1/revisions?selector=deployment%3Dweb" | jq -r --arg r1 "$r1" '.items[].metadata.name | select(. != $r1)')
+  [ -n "$r2" ]
+  until_eq "$r2-0 $r2-1" names_of web
+  [ "$(curl -s "$U/v1/revisions/$r2" | jq -r .spec.template.env.LOG_LEVEL)" = debug ]
+  until_eq 3 status_of web observedGeneration
+  # the same spec again writes nothing
+  rev=$(curl -s "$U/v1/deployments/web" | jq .metadata.revision)
+  run deploy web 2 ',"env":{"LOG_LEVEL":"debug"}'
+  [ "$(echo "$output" | jq -r .result)" = unchanged ]
+  [ "$(curl -s "$U/v1/deployments/web" | jq .metadata.revision)" = "$rev" ]
+}
+
+@test "compare-and-swap conflicts and refused bodies change nothing" {
+  before=$(curl -s "$U/v1/deployments/web")
+  rev=$(echo "$before" | jq .metadata.revision)
+  stale=$((rev - 1))
+  code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' -X PUT "$U/v1/deployments/web" -d \
+    "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\",\"revision\":$stale},\"spec\":{\"image\":\"x:1\"}}")
+  [ "$code" = 409 ] && [ "$(jq -r .error.code "$BATS_TEST_TMPDIR/out")" = revision_mismatch ]
+  code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' -X PUT "$U/v1/deployments/web" -d \
+    '{"kind":"Deployment","metadata":{"name":"web"},"spec":{"image":"hello:1.0","replicas":-3}}')
+  [ "$code" = 400 ] && [ "$(jq -r .error.field "$BATS_TEST_TMPDIR/out")" = spec.replicas ]
+  code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' -X PUT "$U/v1/deployments/web" -d \
+    '{"kind":"Deployment","metadata":{"name":"other"},"spec":{"image":"hello:1.0"}}')
+  [ "$code" = 400 ] && [ "$(jq -r .error.field "$BATS_TEST_TMPDIR/out")" = metadata.name ]
+  code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' -X POST "$U/v1/deployments" -d \
+    '{"kind":"Deployment","metadata":{"name":"web"},"spec":{"image":"hello:1.0"}}')
+  [ "$code" = 409 ] && [ "$(jq -r .error.code "$BATS_TEST_TMPDIR/out")" = already_exists ]
+  code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' -X PUT "$U/v1/assignments/web-2-0" -d '{}')
+  [ "$code" = 405 ]
+  code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' "$U/v1/deployments?selector=app%20in%20(a")
+  [ "$code" = 400 ] && [[ "$(jq -r .error.message "$BATS_TEST_TMPDIR/out")" == *"column"* ]]
+  after=$(curl -s "$U/v1/deployments/web")
+  [ "$(echo "$before" | jq -S 'del(.status)')" = "$(echo "$after" | jq -S 'del(.status)')" ]
+  # a status write keeps the spec
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$U/v1/deployments/web/status" -d '{"status":{"note":1}}')
+  [ "$code" = 200 ]
+  [ "$(curl -s "$U/v1/deployments/web" | jq -r .spec.replicas)" = 2 ]
+}
+
+@test "a watch streams whole objects; delete collects assignments and revisions" {
+  curl -sN --max-time 5 "$U/v1/assignments?watch=1&selector=deployment%3Dgone" >"$BATS_TEST_TMPDIR/w" 3>&- &
+  wpid=$!
+  sleep 0.3
+  deploy gone 1 >/dev/null
+  until_eq 1 bash -c "curl -s '$U/v1/assignments?selector=deployment%3Dgone' | jq '.items | length'"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$U/v1/deployments/gone")
+  [ "$code" = 200 ]
+  until_eq "" names_of gone
+  until_eq 0 bash -c "curl -s '$U/v1/revisions?selector=deployment%3Dgone' | jq '.items | length'"
+  wait "$wpid" || true
+  run jq -r 'select(.type) | "\(.type) \(.object.metadata.name)"' "$BATS_TEST_TMPDIR/w"
+  [[ "${lines[0]}" == "ADDED gone-"??????????"-0" ]]
+  [[ "${lines[1]}" == "DELETED gone-"??????????"-0" ]]
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$U/v1/deployments/gone")
+  [ "$code" = 404 ]
+}
+
+@test "a node whose heartbeat lease expires is no longer scheduled to" {
+  node n4 64000 68719476736
+  heartbeat n4 1
+  deploy late 1 ',"placement":{"nodeSelector":{"only":"n4"}}' >/dev/null
+  curl -sf -X PUT "$U/v1/nodes/n4" -d '{"kind":"Node","metadata":{"name":"n4","labels":{"only":"n4"}},"spec":{"capacity":{"cpuMillis":64000,"memoryBytes":68719476736}}}' >/dev/null
+  sleep 2.5 # the 1 s lease has expired and its key is gone
+  deploy late 2 ',"placement":{"nodeSelector":{"only":"n4"}}' >/dev/null
+  until_eq "0/4 nodes: 3 not matching only=n4, 1 not ready" status_of late unschedulable
+}
