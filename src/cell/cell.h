@@ -197,9 +197,12 @@ int cell_create(struct cell_host *h, const struct cell_spec *spec, struct cell *
 /* CREATED or DEAD → RUNNING.  From DEAD this is a restart and counts one. */
 int cell_start(struct cell *c, struct sc_error *e);
 /* The same without waiting for the child to set itself up: returns once the
- * process exists (RUNNING).  cell_process() later reports CELL_EV_STARTED, or,
- * if setup failed, start_failed + start_error in the status and CELL_EV_EXIT.
- * Lets one supervisor overlap many starts. */
+ * start is under way (RUNNING; on Linux handed to a spawner process, or the
+ * process exists).  cell_process() later reports CELL_EV_STARTED (from then
+ * on the status has the pid), or, if setup failed, start_failed +
+ * start_error in the status and CELL_EV_EXIT.  Stopping or freeing a Cell
+ * whose start is still under way first waits for it (milliseconds).  Lets one
+ * supervisor overlap many starts. */
 int cell_start_async(struct cell *c, struct sc_error *e);
 /* RUNNING → STOPPING: asks the Cell to end (SIGTERM on Linux) and arms the grace
  * deadline (0: the spec's).  Idempotent; on a DEAD Cell it does nothing. */
