@@ -181,10 +181,18 @@ leader_of() { # sys -> member number of the leader, as the first member that ans
     return 1
 }
 
+# A member that is not ready: say whether it still runs (and how it ended if not),
+# show its log, and fail wait_ready.
 member_died() { # sys n
-    echo "raft_vs_etcd: $1 member $2 does not acknowledge writes; its log:" >&2
+    local st=running
+    if ! kill -0 "${pid[$1.$2]}" 2>/dev/null; then
+        wait "${pid[$1.$2]}" 2>/dev/null && st="exited 0" || st="exited with status $?"
+        unset "pid[$1.$2]"
+    fi
+    echo "raft_vs_etcd: $1 member $2 does not acknowledge writes ($st); its log:" >&2
     tail -20 "$tmp/$1$2.log" >&2
-    exit 1
+    not_ready="$1 member $2 ($st)"
+    return 1
 }
 
 wait_ready() { # sys: a leader is known and every running member acknowledges a write
@@ -193,7 +201,7 @@ wait_ready() { # sys: a leader is known and every running member acknowledges a 
         leader_of "$sys" >/dev/null && break
         for n in 1 2 3; do
             [ -z "${pid[$sys.$n]:-}" ] || kill -0 "${pid[$sys.$n]}" 2>/dev/null ||
-                member_died "$sys" "$n"
+                member_died "$sys" "$n" || return 1
         done
         sleep 0.1
     done
@@ -204,14 +212,14 @@ wait_ready() { # sys: a leader is known and every running member acknowledges a 
             kill -0 "${pid[$sys.$n]}" 2>/dev/null || break
             sleep 0.1
         done
-        put_once "$sys" "$n" warm || member_died "$sys" "$n"
+        put_once "$sys" "$n" warm || member_died "$sys" "$n" || return 1
     done
 }
 
 for sys in sctld etcd; do
     for n in 1 2 3; do start_member "$sys" "$n"; done
 done
-for sys in sctld etcd; do wait_ready "$sys"; done
+for sys in sctld etcd; do wait_ready "$sys" || exit 1; done
 
 declare -A res # res[metric.field.system] = number
 bad=()         # phases with failed requests
@@ -334,10 +342,13 @@ PY
 # in $(...)), so that the restarted member stays our child with its pid recorded.
 failover_trial() { # sys trial
     local sys=$1 t=$2 l s t0 first el probe_in probe_out
-    wait_ready "$sys"
-    sleep "$settle"
     fo_ms=fail
     el_ms=""
+    wait_ready "$sys" || {
+        fo_ms=stop
+        return 0
+    }
+    sleep "$settle"
     l=$(leader_of "$sys") || return 0
     s=$((l % 3 + 1))
     coproc PROBE { exec python3 "$tmp/probe.py" "$sys" 127.0.0.1 "${cport[$sys.$s]}"; }
@@ -413,7 +424,10 @@ for sys in sctld etcd; do
         failover_trial "$sys" "$t"
         echo "  trial $t: $fo_ms ms (leader elected after ${el_ms:-?} ms)" >&2
         [ -z "$el_ms" ] || echo "$el_ms" >>"$tmp/elected-$sys.ms"
-        if [ "$fo_ms" = fail ]; then
+        if [ "$fo_ms" = stop ]; then
+            bad+=("failover/$sys: stopped before trial $t: $not_ready")
+            break
+        elif [ "$fo_ms" = fail ]; then
             bad+=("failover/$sys trial $t: no leader, or no write acknowledged within 30 s")
         else
             echo "$fo_ms" >>"$tmp/failover-$sys.ms"
@@ -427,7 +441,8 @@ done
 
 for sys in sctld etcd; do
     for n in 1 2 3; do
-        kill -0 "${pid[$sys.$n]}" 2>/dev/null || bad+=("$sys member $n exited during the run")
+        [ -n "${pid[$sys.$n]:-}" ] && kill -0 "${pid[$sys.$n]}" 2>/dev/null ||
+            bad+=("$sys member $n exited during the run")
     done
 done
 # What the disk gave sctld's log: its WAL write+fdatasync histogram (power-of-two
