@@ -141,8 +141,8 @@ static int read_all(int fd, char **ret, size_t *ret_len)
 
 static int load_fd(struct loader *l, const char *name, int fd)
 {
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     int r = read_all(fd, &text, &len);
     if (r == -EFBIG) {
         mf_error_add(l->errs, name, 0, 0, "", "larger than the limit of %u bytes",

@@ -27,6 +27,7 @@
 
 #include "base/util.h"
 #include "manifest/manifest.h"
+#include "objects/objects.h"
 #include "sctl/sctl.h"
 
 static const char apply_usage[] =
@@ -68,8 +69,8 @@ static int progress(struct sctl *s, struct waited *w)
         long long gen = sctl_at_int(d, "metadata.generation");
         long long seen = sctl_at_int(d, "status.observedGeneration");
         long long want = sctl_at_int(d, "spec.replicas");
-        char rev[128];
-        snprintf(rev, sizeof(rev), "%s-%lld", w->name, gen);
+        char rev[128]; /* the Revision of the current template (docs/api.md) */
+        obj_revision_name(d, rev, sizeof(rev));
         long long ready = 0, total = (long long)json_array_size(insts), old = 0;
         size_t i;
         json_t *in;
