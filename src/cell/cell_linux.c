@@ -48,6 +48,7 @@
 #include <linux/sched.h>
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -216,15 +217,15 @@ struct child_error {
     char msg[256];
 };
 
-/* A spawner's reply (blocking: wait for it): the Cell's pid and pidfd, and
+/* A spawner's reply, if there is one yet: the Cell's pid and pidfd, and
  * whether it exec'd.  Without a child (clone failed, the spawner died) the
  * Cell is dead at once: exit 127, start_failed. */
-static int spawn_replied(struct cell *c, struct linux_cell *lc, bool block)
+static int spawn_replied(struct cell *c, struct linux_cell *lc)
 {
     struct linux_host *lh = c->host->impl;
     int pid, pidfd;
     char msg[sizeof(c->st.start_error)];
-    int r = spawn_reply_read(lc->errfd, block ? 0 : MSG_DONTWAIT, &pid, &pidfd, msg, sizeof(msg));
+    int r = spawn_reply_read(lc->errfd, MSG_DONTWAIT, &pid, &pidfd, msg, sizeof(msg));
     if (r == -EAGAIN || r == -EWOULDBLOCK)
         return 0;
     spawn_done(&lh->spawn, lc->spawner - 1);
@@ -253,8 +254,12 @@ static int spawn_replied(struct cell *c, struct linux_cell *lc, bool block)
  * waited for (a few milliseconds), its events kept for the next process(). */
 static void await_spawn(struct cell *c, struct linux_cell *lc)
 {
-    if (lc->spawner)
-        lc->ev_saved |= spawn_replied(c, lc, true);
+    while (lc->spawner) { /* invariant 2 of cell_spawn.c: a reply or EOF comes */
+        struct pollfd p = {.fd = lc->errfd, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            break;
+        lc->ev_saved |= spawn_replied(c, lc);
+    }
 }
 
 /* cell_start_async: EOF on the error pipe means exec happened; a report
@@ -264,7 +269,7 @@ static int check_started(struct cell *c, struct linux_cell *lc)
     if (lc->errfd < 0)
         return 0;
     if (lc->spawner)
-        return spawn_replied(c, lc, false);
+        return spawn_replied(c, lc);
     struct child_error ce;
     ssize_t n = read(lc->errfd, &ce, sizeof(ce));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))

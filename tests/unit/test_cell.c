@@ -990,7 +990,32 @@ static void many_cells_started_async_on_one_poll_loop(void **state)
     assert_true(st.start_failed);
     assert_int_equal(st.exit_code, 127);
     expect_in(st.start_error, "exec /bin/nope");
-    host_done(h); /* frees the Cells */
+    for (int i = 0; i < N; i++)
+        cell_free(cs[i]);
+    /* Freed (or stopped) while their starts are still with a spawner: the
+     * free waits for the start and then tears everything down; nothing of
+     * them remains (their pids are only known to the spawner's reply, so
+     * check the cgroups, which hold every process). */
+    const char *sleeper[] = {"sleep", "30", NULL};
+    char dirs[N][2][512];
+    for (int i = 0; i < N; i++) {
+        struct cell_spec s = base_spec(sleeper);
+        snprintf(names[i], sizeof(names[i]), "q%d-%d", i, (int)getpid() % 10000);
+        s.name = names[i];
+        struct sc_error e = {0};
+        assert_int_equal(cell_create(h, &s, &cs[i], &e), 0);
+        assert_int_equal(cell_start_async(cs[i], &e), 0);
+        cell_cgroup_dir(dirs[i][0], sizeof(dirs[i][0]), "unified", "", s.name);
+        cell_cgroup_dir(dirs[i][1], sizeof(dirs[i][1]), "pids", "pids", s.name);
+    }
+    for (int i = 0; i < N; i++) {
+        if (i % 2)
+            assert_int_equal(cell_stop(cs[i], 5 * USEC_PER_SEC), 0); /* waits, SIGTERM */
+        cell_free(cs[i]);
+        assert_int_equal(access(dirs[i][0], F_OK), -1);
+        assert_int_equal(access(dirs[i][1], F_OK), -1);
+    }
+    host_done(h);
     teardown_root();
 }
 
