@@ -79,7 +79,8 @@ wait_leader() { # among the given members; prints the leader's number
 # "-") is ok; another 4xx, or no connection at all, is fail (not applied);
 # anything else (503, a timeout or reset after the request went out) is
 # unknown.  curl runs in the background and is waited for, so that a TERM ends
-# it by its PID.
+# it by its PID.  SC_LIN_GET_QUERY='?serializable=1' makes the gets local reads
+# (not linearizable): a way to see the check fail (docs/sim.md).
 lin_client() {
   local id=$1 seq=0 cpid= t0 t1 rc code tc body k op v n url line
   local -a targets
@@ -98,7 +99,7 @@ lin_client() {
         -X PUT --data-binary "$v" "$url" >"$dir/lin.w.$id" 2>/dev/null &
     else
       $B curl -s -m 4 --connect-timeout 1 -o "$dir/lin.body.$id" -w '%{http_code} %{time_connect}' \
-        "$url" >"$dir/lin.w.$id" 2>/dev/null &
+        "$url${SC_LIN_GET_QUERY:-}" >"$dir/lin.w.$id" 2>/dev/null &
     fi
     cpid=$!
     wait "$cpid"; rc=$?

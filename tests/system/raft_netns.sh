@@ -13,7 +13,7 @@
 #      while the majority keeps writing; after healing it converges;
 #   6. every acknowledged write is present on every member, in order (mod
 #      revisions grow with the client's sequence numbers);
-#   7. meanwhile, from step 2 to the heal, three concurrent clients put and
+#   7. meanwhile, from step 3 to the heal, three concurrent clients put and
 #      read (linearizable gets) three keys through all members; their history,
 #      across the kill -9, the restart and the cut, is checked by `lincheck`
 #      (the simulator's linearizability checker, docs/sim.md).
@@ -43,13 +43,13 @@ write() { # write one key through member $1; records it if acknowledged
 for n in 1 2 3; do start $n "$IC"; done
 L=$(wait_leader 1 2 3) || fail "no leader elected"
 echo "ok 1 leader is c$L"
-lin_note "start: leader c$L"
-lin_start 3 1 2 3
 for n in 1 2 3; do
   [ "$(api http://10.77.0.$n:7400/v1/cluster | jq '.members | length')" = 3 ] || fail "c$n does not list 3 members"
 done
 for i in $(seq 1 30); do write $(( i % 3 + 1 )) || fail "write $i through c$(( i % 3 + 1 ))"; done
 echo "ok 2 30 writes through every member"
+lin_note "start: leader c$L"
+lin_start 3 1 2 3
 
 lin_note "kill -9 leader c$L"
 kill -9 "${PID[$L]}"; wait "${PID[$L]}" 2>/dev/null; unset "PID[$L]"
