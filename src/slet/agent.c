@@ -203,7 +203,7 @@ static int api_call(struct slet_agent *a, const char *method, const char *path, 
     return rc;
 }
 
-static int register_node(struct slet_agent *a, const char *node, struct sc_error *e)
+json_t *slet_node_object(struct slet_agent *a, const char *node)
 {
     uint64_t cpu =
         a->o.cpu_millis ? a->o.cpu_millis : (uint64_t)sysconf(_SC_NPROCESSORS_ONLN) * 1000;
@@ -228,8 +228,15 @@ static int register_node(struct slet_agent *a, const char *node, struct sc_error
         "{s:[s], s:{s:I, s:I}, s:{s:I, s:I}}", "addresses", a->o.address, "capacity", "cpuMillis",
         (json_int_t)cpu, "memoryBytes", (json_int_t)mem, "allocatable", "cpuMillis",
         (json_int_t)(cpu - cpu_res), "memoryBytes", (json_int_t)(mem - mem_res));
-    json_t *o = json_pack("{s:s, s:s, s:{s:s, s:o}, s:o}", "apiVersion", "v1", "kind", "Node",
-                          "metadata", "name", node, "labels", labels, "spec", spec);
+    return json_pack("{s:s, s:s, s:{s:s, s:o}, s:o}", "apiVersion", "v1", "kind", "Node",
+                     "metadata", "name", node, "labels", labels, "spec", spec);
+}
+
+static int register_node(struct slet_agent *a, const char *node, struct sc_error *e)
+{
+    if (a->o.simulate)
+        return slet_sim_register(a, e);
+    json_t *o = slet_node_object(a, node);
     char path[128];
     snprintf(path, sizeof(path), "/v1/nodes/%s", node);
     struct sc_reply r = {0};
@@ -599,7 +606,9 @@ static void on_relist(evutil_socket_t fd, short what, void *arg)
     if (rc >= 0)
         rc = watch_start(a);
     if (rc < 0) {
-        log_warn("msg=\"listing assignments failed\" err=\"%s\"", e.msg[0] ? e.msg : strerror(-rc));
+        char why[sizeof(e.msg)]; /* a copy: gcc -O3 takes the ternary for a dangling pointer */
+        snprintf(why, sizeof(why), "%s", e.msg[0] ? e.msg : strerror(-rc));
+        log_warn("msg=\"listing assignments failed\" err=\"%s\"", why);
         schedule_relist(a, false);
         return;
     }
@@ -805,7 +814,7 @@ int slet_agent_main(int argc, char **argv)
     for (size_t i = 0; i < a.n_nodes;) {
         rc = register_node(&a, a.nodes[i], &e);
         if (rc >= 0) {
-            i++;
+            i = a.o.simulate ? a.n_nodes : i + 1; /* --simulate: all at once */
             continue;
         }
         log_warn("msg=\"registering the node failed, retrying\" node=%s err=\"%s\"", a.nodes[i],

@@ -139,6 +139,9 @@ void slet_iso_now(char out[32]);
 /* "metadata" of an Instance object for inst in (labels deployment + node). */
 json_t *slet_instance_object(const struct slet_inst *in, bool with_status);
 json_t *slet_instance_status(const struct slet_inst *in);
+/* The Node object this agent registers for node (capacity, allocatable,
+ * addresses, labels). */
+json_t *slet_node_object(struct slet_agent *a, const char *node);
 
 /* agent_cell.c: real instances */
 int slet_cell_setup(struct slet_agent *a, struct sc_error *e);
@@ -171,6 +174,8 @@ void slet_sim_add(struct slet_agent *a, struct slet_inst *in);
 void slet_sim_remove(struct slet_agent *a, struct slet_inst *in);
 void slet_sim_flush(struct slet_agent *a, size_t max_txns);
 int slet_sim_heartbeats(struct slet_agent *a, struct sc_error *e);
+/* Writes every simulated Node object, SLET_TXN_OPS per transaction. */
+int slet_sim_register(struct slet_agent *a, struct sc_error *e);
 
 /* agent_logs.c */
 int slet_logs_start(struct slet_agent *a, struct sc_error *e);
