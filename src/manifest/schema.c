@@ -196,10 +196,21 @@ static const struct mf_field secret_item = {"", MF_OBJ, 0, .children = secret_fi
 static const struct mf_field volume_item = {"", MF_OBJ, 0, .children = volume_fields,
                                             .check = check_volume};
 
-static const struct mf_field deployment_spec_fields[] = {
+/* A Deployment's spec is its replicas plus its template; a Revision keeps the
+ * template alone (docs/api.md: scaling does not make a new Revision). */
+#define REPLICAS_FIELD                                                                             \
+    {                                                                                              \
+        "replicas", MF_INT, 0, .min = 0, .max = 100000, .def = "1",                                \
+                               .expect = "a non-negative integer"                                  \
+    }
+
+static const struct mf_field replicas_fields[] = {
+    REPLICAS_FIELD,
+    END,
+};
+
+static const struct mf_field template_fields[] = {
     {"image", MF_STR, MF_REQUIRED, &mf_unit_image},
-    {"replicas", MF_INT, 0, .min = 0, .max = 100000, .def = "1",
-     .expect = "a non-negative integer"},
     {"command", MF_LIST, MF_NONEMPTY, .children = &argv_item, .max = 256},
     {"env", MF_MAP, 0, &mf_unit_env_name, .children = &env_value, .max = 256},
     {"resources", MF_OBJ, 0, .children = resources_fields},
@@ -240,7 +251,8 @@ static const struct mf_field deployment_object_fields[] = {
     {"kind", MF_STR, MF_REQUIRED, .enums = deployment_kind_enum},
     {"apiVersion", MF_STR, 0, .enums = api_version_enum, .def = "\"v1\""},
     {"metadata", MF_OBJ, MF_REQUIRED, .children = metadata_fields},
-    {"spec", MF_OBJ, MF_REQUIRED, .children = deployment_spec_fields, .check = check_spec},
+    {"spec", MF_OBJ, MF_REQUIRED, .children = replicas_fields, .more = template_fields,
+     .check = check_spec},
     {"status", MF_OBJ, 0, .children = deployment_status_fields},
     END,
 };
@@ -250,6 +262,7 @@ static const struct mf_field deployment_compose_head[] = {
     {"app", MF_STR, MF_REQUIRED, &mf_unit_dns_label},
     {"kind", MF_STR, 0, .enums = deployment_kind_enum},
     {"labels", MF_MAP, 0, &mf_unit_label_key, .children = &labels_field, .max = 64},
+    REPLICAS_FIELD,
     END,
 };
 
@@ -259,7 +272,7 @@ static const struct mf_field deployment_compose = {"",
                                                    MF_OBJ,
                                                    0,
                                                    .children = deployment_compose_head,
-                                                   .more = deployment_spec_fields,
+                                                   .more = template_fields,
                                                    .check = check_spec};
 
 /* ---- the kinds the controllers write ------------------------------------------------
@@ -280,7 +293,7 @@ static const char *const revision_kind_enum[] = {"Revision", NULL};
 static const struct mf_field revision_spec_fields[] = {
     {"deployment", MF_STR, MF_REQUIRED, &mf_unit_dns_label},
     {"generation", MF_INT, MF_REQUIRED, .min = 1, .max = INT64_MAX},
-    {"template", MF_OBJ, MF_REQUIRED, .children = deployment_spec_fields, .check = check_spec},
+    {"template", MF_OBJ, MF_REQUIRED, .children = template_fields, .check = check_spec},
     END,
 };
 static const struct mf_field revision_object_fields[] = {

@@ -12,7 +12,8 @@
  *
  * --wait follows each applied Deployment until the scheduler has seen its
  * generation (status.observedGeneration == metadata.generation) and exactly
- * spec.replicas Instances exist, all of this generation's Revision and ready;
+ * spec.replicas Instances exist, all of the current template's Revision
+ * (obj_revision_name: scaling keeps it, any other change makes a new one) and ready;
  * or until the timeout (exit 3, naming what is missing).  It polls every 50 ms
  * over the one keep-alive connection.  On a terminal one live line is rewritten
  * (\r); otherwise a line is printed per change, so logs stay readable.  A reason

@@ -137,7 +137,7 @@ static void table_of(const struct sctl_kind *k, const json_t *items, bool wide, 
                               "ADDRESSES", "LABELS")
              : sctl_table_row(t, 5, "NAME", "READY", "CPU", "MEMORY", "AGE");
     else if (!strcmp(kind, "Revision"))
-        wide ? sctl_table_row(t, 6, "NAME", "DEPLOYMENT", "GENERATION", "AGE", "REPLICAS", "IMAGE")
+        wide ? sctl_table_row(t, 5, "NAME", "DEPLOYMENT", "GENERATION", "AGE", "IMAGE")
              : sctl_table_row(t, 4, "NAME", "DEPLOYMENT", "GENERATION", "AGE");
     else
         wide ? sctl_table_row(t, 8, "NAME", "DEPLOYMENT", "NODE", "GENERATION", "AGE", "REVISION",
@@ -191,8 +191,7 @@ static void table_of(const struct sctl_kind *k, const json_t *items, bool wide, 
             }
         } else if (!strcmp(kind, "Revision")) {
             snprintf(a, sizeof(a), "%lld", sctl_at_int(o, "spec.generation"));
-            snprintf(b, sizeof(b), "%lld", sctl_at_int(o, "spec.template.replicas"));
-            wide ? sctl_table_row(t, 6, name, sctl_at_str(o, "spec.deployment"), a, age, b,
+            wide ? sctl_table_row(t, 5, name, sctl_at_str(o, "spec.deployment"), a, age,
                                   sctl_at_str(o, "spec.template.image"))
                  : sctl_table_row(t, 4, name, sctl_at_str(o, "spec.deployment"), a, age);
         } else {

@@ -429,21 +429,29 @@ static const char *at_str(json_t *o, const char *a, const char *b, const char *c
 
 static void revision_is_a_deployment_template(void **state)
 {
-    json_t *o = valid_body("Revision", "{\"metadata\":{\"name\":\"web-2\",\"generation\":1},"
+    json_t *o = valid_body("Revision", "{\"metadata\":{\"name\":\"web-9f2c01ab34\","
+                                       "\"generation\":1},"
                                        "\"spec\":{\"deployment\":\"web\",\"generation\":2,"
-                                       "\"template\":{\"image\":\"web:1\",\"replicas\":3,"
+                                       "\"template\":{\"image\":\"web:1\","
                                        "\"resources\":{\"cpuMillis\":100}}}}");
     assert_string_equal(json_string_value(json_object_get(o, "kind")), "Revision");
     assert_int_equal(at_int(o, "spec.template.resources.cpuMillis"), 100);
-    /* the template gets a Deployment spec's defaults */
+    /* the template gets a Deployment spec's defaults, except replicas: a template is
+     * the spec without them (scaling keeps the Revision, docs/api.md) */
     assert_string_equal(at_str(json_object_get(o, "spec"), "template", "placement", "spread"),
                         "node");
+    assert_null(
+        json_object_get(json_object_get(json_object_get(o, "spec"), "template"), "replicas"));
     json_decref(o);
     invalid_body("Revision",
                  "{\"metadata\":{\"name\":\"web-2\"},\"spec\":{\"deployment\":\"web\","
-                 "\"generation\":0,\"template\":{\"image\":\"web:1\",\"replicas\":-1}}}",
+                 "\"generation\":0,\"template\":{\"image\":\"web:1\",\"replicas\":2,"
+                 "\"ports\":[{\"container\":0}]}}}",
                  "spec.generation: expected an integer of at least 1, got 0\n"
-                 "spec.template.replicas: expected a non-negative integer, got -1\n");
+                 "spec.template.replicas: unknown field 'replicas' (known fields: image, command, "
+                 "env, resources, ports, secrets, volumes, health, capabilities, placement, "
+                 "update)\n"
+                 "spec.template.ports[0].container: expected a port number 1..65535, got 0\n");
     invalid_body("Revision",
                  "{\"metadata\":{\"name\":\"web-2\"},\"spec\":{\"deployment\":\"web\"}}",
                  "spec: missing required field 'generation' (an integer of at least 1)\n"
