@@ -418,7 +418,9 @@ static void watch_line(struct slet_agent *a, const char *line, size_t len)
         } else {
             a->listed = false;
         }
-    } else if (!json_object_get(j, "created")) {
+    } else if (json_object_get(j, "created")) {
+        a->relist_backoff_usec = 0; /* a watch that got going resets the backoff */
+    } else {
         const char *type = json_string_value(json_object_get(j, "type"));
         const json_t *obj = json_object_get(j, "object");
         json_int_t rev = json_integer_value(json_object_get(j, "revision"));
@@ -610,9 +612,7 @@ static void on_relist(evutil_socket_t fd, short what, void *arg)
         snprintf(why, sizeof(why), "%s", e.msg[0] ? e.msg : strerror(-rc));
         log_warn("msg=\"listing assignments failed\" err=\"%s\"", why);
         schedule_relist(a, false);
-        return;
     }
-    a->relist_backoff_usec = 0;
 }
 
 /* ---- main ---------------------------------------------------------------------- */
