@@ -119,6 +119,23 @@ wait_instances() {
   [ "$status" -eq 2 ] && [[ "$output" == *"no-such.yaml"* ]]
 }
 
+@test "the bad-manifest corpus: each file exits 2 with its expected errors; the store keeps its objects" {
+  # tests/manifest/bad/NAME.err holds the errors the manifest library must give
+  # (test_manifest pins them); sctl must print exactly those, then refuse to send
+  local corpus="$BATS_TEST_DIRNAME/../manifest" before f n=0
+  before=$(curl -sf "$SCTL_SERVER/v1/deployments" | jq -c '[.items[] | [.metadata.name, .metadata.revision]]')
+  cd "$corpus"
+  for f in bad/*.yaml; do
+    run "$SCTL" apply -f "$f"
+    [ "$status" -eq 2 ] || { echo "$f: exit $status" >&2; false; }
+    [ "$output" = "$(cat "${f%.yaml}.err")"$'\n'"sctl: nothing was applied" ] ||
+      { echo "$f printed:" >&2; echo "$output" >&2; false; }
+    n=$((n + 1))
+  done
+  [ "$n" -ge 20 ]
+  [ "$(curl -sf "$SCTL_SERVER/v1/deployments" | jq -c '[.items[] | [.metadata.name, .metadata.revision]]')" = "$before" ]
+}
+
 @test "get: tables, wide, json, name, aliases and label selectors" {
   run "$SCTL" get deployments
   [ "$status" -eq 0 ]
