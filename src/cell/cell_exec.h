@@ -1,9 +1,9 @@
 /*
- * cell_exec.h: the last two things a Cell's PID 1 does, shared by the sandbox
- * (cell_sandbox.c) and the stand-alone init program (cell_init.c) that init
- * Cells exec: finding the program on the Cell's own PATH and execing it, and
- * the init loop.  Header-only (static inline) because cell_init.c is built as a
- * separate static program without the library.
+ * cell_exec.h: the last things a Cell's PID 1 does in the sandbox
+ * (cell_sandbox.c): finding the program on the Cell's own PATH and execing it,
+ * and, for init Cells without the init program's memfd, the init loop.  The
+ * init program (cell_init.c) does the same without libc and follows these
+ * rules; keep the two in step.
  */
 #pragma once
 

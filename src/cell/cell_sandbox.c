@@ -525,6 +525,8 @@ int sandbox_init_memfd(void)
 {
     /* MFD_EXEC: executable even where vm.memfd_noexec=1; kernels before 6.3
      * do not know it (EINVAL) and make every memfd executable anyway. */
+    if (cell_init_blob_len == 0)
+        return -ENOEXEC; /* not built for this architecture */
     int fd = memfd_create("cell-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
     if (fd < 0 && errno == EINVAL)
         fd = memfd_create("cell-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
