@@ -212,7 +212,13 @@ void srv_sched_pass(struct srv *s)
             json_array_foreach(plan.remove, j, x)
                 tx_remove(t, "assignments", json_string_value(json_object_get(x, "name")),
                           json_integer_value(json_object_get(x, "revision")));
-            json_array_foreach(plan.create, j, x) tx_put(t, "assignments", x);
+            int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
+            json_array_foreach(plan.create, j, x)
+            {
+                json_t *stamped = obj_merge(NULL, (json_t *)x, false, now_ms); /* created */
+                tx_put(t, "assignments", stamped);
+                json_decref(stamped);
+            }
             if (new_status) {
                 json_t *st = json_pack("{s:O}", "status", plan.status);
                 json_t *merged = obj_merge(d, st, true, 0);
