@@ -798,8 +798,6 @@ int slet_agent_main(int argc, char **argv)
     a.ev_relist = evtimer_new(a.base, on_relist, &a);
     a.ev_sigint = evsignal_new(a.base, SIGINT, on_quit, &a);
     a.ev_sigterm = evsignal_new(a.base, SIGTERM, on_quit, &a);
-    event_add(a.ev_sigint, NULL);
-    event_add(a.ev_sigterm, NULL);
     if (!a.o.simulate && (rc = slet_cell_setup(&a, &e)) < 0) {
         fprintf(stderr, "slet agent: %s\n", e.msg);
         return 1;
@@ -829,6 +827,10 @@ int slet_agent_main(int argc, char **argv)
     log_info("msg=\"registered\" nodes=%zu ms=%llu address=%s logs=%s", a.n_nodes,
              (unsigned long long)((now_usec(CLOCK_MONOTONIC) - t0) / 1000), a.o.address,
              a.logs_url[0] ? a.logs_url : "-");
+    /* Signals end the loop from here on; until now (registration retries, no
+     * Cell yet) their default action ends the agent. */
+    event_add(a.ev_sigint, NULL);
+    event_add(a.ev_sigterm, NULL);
     on_keepalive(-1, 0, &a); /* grants the lease and puts the heartbeat(s) */
     on_relist(-1, 0, &a);
 
