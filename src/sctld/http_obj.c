@@ -161,6 +161,23 @@ static void write_obj(struct srv *s, struct evhttp_request *req, const struct ob
         goto out;
     }
     json_t *merged = obj_merge(cur, in, status_only, (int64_t)(now_usec(CLOCK_REALTIME) / 1000));
+    if (status_only) { /* the new status is checked by the kind's schema, like any body */
+        struct manifest_errors errs = {0};
+        json_t *canon = NULL;
+        if (manifest_validate_json(k->kind, merged, &canon, &errs) < 0) {
+            char msg[sizeof(e.msg)] = "the status does not fit the kind's schema";
+            if (errs.n > 0)
+                manifest_error_format(&errs.v[0], msg, sizeof(msg));
+            sc_error_set(&e, -SC_E_INVALID, errs.n > 0 ? errs.v[0].path : "status", "%s", msg);
+            manifest_errors_done(&errs);
+            json_decref(merged);
+            srv_send_error(s, req, -SC_E_INVALID, &e);
+            goto out;
+        }
+        manifest_errors_done(&errs);
+        json_decref(merged);
+        merged = canon;
+    }
     if (cur && same_object(cur, merged)) {
         json_t *ans = json_pack("{s:I, s:s, s:O}", "revision", (json_int_t)store_rev(s->store),
                                 "result", "unchanged", "object", cur);

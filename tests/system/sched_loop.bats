@@ -128,10 +128,12 @@ status_of() { curl -s "$U/v1/deployments/$1" | jq -r ".status.$2"; }
   [ "$code" = 400 ] && [[ "$(jq -r .error.message "$BATS_TEST_TMPDIR/out")" == *"column"* ]]
   after=$(curl -s "$U/v1/deployments/web")
   [ "$(echo "$before" | jq -S 'del(.status)')" = "$(echo "$after" | jq -S 'del(.status)')" ]
-  # a status write keeps the spec
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$U/v1/deployments/web/status" -d '{"status":{"note":1}}')
+  # a status write keeps the spec, and its status is checked like any body
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$U/v1/deployments/web/status" -d '{"status":{"ready":1}}')
   [ "$code" = 200 ]
   [ "$(curl -s "$U/v1/deployments/web" | jq -r .spec.replicas)" = 2 ]
+  code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' -X PUT "$U/v1/deployments/web/status" -d '{"status":{"raedy":1}}')
+  [ "$code" = 400 ] && [[ "$(jq -r .error.message "$BATS_TEST_TMPDIR/out")" == *"did you mean 'ready'"* ]]
 }
 
 @test "a watch streams whole objects; delete collects assignments and revisions" {
