@@ -106,7 +106,14 @@ static bool same_object(const json_t *a, const json_t *b)
     return eq;
 }
 
-/* PUT /v1/K/NAME, PUT /v1/K/NAME/status, POST /v1/K */
+/* PUT /v1/K/NAME, PUT /v1/K/NAME/status, POST /v1/K.  A plain PUT (no
+ * metadata.revision) is last-write-wins in the log, as documented, so a status
+ * write landing between our read and our apply cannot turn it into a spurious
+ * 409; what that costs is at most a status the next scheduler pass writes again.
+ * A PUT naming a revision, a POST (the name must still be free) and a /status
+ * write (it carries the stored spec, which must not overwrite a newer one) stay
+ * compare-and-swaps on the key's mod revision.  A DELETE likewise compares only
+ * when it names ?revision=. */
 static void write_obj(struct srv *s, struct evhttp_request *req, const struct obj_kind *k,
                       const char *name, bool create_only, bool status_only, usec_t start)
 {
@@ -220,8 +227,11 @@ static void write_obj(struct srv *s, struct evhttp_request *req, const struct ob
                             .target = STORE_CMP_MOD,
                             .op = STORE_CMP_EQ,
                             .num = mod};
-    struct store_cmd cmd = {
-        .type = STORE_CMD_TXN, .cmps = &cmp, .ncmps = 1, .success = ops, .nsuccess = nops};
+    struct store_cmd cmd = {.type = STORE_CMD_TXN,
+                            .cmps = &cmp,
+                            .ncmps = want || create_only || status_only ? 1 : 0,
+                            .success = ops,
+                            .nsuccess = nops};
     if ((r = store_cmd_validate(&cmd, &s->cfg.limits, &e)) < 0) {
         srv_send_error(s, req, r, &e);
     } else {
@@ -268,8 +278,11 @@ static void delete_obj(struct srv *s, struct evhttp_request *req, const struct o
                                 .target = STORE_CMP_MOD,
                                 .op = STORE_CMP_EQ,
                                 .num = mod};
-        struct store_cmd cmd = {
-            .type = STORE_CMD_TXN, .cmps = &cmp, .ncmps = 1, .success = &op, .nsuccess = 1};
+        struct store_cmd cmd = {.type = STORE_CMD_TXN,
+                                .cmps = &cmp,
+                                .ncmps = want ? 1 : 0,
+                                .success = &op,
+                                .nsuccess = 1};
         struct srv_obj_reply *o = xcalloc(1, sizeof(*o));
         o->result = "deleted";
         srv_propose_obj(s, req, &cmd, o, start);
