@@ -106,6 +106,35 @@ static bool same_object(const json_t *a, const json_t *b)
     return eq;
 }
 
+/* Proposes ops on the object at key (NUL-terminated in the buffer) as one
+ * transaction, guarded by its mod revision when guard is set; text is the stored
+ * object for the answer (taken), result what the answer calls the write. */
+static void propose(struct srv *s, struct evhttp_request *req, const struct sc_buf *key,
+                    struct store_op *ops, size_t nops, bool guard, int64_t mod, char *text,
+                    const char *result, usec_t start)
+{
+    struct store_cmp cmp = {.key = key->data,
+                            .key_len = key->len - 1,
+                            .target = STORE_CMP_MOD,
+                            .op = STORE_CMP_EQ,
+                            .num = mod};
+    struct store_cmd cmd = {.type = STORE_CMD_TXN,
+                            .cmps = &cmp,
+                            .ncmps = guard ? 1 : 0,
+                            .success = ops,
+                            .nsuccess = nops};
+    struct sc_error e = {0};
+    int r = store_cmd_validate(&cmd, &s->cfg.limits, &e);
+    if (r < 0) {
+        free(text);
+        return srv_send_error(s, req, r, &e);
+    }
+    struct srv_obj_reply *o = xcalloc(1, sizeof(*o));
+    o->text = text;
+    o->result = result;
+    srv_propose_obj(s, req, &cmd, o, start);
+}
+
 /* PUT /v1/K/NAME, PUT /v1/K/NAME/status, POST /v1/K.  A plain PUT (no
  * metadata.revision) is last-write-wins in the log, as documented, so a status
  * write landing between our read and our apply cannot turn it into a spurious
@@ -222,24 +251,8 @@ static void write_obj(struct srv *s, struct evhttp_request *req, const struct ob
         json_decref(have);
         json_decref(rv);
     }
-    struct store_cmp cmp = {.key = key.data,
-                            .key_len = key.len - 1,
-                            .target = STORE_CMP_MOD,
-                            .op = STORE_CMP_EQ,
-                            .num = mod};
-    struct store_cmd cmd = {.type = STORE_CMD_TXN,
-                            .cmps = &cmp,
-                            .ncmps = want || create_only || status_only ? 1 : 0,
-                            .success = ops,
-                            .nsuccess = nops};
-    if ((r = store_cmd_validate(&cmd, &s->cfg.limits, &e)) < 0) {
-        srv_send_error(s, req, r, &e);
-    } else {
-        struct srv_obj_reply *o = xcalloc(1, sizeof(*o));
-        o->text = xstrdup(text);
-        o->result = cur ? "updated" : "created";
-        srv_propose_obj(s, req, &cmd, o, start);
-    }
+    propose(s, req, &key, ops, nops, want || create_only || status_only, mod, xstrdup(text),
+            cur ? "updated" : "created", start);
     free(text);
     free(rev_text);
     sc_buf_free(&rkey);
@@ -273,19 +286,7 @@ static void delete_obj(struct srv *s, struct evhttp_request *req, const struct o
         srv_send_coded(s, req, 409, "revision_mismatch", msg);
     } else {
         struct store_op op = {.type = STORE_OP_DELETE, .key = key.data, .key_len = key.len - 1};
-        struct store_cmp cmp = {.key = key.data,
-                                .key_len = key.len - 1,
-                                .target = STORE_CMP_MOD,
-                                .op = STORE_CMP_EQ,
-                                .num = mod};
-        struct store_cmd cmd = {.type = STORE_CMD_TXN,
-                                .cmps = &cmp,
-                                .ncmps = want ? 1 : 0,
-                                .success = &op,
-                                .nsuccess = 1};
-        struct srv_obj_reply *o = xcalloc(1, sizeof(*o));
-        o->result = "deleted";
-        srv_propose_obj(s, req, &cmd, o, start);
+        propose(s, req, &key, &op, 1, want != 0, mod, NULL, "deleted", start);
     }
     json_decref(cur);
     sc_buf_free(&key);
