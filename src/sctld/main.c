@@ -28,6 +28,10 @@ static void usage(FILE *f)
         "  --max-body-bytes N          largest request body (default 2097152)\n"
         "  --watch-buffer-bytes N      unsent events one watch may hold (default 4194304)\n"
         "  --watch-stall-ms N          a watch full this long is cut off (default 5000)\n"
+        "  --watch-progress-ms N       a quiet watch gets a progress line this often (default "
+        "10000)\n"
+        "  --http-idle-ms N            an idle HTTP connection is closed after this (default "
+        "120000)\n"
         "  --max-watches N             watches the server holds at most (default 100000)\n"
         "  --snapshot-every N          log entries between snapshots (default 100000)\n"
         "  --auto-compact-retain N     revisions kept by automatic compaction, 0 = off (default "
@@ -69,6 +73,8 @@ int main(int argc, char **argv)
         {"max-body-bytes", required_argument, NULL, 'B'},
         {"watch-buffer-bytes", required_argument, NULL, 'W'},
         {"watch-stall-ms", required_argument, NULL, 'S'},
+        {"watch-progress-ms", required_argument, NULL, 'Q'},
+        {"http-idle-ms", required_argument, NULL, 'H'},
         {"max-watches", required_argument, NULL, 'M'},
         {"snapshot-every", required_argument, NULL, 'P'},
         {"auto-compact-retain", required_argument, NULL, 'C'},
@@ -132,6 +138,16 @@ int main(int argc, char **argv)
             if (parse_size(flag, optarg, 1, &v) < 0)
                 return 2;
             c.watch_stall_usec = v * 1000;
+            break;
+        case 'Q':
+            if (parse_size(flag, optarg, 1, &v) < 0)
+                return 2;
+            c.watch_progress_usec = v * 1000;
+            break;
+        case 'H':
+            if (parse_size(flag, optarg, 1, &v) < 0)
+                return 2;
+            c.http_idle_usec = v * 1000;
             break;
         case 'M':
             if (parse_size(flag, optarg, 1, &v) < 0)

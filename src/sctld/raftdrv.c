@@ -461,6 +461,7 @@ static void housekeeping(struct srv *s, usec_t now)
         pr = next;
     }
     srv_check_stalled(s, now);
+    srv_watch_progress(s, now);
 }
 
 void srv_on_tick(evutil_socket_t fd, short what, void *arg)

@@ -296,6 +296,8 @@ void srv_config_default(struct srv_config *c)
         .max_body_bytes = 2u << 20,
         .watch_buffer_bytes = 4u << 20,
         .watch_stall_usec = 5 * USEC_PER_SEC,
+        .http_idle_usec = 120 * USEC_PER_SEC,
+        .watch_progress_usec = 10 * USEC_PER_SEC,
         .max_watches = 100000,
         .snapshot_every = 100000,
         .auto_compact_retain = 100000,
@@ -334,7 +336,9 @@ int srv_run(const struct srv_config *cfg)
      * our limit get our JSON error (srv_body_of), and only absurd ones get libevent's. */
     evhttp_set_max_body_size(s->http, (ev_ssize_t)(s->cfg.max_body_bytes + (1u << 20)));
     evhttp_set_max_headers_size(s->http, 64 * 1024);
-    evhttp_set_timeout(s->http, 120);
+    const struct timeval idle = {(time_t)(s->cfg.http_idle_usec / USEC_PER_SEC),
+                                 (suseconds_t)(s->cfg.http_idle_usec % USEC_PER_SEC)};
+    evhttp_set_timeout_tv(s->http, &idle);
     evhttp_set_gencb(s->http, srv_handle, s);
     s->drive_ev = event_new(s->base, -1, 0, srv_on_drive, s);
     /* Re-apply what the log holds as committed; a sole voter elects itself before

@@ -23,8 +23,10 @@ struct srv_config {
     unsigned election_ticks, heartbeat_ticks;
     struct store_limits limits;
     size_t max_body_bytes;
-    size_t watch_buffer_bytes; /* unsent events a watch may hold */
-    usec_t watch_stall_usec;   /* ... for this long while full, then it is cut off */
+    usec_t http_idle_usec;      /* a connection idle this long is closed (watch streams excepted) */
+    size_t watch_buffer_bytes;  /* unsent events a watch may hold */
+    usec_t watch_stall_usec;    /* ... for this long while full, then it is cut off */
+    usec_t watch_progress_usec; /* a caught-up, quiet watch gets a progress line this often */
     size_t max_watches;
     uint64_t snapshot_every;     /* entries between snapshots */
     int64_t auto_compact_retain; /* revisions kept by automatic compaction, 0 = off */

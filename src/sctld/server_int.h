@@ -86,6 +86,7 @@ struct srv_stream {
     const struct obj_kind *okind; /* an objects watch: events as whole objects */
     struct obj_selector sel;      /* ... filtered by labels */
     usec_t full_since;
+    usec_t last_sent; /* when a line last went out (progress lines keep quiet streams alive) */
     struct srv_stream *prev, *next;
 };
 
@@ -285,6 +286,7 @@ void srv_stream_free(struct srv *s, struct srv_stream *st);
 void srv_pump_all(struct srv *s);
 void srv_fmt_reset(struct srv *s);
 void srv_check_stalled(struct srv *s, usec_t now);
+void srv_watch_progress(struct srv *s, usec_t now);
 
 /* http_obj.c: /v1/<kind>[/<name>[/status]] */
 void srv_http_obj(struct srv *s, struct evhttp_request *req, const struct srv_call *c);

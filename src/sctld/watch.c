@@ -8,6 +8,15 @@
  *  4. A watch stream holds at most watch_buffer_bytes of unsent events (it stops
  *     formatting at the bound and resumes when the socket drains); one that stays
  *     full for watch_stall_usec is cut off with a reason and a resume revision.
+ *
+ * A watch stream may stay quiet for hours, so its connection has no read timeout
+ * (the client sends nothing after its request; libevent would otherwise cut it
+ * after the server's 120 s), and a caught-up stream with nothing unsent gets a
+ * progress line {"progress":true,"revision":N} every watch_progress_usec: N is
+ * the store's revision, and every event up to N that the watch selects has been
+ * sent, so a client may resume from N+1 (etcd's progress notification).  The
+ * line also lets a client notice a dead server, and the write lets the kernel
+ * notice a dead client (the write timeout and the stall bound end those).
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -150,6 +159,7 @@ static void pump(struct srv *s, struct srv_stream *st)
         evhttp_send_reply_chunk_with_cb(st->req, chunk, on_stream_flushed, st);
         evbuffer_free(chunk);
         s->events_sent += n;
+        st->last_sent = now_usec(CLOCK_MONOTONIC);
     }
     if (r < 0) {
         srv_stream_end(s, st, r, "compaction overtook this watch; resume from a newer revision");
@@ -206,6 +216,23 @@ void srv_check_stalled(struct srv *s, usec_t now)
     }
 }
 
+void srv_watch_progress(struct srv *s, usec_t now)
+{
+    if (!s->cfg.watch_progress_usec)
+        return;
+    for (struct srv_stream *st = s->streams; st; st = st->next) {
+        if (now - st->last_sent < s->cfg.watch_progress_usec || st->full_since ||
+            stream_unsent(st) || !store_watch_caught_up(s->store, st->w))
+            continue;
+        struct evbuffer *chunk = evbuffer_new();
+        evbuffer_add_printf(chunk, "{\"progress\":true,\"revision\":%lld}\n",
+                            (long long)store_rev(s->store));
+        evhttp_send_reply_chunk(st->req, chunk);
+        evbuffer_free(chunk);
+        st->last_sent = now;
+    }
+}
+
 static void start_watch(struct srv *s, struct evhttp_request *req, const uint8_t *key, size_t klen,
                         bool prefix, const struct obj_kind *k, struct obj_selector *sel,
                         const struct api_query *q)
@@ -250,6 +277,11 @@ static void start_watch(struct srv *s, struct evhttp_request *req, const uint8_t
     s->streams = st;
     s->nstreams++;
     srv_conn_get(s, st->conn)->s = st;
+    st->last_sent = now_usec(CLOCK_MONOTONIC);
+    /* no read timeout on a stream (see the top of the file); keep the write one */
+    const struct timeval wtv = {(time_t)(s->cfg.http_idle_usec / USEC_PER_SEC),
+                                (suseconds_t)(s->cfg.http_idle_usec % USEC_PER_SEC)};
+    bufferevent_set_timeouts(evhttp_connection_get_bufferevent(st->conn), NULL, &wtv);
 
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     char rv[24];

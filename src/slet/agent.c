@@ -420,6 +420,11 @@ static void watch_line(struct slet_agent *a, const char *line, size_t len)
         }
     } else if (json_object_get(j, "created")) {
         a->relist_backoff_usec = 0; /* a watch that got going resets the backoff */
+    } else if (json_object_get(j, "progress")) {
+        /* everything up to this revision was sent: a resume may start after it */
+        json_int_t rev = json_integer_value(json_object_get(j, "revision"));
+        if (rev > 0 && (uint64_t)rev >= a->watch_rev)
+            a->watch_rev = (uint64_t)rev + 1;
     } else {
         const char *type = json_string_value(json_object_get(j, "type"));
         const json_t *obj = json_object_get(j, "object");
@@ -509,7 +514,9 @@ static int watch_start(struct slet_agent *a)
         evhttp_connection_base_new(a->base, NULL, a->server_host, (unsigned short)a->server_port);
     if (!a->watch_conn)
         return -ENOMEM;
-    struct timeval tv = {.tv_sec = 24 * 3600}; /* a quiet watch is not a dead one */
+    /* sctld sends a progress line on a quiet watch every 10 s: 45 s of silence
+     * means a dead server or a cut path, and the watch is started afresh */
+    struct timeval tv = {.tv_sec = 45};
     evhttp_connection_set_timeout_tv(a->watch_conn, &tv);
     struct evhttp_request *req = evhttp_request_new(watch_done, a);
     evhttp_request_set_chunked_cb(req, watch_chunk);

@@ -266,3 +266,28 @@ leaf_values() {
   [ -z "$missing" ]
   [ "$STOP_STATUS" = 0 ]
 }
+
+@test "a quiet watch outlives the idle timeout and gets progress lines; an idle connection does not" {
+  local dir="$BATS_TEST_TMPDIR/quiet"
+  start_sctld "$dir" --http-idle-ms 1000 --watch-progress-ms 1500
+  local port=$PORT pid=$SCTLD_PID
+  curl -s -X PUT --data-binary v "http://127.0.0.1:$port/v1/kv/q/a" >/dev/null
+  # The watch stays open 4 s (curl's --max-time ends it: exit 28) with the server's
+  # idle timeout at 1 s and the first progress line due only after 1.5 s; it hears
+  # the event, then progress lines at the revision.
+  run curl -sN --max-time 4 "http://127.0.0.1:$port/v1/kv?prefix=q/&watch=1&rev=1"
+  local st=$status out=$output
+  # A connection that says nothing is closed by the server after 1 s: reading it
+  # after 2 s meets end-of-file at once (an open one would block until timeout).
+  run bash -c "exec 5<>/dev/tcp/127.0.0.1/$port; sleep 2; timeout 2 cat <&5"
+  local idle_st=$status
+  stop_sctld "$pid"
+  echo "$out" | head -3 >&2
+  [ "$st" = 28 ]
+  [ "$(echo "$out" | sed -n 2p | jq -r .kv.key)" = q/a ]
+  local n
+  n=$(echo "$out" | jq -c 'select(.progress == true and .revision == 2)' | wc -l)
+  [ "$n" -ge 2 ] || { echo "only $n progress lines at revision 2" >&2; return 1; }
+  [ "$(echo "$out" | jq -c 'select(.progress != true)' | wc -l)" = 2 ]
+  [ "$idle_st" = 0 ] || { echo "an idle connection stayed open (status $idle_st)" >&2; return 1; }
+}

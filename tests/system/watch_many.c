@@ -243,6 +243,10 @@ static int on_line(void *ud, char *line, size_t n)
         json_decref(j);
         return 0;
     }
+    if (json_is_true(json_object_get(j, "progress"))) {
+        json_decref(j);
+        return 0;
+    }
     json_t *err = json_object_get(j, "error");
     if (err) {
         const char *code = json_string_value(json_object_get(err, "code"));
