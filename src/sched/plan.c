@@ -15,7 +15,11 @@ struct sched_pass {
     struct sched_node *nodes; /* sorted by name */
     size_t n;
     struct sched_label *labels; /* every node's, in one array */
-    json_t *by_dep;             /* deployment name -> [Assignment] (borrowed items) */
+    bool *cordoned;             /* spec.unschedulable, per node */
+    json_t *node_objs;          /* the Node objects the names and labels point into */
+    json_t *by_dep;             /* deployment name -> {name -> Assignment} */
+    json_t *all;                /* Assignment name -> Assignment */
+    int64_t *saved;             /* cpu_used, mem_used per node at sched_pass_begin */
 };
 
 static int node_cmp(const void *a, const void *b)
@@ -42,10 +46,10 @@ static const char *name_of(const json_t *o)
     return json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
 }
 
-struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready,
-                                  const json_t *assignments)
+struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready)
 {
     struct sched_pass *p = xcalloc(1, sizeof(*p));
+    p->node_objs = json_incref((json_t *)nodes);
     size_t nn = json_array_size(nodes), nl = 0, i;
     const json_t *nd;
     json_array_foreach(nodes, i, nd) nl +=
@@ -53,6 +57,7 @@ struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready,
     p->nodes = xcalloc(nn ? nn : 1, sizeof(*p->nodes));
     p->labels = xcalloc(nl ? nl : 1, sizeof(*p->labels));
     size_t li = 0;
+    json_t *cordon = json_object(); /* names of cordoned nodes, to survive the sort */
     json_array_foreach(nodes, i, nd)
     {
         const char *name = name_of(nd);
@@ -66,6 +71,8 @@ struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready,
         s->mem_bytes = int_at(spec, which, "memoryBytes");
         s->schedulable = ready && json_object_get(ready, name) &&
                          !json_is_true(json_object_get(spec, "unschedulable"));
+        if (json_is_true(json_object_get(spec, "unschedulable")))
+            json_object_set_new(cordon, name, json_true());
         s->labels = &p->labels[li];
         const char *k;
         json_t *v;
@@ -79,25 +86,89 @@ struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready,
         }
     }
     qsort(p->nodes, p->n, sizeof(*p->nodes), node_cmp);
+    p->cordoned = xcalloc(p->n ? p->n : 1, sizeof(bool));
+    for (size_t k = 0; k < p->n; k++)
+        p->cordoned[k] = json_object_get(cordon, p->nodes[k].name) != NULL;
+    json_decref(cordon);
+    p->saved = xcalloc(2 * (p->n ? p->n : 1), sizeof(int64_t));
     p->by_dep = json_object();
-    const json_t *a;
-    json_array_foreach(assignments, i, a)
-    {
-        const json_t *spec = json_object_get(a, "spec");
-        const char *dep = json_string_value(json_object_get(spec, "deployment"));
-        if (!dep)
-            continue;
-        json_t *list = json_object_get(p->by_dep, dep);
-        if (!list)
-            json_object_set_new(p->by_dep, dep, list = json_array());
-        json_array_append(list, (json_t *)a);
-        long ni = node_find(p, json_string_value(json_object_get(spec, "node")));
-        if (ni >= 0) {
-            p->nodes[ni].cpu_used += json_integer_value(json_object_get(spec, "cpuMillis"));
-            p->nodes[ni].mem_used += json_integer_value(json_object_get(spec, "memoryBytes"));
-        }
-    }
+    p->all = json_object();
     return p;
+}
+
+/* Adds (sign 1) or takes back (-1) an Assignment's requests on its node. */
+static void charge(struct sched_pass *p, const json_t *a, int sign)
+{
+    const json_t *spec = json_object_get(a, "spec");
+    long ni = node_find(p, json_string_value(json_object_get(spec, "node")));
+    if (ni >= 0) {
+        p->nodes[ni].cpu_used += sign * json_integer_value(json_object_get(spec, "cpuMillis"));
+        p->nodes[ni].mem_used += sign * json_integer_value(json_object_get(spec, "memoryBytes"));
+    }
+}
+
+void sched_pass_remove(struct sched_pass *p, const char *name)
+{
+    json_t *a = name ? json_object_get(p->all, name) : NULL;
+    if (!a)
+        return;
+    charge(p, a, -1);
+    const char *dep = json_string_value(json_object_get(json_object_get(a, "spec"), "deployment"));
+    json_t *mine = dep ? json_object_get(p->by_dep, dep) : NULL;
+    if (mine) {
+        json_object_del(mine, name);
+        if (json_object_size(mine) == 0)
+            json_object_del(p->by_dep, dep);
+    }
+    json_object_del(p->all, name); /* drops a's last reference held here */
+}
+
+void sched_pass_add(struct sched_pass *p, json_t *a)
+{
+    const char *name = name_of(a);
+    const char *dep = json_string_value(json_object_get(json_object_get(a, "spec"), "deployment"));
+    if (!name || !dep)
+        return;
+    sched_pass_remove(p, name);
+    json_t *mine = json_object_get(p->by_dep, dep);
+    if (!mine)
+        json_object_set_new(p->by_dep, dep, mine = json_object());
+    json_object_set(mine, name, a);
+    json_object_set(p->all, name, a);
+    charge(p, a, 1);
+}
+
+void sched_pass_set_ready(struct sched_pass *p, const char *node, bool ready)
+{
+    long ni = node_find(p, node);
+    if (ni >= 0)
+        p->nodes[ni].schedulable = ready && !p->cordoned[ni];
+}
+
+size_t sched_pass_assignments(const struct sched_pass *p)
+{
+    return json_object_size(p->all);
+}
+
+const json_t *sched_pass_of(const struct sched_pass *p, const char *deployment)
+{
+    return deployment ? json_object_get(p->by_dep, deployment) : NULL;
+}
+
+void sched_pass_begin(struct sched_pass *p)
+{
+    for (size_t k = 0; k < p->n; k++) {
+        p->saved[2 * k] = p->nodes[k].cpu_used;
+        p->saved[2 * k + 1] = p->nodes[k].mem_used;
+    }
+}
+
+void sched_pass_end(struct sched_pass *p)
+{
+    for (size_t k = 0; k < p->n; k++) {
+        p->nodes[k].cpu_used = p->saved[2 * k];
+        p->nodes[k].mem_used = p->saved[2 * k + 1];
+    }
 }
 
 void sched_pass_free(struct sched_pass *p)
@@ -105,6 +176,10 @@ void sched_pass_free(struct sched_pass *p)
     if (!p)
         return;
     json_decref(p->by_dep);
+    json_decref(p->all);
+    json_decref(p->node_objs);
+    free(p->saved);
+    free(p->cordoned);
     free(p->labels);
     free(p->nodes);
     free(p);
@@ -120,12 +195,7 @@ void sched_plan_done(struct sched_plan *plan)
 
 static void release(struct sched_pass *p, const json_t *a)
 {
-    const json_t *spec = json_object_get(a, "spec");
-    long ni = node_find(p, json_string_value(json_object_get(spec, "node")));
-    if (ni >= 0) {
-        p->nodes[ni].cpu_used -= json_integer_value(json_object_get(spec, "cpuMillis"));
-        p->nodes[ni].mem_used -= json_integer_value(json_object_get(spec, "memoryBytes"));
-    }
+    charge(p, a, -1);
 }
 
 static void add_remove(struct sched_plan *out, const json_t *a)
@@ -168,12 +238,13 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
 
     /* 1. older generations and vanished nodes go; 2. gather the current ones */
     const json_t *mine = dep ? json_object_get(p->by_dep, dep) : NULL;
-    size_t n_mine = json_array_size(mine), i;
+    size_t n_mine = json_object_size(mine);
+    const char *an;
     const json_t **cur = xcalloc(n_mine ? n_mine : 1, sizeof(*cur));
     size_t ncur = 0;
     uint32_t *per = xcalloc(p->n ? p->n : 1, sizeof(uint32_t));
     const json_t *a;
-    json_array_foreach(mine, i, a)
+    json_object_foreach((json_t *)mine, an, a)
     {
         const json_t *as = json_object_get(a, "spec");
         long ni = node_find(p, json_string_value(json_object_get(as, "node")));

@@ -1,10 +1,13 @@
 /*
  * plan.h: the scheduler loop's decisions as a pure function of the objects.
  *
- * The leader's loop (sctld) lists Nodes, the node heartbeat keys, Deployments and
- * Assignments, builds a pass (sched_pass_new), asks for each Deployment's plan
- * (sched_plan_deployment) and writes it in one transaction guarded by the
- * Deployment's revision and the revisions of the Assignments it removes.  If any
+ * The leader's loop (sctld) keeps a pass (sched_pass_new) for as long as it
+ * leads: the Nodes, which of them are ready, and every Assignment, kept current
+ * from the store's changes (sched_pass_add / _remove / _set_ready), so that a
+ * pass costs what changed, not the size of the cluster.  For each Deployment
+ * that needs it the loop asks for a plan (sched_plan_deployment, between
+ * sched_pass_begin and sched_pass_end) and writes it in one transaction guarded
+ * by the Deployment's revision and the revisions of the Assignments it removes.  If any
  * of them moved, the transaction fails and the next pass plans again from what
  * is stored: the loop is level-triggered, so a lost race or a crashed leader
  * costs one pass, never a duplicate.
@@ -31,6 +34,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,12 +42,26 @@
 
 struct sched_pass;
 
-/* nodes: the Node objects; ready: names of Nodes whose heartbeat is live (a JSON
- * object used as a set, may be NULL = none ready); assignments: every Assignment
- * object (for usage).  Borrowed; keep them alive while the pass lives. */
-struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready,
-                                  const json_t *assignments);
+/* nodes: the Node objects (a JSON array); ready: names of Nodes whose heartbeat
+ * is live (a JSON object used as a set, may be NULL = none ready).  The pass
+ * holds its own references.  A change of the Nodes' set or specs means a new
+ * pass (with the Assignments added again); readiness changes in place. */
+struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready);
 void sched_pass_free(struct sched_pass *p);
+/* An Assignment as stored (presented, with metadata.revision): it belongs to its
+ * Deployment and uses its node's capacity.  Adding a name again replaces it. */
+void sched_pass_add(struct sched_pass *p, json_t *assignment);
+/* Forgets the Assignment of that name (and frees its node's capacity). */
+void sched_pass_remove(struct sched_pass *p, const char *name);
+void sched_pass_set_ready(struct sched_pass *p, const char *node, bool ready);
+size_t sched_pass_assignments(const struct sched_pass *p);
+/* The Assignments of one Deployment: {name: Assignment}, borrowed, or NULL. */
+const json_t *sched_pass_of(const struct sched_pass *p, const char *deployment);
+/* Plans made between begin and end change the nodes' usage as if they were
+ * applied (so the Deployments planned in one round see each other); end undoes
+ * that, because what really lands comes back through sched_pass_add. */
+void sched_pass_begin(struct sched_pass *p);
+void sched_pass_end(struct sched_pass *p);
 
 struct sched_plan {
     json_t *create; /* Assignment objects to store */

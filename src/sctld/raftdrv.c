@@ -177,6 +177,7 @@ static void install_snapshot(struct srv *s, const struct raft_update *u, usec_t 
         srv_stream_end(s, s->streams, -SC_E_COMPACTED,
                        "this member installed a snapshot from the leader; resume from "
                        "resume_revision or later");
+    srv_sched_forget(s);
     store_free(s->store);
     s->store = fresh;
     srv_fmt_reset(s);
@@ -445,7 +446,6 @@ static void housekeeping(struct srv *s, usec_t now)
                 srv_propose(s, NULL, R_INTERNAL, &cmd, now);
             }
         }
-        srv_sched_pass(s);
     }
     for (struct srv_proposal *p = s->head; p; p = p->next)
         if (p->req && now - p->start > PROPOSAL_TIMEOUT)
@@ -469,6 +469,7 @@ void srv_on_tick(evutil_socket_t fd, short what, void *arg)
     struct srv *s = arg;
     s->ticks_pending++;
     srv_drive(s);
+    srv_sched_pass(s); /* every tick: a quiet pass only drains the view's cursor */
     unsigned every = MAX(1u, 100u / MAX(1u, s->cfg.tick_ms));
     if (++s->tick_count % every == 0) {
         housekeeping(s, now_usec(CLOCK_MONOTONIC));

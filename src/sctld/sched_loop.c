@@ -1,15 +1,37 @@
 /*
- * sched_loop.c: the scheduler loop, run by the leader from housekeeping.
+ * sched_loop.c: the scheduler loop, run by the leader on every tick.
  *
- * Level-triggered: whenever the store's revision moved since the last pass and
- * no pass of ours is still in the log, read Nodes, heartbeats, Deployments,
- * Assignments and Instances from the applied state, plan every Deployment
- * (src/sched/plan.h) and propose one transaction per Deployment that has changes
- * or a new status.  Each transaction compares the Deployment's revision and the
- * revision of every Assignment it removes, so a plan made from a state that has
- * since moved fails as a whole and the next pass plans again; a new leader
- * simply starts passing (nothing lives outside the store).  Assignments and
- * Revisions of Deployments that no longer exist are deleted the same way.
+ * Level-triggered and incremental.  The leader keeps a view of what the
+ * scheduler reads (Nodes, the heartbeat keys, Deployments, Assignments, which
+ * Instances are ready, Revisions), built by one read of the store when it
+ * becomes leader and then kept current from a watch cursor on /registry/, so
+ * that a pass costs what changed, not the size of the cluster: 100,000
+ * Assignments are parsed once, not once per pass.  A change marks the
+ * Deployments it concerns dirty; a pass plans the dirty ones (src/sched/plan.h)
+ * and proposes one transaction per Deployment that has changes or a new status.
+ * Each transaction compares the Deployment's revision and the revision of every
+ * Assignment it removes, so a plan made from a state that has since moved fails
+ * as a whole; the change that moved it arrives through the cursor and marks the
+ * Deployment dirty again.  Assignments and Revisions of Deployments that no
+ * longer exist are deleted the same way.  A new leader builds its view afresh
+ * (nothing lives outside the store).
+ *
+ * Invariants:
+ *  1. The view equals the store at store_watch_next_rev(w) - 1 once drained: it
+ *     is built from one read at revision R with the cursor opened at R + 1, and
+ *     every event is applied in order; a cursor overtaken by compaction, a
+ *     snapshot install or a lost leadership drops the view (srv_sched_forget).
+ *  2. A pass runs only when no scheduler transaction is in flight, so it never
+ *     plans around its own unapplied writes; plans of one pass see each other
+ *     through the pass's tentative usage (sched_pass_begin/_end).
+ *  3. A Deployment stays dirty after a pass that proposed anything for it or
+ *     left replicas unplaced; it leaves the set only when a plan finds nothing
+ *     to do.  So a transaction lost to a timeout is planned again, and a pass is
+ *     forced every second while anything is dirty, even if nothing moved.
+ *
+ *   (not leader) --elected--> build view --drain cursor--> pass --...
+ *        ^                                                   |
+ *        +---- stepped down / compacted / snapshot: forget <-+
  */
 #include <assert.h>
 #include <stdio.h>
@@ -20,56 +42,231 @@
 #include "sched/plan.h"
 #include "sctld/server_int.h"
 
-/* Every object of kind plural, presented, as a JSON array. */
-static json_t *read_all(struct srv *s, const char *plural)
-{
-    const struct obj_kind *k = obj_kind_by_plural(plural, strlen(plural));
-    struct sc_buf prefix = {0};
-    obj_prefix(&prefix, k);
-    struct store_op op = {
-        .type = STORE_OP_GET, .key = prefix.data, .key_len = prefix.len, .prefix = true};
-    struct store_op_result res;
-    struct sc_error e;
-    json_t *out = json_array();
-    if (store_read(s->store, &op, &res, &e) == 0) {
-        for (size_t i = 0; i < res.nkvs; i++) {
-            json_t *o = obj_present(res.kvs[i].value, res.kvs[i].value_len, res.kvs[i].mod_rev);
-            if (o)
-                json_array_append_new(out, o);
-        }
-        free(res.kvs);
-    }
-    sc_buf_free(&prefix);
-    return out;
-}
-
-/* Names of the nodes whose heartbeat key exists, as a JSON object used as a set. */
-static json_t *read_ready(struct srv *s)
-{
-    static const char prefix[] = OBJ_PREFIX "heartbeats/";
-    struct store_op op = {.type = STORE_OP_GET,
-                          .key = (const uint8_t *)prefix,
-                          .key_len = sizeof(prefix) - 1,
-                          .prefix = true,
-                          .keys_only = true};
-    struct store_op_result res;
-    struct sc_error e;
-    json_t *set = json_object();
-    if (store_read(s->store, &op, &res, &e) == 0) {
-        for (size_t i = 0; i < res.nkvs; i++) {
-            char name[80];
-            snprintf(name, sizeof(name), "%.*s", (int)(res.kvs[i].key_len - (sizeof(prefix) - 1)),
-                     (const char *)res.kvs[i].key + sizeof(prefix) - 1);
-            json_object_set_new(set, name, json_true());
-        }
-        free(res.kvs);
-    }
-    return set;
-}
+struct sched_view {
+    struct store_watch *w;
+    json_t *nodes;  /* Node name -> Node */
+    json_t *ready;  /* Node name -> true: its heartbeat key exists */
+    json_t *deps;   /* Deployment name -> Deployment */
+    json_t *asg;    /* Assignment name -> Assignment */
+    json_t *revs;   /* Revision name -> its deployment's name */
+    json_t *inst;   /* Instance name -> its deployment's name, for ready ones */
+    json_t *nready; /* deployment name -> ready Instances */
+    json_t *dirty;  /* deployment names to plan (or to clean up after) */
+    struct sched_pass *pass;
+    bool nodes_changed, all_dirty;
+    usec_t last_pass;
+};
 
 static const char *name_of(const json_t *o)
 {
     return json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+}
+
+static const char *spec_str(const json_t *o, const char *field)
+{
+    return json_string_value(json_object_get(json_object_get(o, "spec"), field));
+}
+
+static void view_free(struct srv *s, struct sched_view *v)
+{
+    if (!v)
+        return;
+    if (v->w)
+        store_watch_close(s->store, v->w);
+    sched_pass_free(v->pass);
+    json_decref(v->nodes);
+    json_decref(v->ready);
+    json_decref(v->deps);
+    json_decref(v->asg);
+    json_decref(v->revs);
+    json_decref(v->inst);
+    json_decref(v->nready);
+    json_decref(v->dirty);
+    free(v);
+}
+
+void srv_sched_forget(struct srv *s)
+{
+    view_free(s, s->sched_view);
+    s->sched_view = NULL;
+}
+
+static void set_instance(struct sched_view *v, const char *name, const json_t *in)
+{
+    const json_t *was = json_object_get(v->inst, name);
+    const char *old_dep = json_string_value(was);
+    const char *dep = NULL;
+    if (in && json_is_true(json_object_get(json_object_get(in, "status"), "ready")))
+        dep = json_string_value(json_object_get(
+            json_object_get(json_object_get(in, "metadata"), "labels"), "deployment"));
+    if (old_dep && dep && !strcmp(old_dep, dep))
+        return;
+    if (old_dep) {
+        json_t *n = json_object_get(v->nready, old_dep);
+        json_integer_set(n, json_integer_value(n) - 1);
+        json_object_set_new(v->dirty, old_dep, json_true());
+        json_object_del(v->inst, name); /* old_dep dies here */
+    }
+    if (dep) {
+        json_t *n = json_object_get(v->nready, dep);
+        if (!n)
+            json_object_set_new(v->nready, dep, n = json_integer(0));
+        json_integer_set(n, json_integer_value(n) + 1);
+        json_object_set_new(v->inst, name, json_string(dep));
+        json_object_set_new(v->dirty, dep, json_true());
+    }
+}
+
+static void set_assignment(struct sched_view *v, const char *name, json_t *a)
+{
+    const json_t *old = json_object_get(v->asg, name);
+    const char *d = old ? spec_str(old, "deployment") : NULL;
+    if (d)
+        json_object_set_new(v->dirty, d, json_true());
+    if (v->pass)
+        sched_pass_remove(v->pass, name);
+    json_object_del(v->asg, name);
+    if (!a)
+        return;
+    json_object_set(v->asg, name, a);
+    if (v->pass)
+        sched_pass_add(v->pass, a);
+    if ((d = spec_str(a, "deployment")))
+        json_object_set_new(v->dirty, d, json_true());
+}
+
+/* What a Node contributes to placement: its spec and labels (a status write by
+ * its agent changes neither, and costs no rebuild of the pass). */
+static bool node_same(const json_t *a, const json_t *b)
+{
+    return a && b && json_equal(json_object_get(a, "spec"), json_object_get(b, "spec")) &&
+           json_equal(json_object_get(json_object_get(a, "metadata"), "labels"),
+                      json_object_get(json_object_get(b, "metadata"), "labels"));
+}
+
+/* One stored object (value NULL: deleted) into the view. */
+static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, const uint8_t *value,
+                       size_t vlen, int64_t mod_rev)
+{
+    static const char pre[] = OBJ_PREFIX;
+    if (klen <= sizeof(pre) - 1 || memcmp(key, pre, sizeof(pre) - 1) != 0)
+        return;
+    const char *rest = (const char *)key + sizeof(pre) - 1;
+    size_t rlen = klen - (sizeof(pre) - 1);
+    const char *slash = memchr(rest, '/', rlen);
+    if (!slash)
+        return;
+    size_t plen = (size_t)(slash - rest);
+    char name[256];
+    snprintf(name, sizeof(name), "%.*s", (int)(rlen - plen - 1), slash + 1);
+#define IS(p) (plen == sizeof(p) - 1 && !memcmp(rest, p, plen))
+    if (IS("heartbeats")) {
+        if (value)
+            json_object_set_new(v->ready, name, json_true());
+        else
+            json_object_del(v->ready, name);
+        if (v->pass)
+            sched_pass_set_ready(v->pass, name, value != NULL);
+        v->all_dirty = true;
+        return;
+    }
+    if (!IS("nodes") && !IS("deployments") && !IS("assignments") && !IS("instances") &&
+        !IS("revisions"))
+        return;
+    json_t *o = value ? obj_present(value, vlen, mod_rev) : NULL;
+    if (value && !o)
+        return; /* not an object (written through the key API): not ours to read */
+    if (IS("nodes")) {
+        if (!node_same(json_object_get(v->nodes, name), o)) {
+            v->nodes_changed = true;
+            v->all_dirty = true;
+        }
+        if (o)
+            json_object_set(v->nodes, name, o);
+        else
+            json_object_del(v->nodes, name);
+    } else if (IS("deployments")) {
+        if (o)
+            json_object_set(v->deps, name, o);
+        else
+            json_object_del(v->deps, name);
+        json_object_set_new(v->dirty, name, json_true());
+    } else if (IS("assignments")) {
+        set_assignment(v, name, o);
+    } else if (IS("instances")) {
+        set_instance(v, name, o);
+    } else {
+        const char *d = o ? spec_str(o, "deployment") : NULL;
+        if (d) {
+            json_object_set_new(v->revs, name, json_string(d));
+            if (!json_object_get(v->deps, d))
+                json_object_set_new(v->dirty, d, json_true());
+        } else {
+            json_object_del(v->revs, name);
+        }
+    }
+#undef IS
+    json_decref(o);
+}
+
+static struct sched_pass *pass_build(struct sched_view *v)
+{
+    json_t *arr = json_array();
+    const char *k;
+    json_t *o;
+    json_object_foreach(v->nodes, k, o) json_array_append(arr, o);
+    struct sched_pass *p = sched_pass_new(arr, v->ready);
+    json_decref(arr);
+    json_object_foreach(v->asg, k, o) sched_pass_add(p, o);
+    return p;
+}
+
+/* The view from one read of the store, and a cursor from the next revision. */
+static struct sched_view *view_build(struct srv *s)
+{
+    struct sched_view *v = xcalloc(1, sizeof(*v));
+    v->nodes = json_object();
+    v->ready = json_object();
+    v->deps = json_object();
+    v->asg = json_object();
+    v->revs = json_object();
+    v->inst = json_object();
+    v->nready = json_object();
+    v->dirty = json_object();
+    static const char prefix[] = OBJ_PREFIX;
+    struct store_op op = {.type = STORE_OP_GET,
+                          .key = (const uint8_t *)prefix,
+                          .key_len = sizeof(prefix) - 1,
+                          .prefix = true};
+    struct store_op_result res;
+    struct sc_error e;
+    if (store_read(s->store, &op, &res, &e) == 0) {
+        for (size_t i = 0; i < res.nkvs; i++)
+            view_apply(v, res.kvs[i].key, res.kvs[i].key_len, res.kvs[i].value,
+                       res.kvs[i].value_len, res.kvs[i].mod_rev);
+        free(res.kvs);
+    }
+    if (store_watch_open(s->store, op.key, op.key_len, true, store_rev(s->store) + 1, false, &v->w,
+                         &e) < 0) {
+        log_error("msg=\"scheduler cannot follow the store\" reason=\"%s\"", e.msg);
+        view_free(s, v);
+        return NULL;
+    }
+    v->pass = pass_build(v);
+    v->nodes_changed = false;
+    v->all_dirty = true;
+    return v;
+}
+
+/* Applies the changes since the last drain; false if the view must be rebuilt. */
+static bool view_drain(struct srv *s, struct sched_view *v)
+{
+    struct store_event ev;
+    int r;
+    while ((r = store_watch_next(s->store, v->w, &ev)) > 0)
+        view_apply(v, ev.kv.key, ev.kv.key_len, ev.type == STORE_EVENT_DELETE ? NULL : ev.kv.value,
+                   ev.kv.value_len, ev.kv.mod_rev);
+    return r == 0;
 }
 
 /* The transaction under construction: keys and values live until it is proposed. */
@@ -137,111 +334,147 @@ static void tx_propose(struct srv *s, struct txn *t)
     memset(t, 0, sizeof(*t));
 }
 
-/* Instances of deployment dep that report ready. */
-static json_int_t count_ready(const json_t *instances, const char *dep)
+/* Removes what is left of a Deployment that no longer exists: its Assignments
+ * and Revisions, a transaction per 60, each guarded by the object's revision. */
+static bool collect_orphans(struct srv *s, struct sched_view *v, const char *dep, struct txn *t)
 {
-    json_int_t n = 0;
-    size_t i;
-    const json_t *in;
-    json_array_foreach(instances, i, in)
+    uint64_t before = s->sched_removed;
+    const char *k;
+    json_t *o;
+    json_object_foreach((json_t *)sched_pass_of(v->pass, dep), k, o)
     {
-        const json_t *labels = json_object_get(json_object_get(in, "metadata"), "labels");
-        const char *d = json_string_value(json_object_get(labels, "deployment"));
-        if (d && !strcmp(d, dep) &&
-            json_is_true(json_object_get(json_object_get(in, "status"), "ready")))
-            n++;
-    }
-    return n;
-}
-
-/* Deletes, a transaction at a time, the objects of plural whose deployment
- * (spec.deployment) is not in deps. */
-static void collect_orphans(struct srv *s, const json_t *objs, const char *plural,
-                            const json_t *deps, struct txn *t)
-{
-    size_t i;
-    const json_t *o;
-    json_array_foreach(objs, i, o)
-    {
-        const char *d =
-            json_string_value(json_object_get(json_object_get(o, "spec"), "deployment"));
-        if (!d || json_object_get(deps, d))
-            continue;
-        tx_remove(t, plural, name_of(o),
+        tx_remove(t, "assignments", k,
                   json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision")));
         s->sched_removed++;
         if (t->nops >= 60)
             tx_propose(s, t);
     }
+    struct sc_buf key = {0};
+    json_object_foreach(v->revs, k, o)
+    {
+        if (strcmp(json_string_value(o), dep) != 0)
+            continue;
+        /* a Revision is immutable: its mod revision is its create revision */
+        obj_key(&key, obj_kind_by_plural("revisions", 9), k);
+        struct store_op op = {.type = STORE_OP_GET, .key = key.data, .key_len = key.len};
+        struct store_op_result res;
+        struct sc_error e;
+        if (store_read(s->store, &op, &res, &e) == 0) {
+            if (res.nkvs == 1)
+                tx_remove(t, "revisions", k, res.kvs[0].mod_rev);
+            free(res.kvs);
+        }
+        sc_buf_reset(&key);
+        s->sched_removed++;
+        if (t->nops >= 60)
+            tx_propose(s, t);
+    }
+    sc_buf_free(&key);
+    tx_propose(s, t);
+    return s->sched_removed != before;
+}
+
+/* Plans one Deployment and proposes its transaction; true if it must be planned
+ * again (it proposed something or left replicas unplaced). */
+static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struct txn *t)
+{
+    struct sched_plan plan;
+    sched_plan_deployment(v->pass, d, &plan);
+    json_object_set_new(plan.status, "ready",
+                        json_integer(json_integer_value(json_object_get(v->nready, name_of(d)))));
+    bool new_status = !json_equal(json_object_get(d, "status"), plan.status);
+    bool again = plan.changes > 0 || new_status || json_object_get(plan.status, "unschedulable");
+    if (plan.changes > 0 || new_status) {
+        int64_t drev =
+            json_integer_value(json_object_get(json_object_get(d, "metadata"), "revision"));
+        struct sc_buf *k = tx_buf(t);
+        obj_key(k, obj_kind_by_name("Deployment"), name_of(d));
+        t->cmps[t->ncmps++] = (struct store_cmp){.key = k->data,
+                                                 .key_len = k->len,
+                                                 .target = STORE_CMP_MOD,
+                                                 .op = STORE_CMP_EQ,
+                                                 .num = drev};
+        size_t j;
+        const json_t *x;
+        json_array_foreach(plan.remove, j, x)
+            tx_remove(t, "assignments", json_string_value(json_object_get(x, "name")),
+                      json_integer_value(json_object_get(x, "revision")));
+        int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
+        json_array_foreach(plan.create, j, x)
+        {
+            json_t *stamped = obj_merge(NULL, (json_t *)x, false, now_ms); /* created */
+            tx_put(t, "assignments", stamped);
+            json_decref(stamped);
+        }
+        if (new_status) {
+            json_t *st = json_pack("{s:O}", "status", plan.status);
+            json_t *merged = obj_merge((json_t *)d, st, true, 0);
+            tx_put(t, "deployments", merged);
+            json_decref(merged);
+            json_decref(st);
+        }
+        s->sched_created += json_array_size(plan.create);
+        s->sched_removed += json_array_size(plan.remove);
+        tx_propose(s, t);
+    }
+    sched_plan_done(&plan);
+    return again;
 }
 
 void srv_sched_pass(struct srv *s)
 {
-    if (s->st.role != RAFT_LEADER || s->shutting_down || s->sched_in_flight ||
-        store_rev(s->store) == s->sched_rev)
+    if (s->st.role != RAFT_LEADER || s->shutting_down) {
+        if (s->sched_view)
+            srv_sched_forget(s);
+        return;
+    }
+    if (!s->sched_view && !(s->sched_view = view_build(s)))
+        return;
+    struct sched_view *v = s->sched_view;
+    if (!view_drain(s, v)) {
+        log_warn("msg=\"scheduler view overtaken by compaction; reading the store again\"");
+        srv_sched_forget(s);
+        return;
+    }
+    if (s->sched_in_flight)
+        return;
+    usec_t now = now_usec(CLOCK_MONOTONIC);
+    bool moved = store_rev(s->store) != s->sched_rev;
+    if (!moved && (json_object_size(v->dirty) == 0 || now - v->last_pass < USEC_PER_SEC))
         return;
     s->sched_rev = store_rev(s->store);
-    s->sched_passes++;
-    json_t *nodes = read_all(s, "nodes"), *deps = read_all(s, "deployments");
-    json_t *asg = read_all(s, "assignments"), *insts = read_all(s, "instances");
-    json_t *revs = read_all(s, "revisions"), *ready = read_ready(s);
-    json_t *dep_names = json_object();
-    struct sched_pass *pass = sched_pass_new(nodes, ready, asg);
-    struct txn *t = xcalloc(1, sizeof(*t));
-    size_t i;
-    const json_t *d;
-    json_array_foreach(deps, i, d)
-    {
-        json_object_set_new(dep_names, name_of(d), json_true());
-        struct sched_plan plan;
-        sched_plan_deployment(pass, d, &plan);
-        json_object_set_new(plan.status, "ready", json_integer(count_ready(insts, name_of(d))));
-        bool new_status = !json_equal(json_object_get(d, "status"), plan.status);
-        if (plan.changes > 0 || new_status) {
-            int64_t drev =
-                json_integer_value(json_object_get(json_object_get(d, "metadata"), "revision"));
-            struct sc_buf *k = tx_buf(t);
-            obj_key(k, obj_kind_by_name("Deployment"), name_of(d));
-            t->cmps[t->ncmps++] = (struct store_cmp){.key = k->data,
-                                                     .key_len = k->len,
-                                                     .target = STORE_CMP_MOD,
-                                                     .op = STORE_CMP_EQ,
-                                                     .num = drev};
-            size_t j;
-            const json_t *x;
-            json_array_foreach(plan.remove, j, x)
-                tx_remove(t, "assignments", json_string_value(json_object_get(x, "name")),
-                          json_integer_value(json_object_get(x, "revision")));
-            int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
-            json_array_foreach(plan.create, j, x)
-            {
-                json_t *stamped = obj_merge(NULL, (json_t *)x, false, now_ms); /* created */
-                tx_put(t, "assignments", stamped);
-                json_decref(stamped);
-            }
-            if (new_status) {
-                json_t *st = json_pack("{s:O}", "status", plan.status);
-                json_t *merged = obj_merge(d, st, true, 0);
-                tx_put(t, "deployments", merged);
-                json_decref(merged);
-                json_decref(st);
-            }
-            s->sched_created += json_array_size(plan.create);
-            s->sched_removed += json_array_size(plan.remove);
-            tx_propose(s, t);
-        }
-        sched_plan_done(&plan);
+    v->last_pass = now;
+    if (v->nodes_changed) {
+        sched_pass_free(v->pass);
+        v->pass = pass_build(v);
+        v->nodes_changed = false;
     }
-    collect_orphans(s, asg, "assignments", dep_names, t);
-    collect_orphans(s, revs, "revisions", dep_names, t);
-    tx_propose(s, t);
+    if (v->all_dirty) {
+        const char *k;
+        json_t *o;
+        json_object_foreach(v->deps, k, o) json_object_set_new(v->dirty, k, json_true());
+        v->all_dirty = false;
+    }
+    if (json_object_size(v->dirty) == 0)
+        return;
+    s->sched_passes++;
+    struct txn *t = xcalloc(1, sizeof(*t));
+    json_t *again = json_object();
+    sched_pass_begin(v->pass);
+    const char *k;
+    json_t *o;
+    json_object_foreach(v->dirty, k, o)
+    {
+        const json_t *d = json_object_get(v->deps, k);
+        if (d) {
+            if (plan_one(s, v, d, t))
+                json_object_set_new(again, k, json_true());
+        } else if (collect_orphans(s, v, k, t)) {
+            json_object_set_new(again, k, json_true());
+        }
+    }
+    sched_pass_end(v->pass);
+    json_decref(v->dirty);
+    v->dirty = again;
     free(t);
-    sched_pass_free(pass);
-    json_decref(dep_names);
-    json_decref(ready);
-    json_decref(revs);
-    json_decref(insts);
-    json_decref(asg);
-    json_decref(deps);
-    json_decref(nodes);
 }

@@ -422,6 +422,7 @@ out:
         event_free(s->sigint_ev);
     if (s->base)
         event_base_free(s->base);
+    srv_sched_forget(s);
     store_free(s->store);
     sc_buf_free(&s->scratch);
     sc_buf_free(&s->fmt.text);

@@ -205,6 +205,7 @@ struct srv {
     /* the scheduler loop (sched_loop.c): transactions in flight, revision planned at */
     unsigned sched_in_flight;
     int64_t sched_rev;
+    struct sched_view *sched_view; /* the leader's incremental view, NULL otherwise */
     uint64_t sched_passes, sched_created, sched_removed;
     /* metrics */
     struct sc_hist req_hist;
@@ -293,6 +294,8 @@ void srv_http_obj(struct srv *s, struct evhttp_request *req, const struct srv_ca
 
 /* sched_loop.c: the leader's scheduler loop, run from housekeeping */
 void srv_sched_pass(struct srv *s);
+/* Drops the scheduler's view (before the store it follows goes away). */
+void srv_sched_forget(struct srv *s);
 
 /* forward.c */
 void srv_forward(struct srv *s, struct evhttp_request *req, usec_t start);

@@ -4,11 +4,16 @@
  * randomized property test: everything placed fits, as many replicas are placed
  * as the free capacity allows, and no node that still has room holds two fewer
  * replicas than a node that received one.
+ *
+ * plan.h's incremental pass: a pass kept current by adds, removes and readiness
+ * changes plans exactly what a pass built afresh from the same objects plans,
+ * and sched_pass_end undoes the tentative usage of the plans made since begin.
  */
 #include "harness.h"
 
 #include <stdlib.h>
 
+#include "sched/plan.h"
 #include "sched/sched.h"
 
 #define GiB (1024LL * 1024 * 1024)
@@ -208,6 +213,142 @@ static void test_random_properties(void **state)
     }
 }
 
+static const char *name_of_json(const json_t *o)
+{
+    return json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+}
+
+static json_t *mk_node(int i, int64_t cpu)
+{
+    return json_pack("{s:s, s:{s:s+}, s:{s:{s:I, s:I}}}", "kind", "Node", "metadata", "name", "n",
+                     i == 0   ? "0"
+                     : i == 1 ? "1"
+                     : i == 2 ? "2"
+                              : "3",
+                     "spec", "allocatable", "cpuMillis", (json_int_t)cpu, "memoryBytes",
+                     (json_int_t)(4 * GiB));
+}
+
+static json_t *mk_dep(const char *name, int replicas)
+{
+    return json_pack("{s:s, s:{s:s, s:i, s:i}, s:{s:s, s:i, s:{s:i, s:I}}}", "kind", "Deployment",
+                     "metadata", "name", name, "generation", 1, "revision", 7, "spec", "image", "x",
+                     "replicas", replicas, "resources", "cpuMillis", 100, "memoryBytes",
+                     (json_int_t)(64 * MiB));
+}
+
+/* The plan's creates and removes as one comparable string. */
+static char *plan_text(struct sched_pass *p, const json_t *d)
+{
+    struct sched_plan plan;
+    sched_pass_begin(p);
+    sched_plan_deployment(p, d, &plan);
+    sched_pass_end(p);
+    json_t *both = json_pack("{s:O, s:O, s:O}", "create", plan.create, "remove", plan.remove,
+                             "status", plan.status);
+    char *s = json_dumps(both, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(both);
+    sched_plan_done(&plan);
+    return s;
+}
+
+static void test_incremental_pass_equals_fresh(void **state)
+{
+    (void)state;
+    srand(7);
+    json_t *nodes = json_array(), *ready = json_object();
+    for (int i = 0; i < 4; i++) {
+        json_array_append_new(nodes, mk_node(i, 1000));
+        json_object_set_new(ready,
+                            json_string_value(json_object_get(
+                                json_object_get(json_array_get(nodes, i), "metadata"), "name")),
+                            json_true());
+    }
+    struct sched_pass *live = sched_pass_new(nodes, ready);
+    json_t *stored = json_object(); /* name -> Assignment, what the store would hold */
+    json_t *d = mk_dep("web", 12);
+    for (int round = 0; round < 40; round++) {
+        /* apply the plan as the store would, and sometimes drop an Assignment */
+        struct sched_plan plan;
+        sched_pass_begin(live);
+        sched_plan_deployment(live, d, &plan);
+        sched_pass_end(live);
+        size_t j;
+        json_t *x;
+        json_array_foreach(plan.create, j, x)
+        {
+            json_t *a = json_deep_copy(x);
+            json_object_set_new(json_object_get(a, "metadata"), "revision",
+                                json_integer(100 + round * 100 + (json_int_t)j));
+            json_object_set(stored, name_of_json(a), a);
+            sched_pass_add(live, a);
+            json_decref(a);
+        }
+        json_array_foreach(plan.remove, j, x)
+        {
+            const char *gone = json_string_value(json_object_get(x, "name"));
+            sched_pass_remove(live, gone);
+            json_object_del(stored, gone);
+        }
+        if (rand() % 3 == 0 && json_object_size(stored)) {
+            const char *k = json_object_iter_key(json_object_iter(stored));
+            char name[128];
+            snprintf(name, sizeof(name), "%s", k);
+            sched_pass_remove(live, name);
+            json_object_del(stored, name);
+        }
+        if (round == 20) { /* node 3 stops heartbeating */
+            json_object_del(ready, "n3");
+            sched_pass_set_ready(live, "n3", false);
+        }
+        if (round == 30)
+            json_object_set_new(json_object_get(d, "spec"), "replicas", json_integer(5));
+        sched_plan_done(&plan);
+        /* the same plan from a pass built afresh from what is stored */
+        struct sched_pass *fresh = sched_pass_new(nodes, ready);
+        const char *k;
+        json_t *a;
+        json_object_foreach(stored, k, a) sched_pass_add(fresh, a);
+        assert_int_equal(sched_pass_assignments(fresh), sched_pass_assignments(live));
+        char *t1 = plan_text(live, d), *t2 = plan_text(fresh, d);
+        assert_string_equal(t1, t2);
+        free(t1);
+        free(t2);
+        sched_pass_free(fresh);
+    }
+    /* converged: 5 replicas, none on the node that is not ready */
+    assert_int_equal(json_object_size(stored), 5);
+    const char *k;
+    json_t *a;
+    json_object_foreach(stored, k, a) assert_string_not_equal(
+        json_string_value(json_object_get(json_object_get(a, "spec"), "node")), "n3");
+    /* usage: with 5 x 100m on the 3 ready nodes of 1000m, a Deployment asking
+     * 1000m per replica finds no node while they are counted, and all three
+     * once they are removed */
+    json_t *big = mk_dep("big", 3);
+    json_object_set_new(json_object_get(json_object_get(big, "spec"), "resources"), "cpuMillis",
+                        json_integer(1000));
+    struct sched_plan plan;
+    sched_plan_deployment(live, big, &plan);
+    assert_true(json_array_size(plan.create) < 3);
+    sched_plan_done(&plan);
+    json_t *names = json_array();
+    json_object_foreach(stored, k, a) json_array_append_new(names, json_string(k));
+    size_t i;
+    json_t *n;
+    json_array_foreach(names, i, n) sched_pass_remove(live, json_string_value(n));
+    sched_plan_deployment(live, big, &plan);
+    assert_int_equal(json_array_size(plan.create), 3);
+    sched_plan_done(&plan);
+    json_decref(names);
+    json_decref(big);
+    json_decref(d);
+    json_decref(stored);
+    sched_pass_free(live);
+    json_decref(ready);
+    json_decref(nodes);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -219,6 +360,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_spread_none_packs_by_load),
         cmocka_unit_test(test_victims_newest_first),
         cmocka_unit_test(test_random_properties),
+        cmocka_unit_test(test_incremental_pass_equals_fresh),
     };
     return sc_test_main(tests, argc, argv);
 }
