@@ -76,11 +76,14 @@ static void handle_metrics(struct srv *s, struct evhttp_request *req, const stru
                   "# TYPE sc_forward_total counter\nsc_forward_total %llu\n"
                   "# TYPE sc_forward_connections_opened_total counter\n"
                   "sc_forward_connections_opened_total %llu\n"
-                  "# TYPE sc_forward_connections gauge\nsc_forward_connections %zu\n",
+                  "# TYPE sc_forward_connections gauge\nsc_forward_connections %zu\n"
+                  "# TYPE sc_logs_streams gauge\nsc_logs_streams %zu\n"
+                  "# TYPE sc_logs_streams_total counter\nsc_logs_streams_total %llu\n",
                   (unsigned long long)s->st.term, (unsigned long long)s->st.leader,
                   s->st.role == RAFT_LEADER, (unsigned long long)s->st.commit,
                   (unsigned long long)s->st.last_index, (unsigned long long)s->fwd_total,
-                  (unsigned long long)s->fwd_conns_opened, s->fwd_pool.n);
+                  (unsigned long long)s->fwd_conns_opened, s->fwd_pool.n, s->nlogs,
+                  (unsigned long long)s->logs_total);
     if (s->st.role == RAFT_LEADER && !s->in_flight) {
         struct raft_progress_info pi[RAFT_MAX_MEMBERS];
         size_t n = raft_get_progress(s->raft, pi, RAFT_MAX_MEMBERS);
@@ -117,6 +120,7 @@ static void handle_healthz(struct srv *s, struct evhttp_request *req, const stru
 enum route_match {
     ROUTE_EXACT, /* the path is `path` */
     ROUTE_UNDER, /* the path starts with `path` (which ends in '/') and goes on */
+    ROUTE_NAMED, /* `path` with one '*' standing for one non-empty segment, given as rest */
 };
 
 struct route {
@@ -142,16 +146,31 @@ static const struct route routes[] = {
     {"/v1/cluster/members/", ROUTE_UNDER, 0, true, srv_http_members, NULL},
     {"/healthz", ROUTE_EXACT, EVHTTP_REQ_GET, false, handle_healthz, NULL},
     {"/metrics", ROUTE_EXACT, EVHTTP_REQ_GET, false, handle_metrics, NULL},
+    /* an object's subresource served here rather than by http_obj.c (logs.c) */
+    {"/v1/instances/*/logs", ROUTE_NAMED, EVHTTP_REQ_GET, false, srv_http_logs, NULL},
     /* last: every other /v1/<kind>[/<name>] is an object path (http_obj.c) */
     {"/v1/", ROUTE_UNDER, 0, true, srv_http_obj, NULL},
 };
 
-static bool route_matches(const struct route *r, const char *path, size_t plen)
+/* Whether path[0..plen) matches r; *rest and *rlen get what the handler sees. */
+static bool route_matches(const struct route *r, const char *path, size_t plen, const char **rest,
+                          size_t *rlen)
 {
     size_t n = strlen(r->path);
+    *rest = path + MIN(n, plen);
+    *rlen = plen - MIN(n, plen);
     if (r->match == ROUTE_EXACT)
         return plen == n && memcmp(path, r->path, n) == 0;
-    return plen > n && memcmp(path, r->path, n) == 0;
+    if (r->match == ROUTE_UNDER)
+        return plen > n && memcmp(path, r->path, n) == 0;
+    const char *star = strchr(r->path, '*');
+    size_t pre = (size_t)(star - r->path), suf = n - pre - 1;
+    if (plen <= n - 1 || memcmp(path, r->path, pre) != 0 ||
+        memcmp(path + plen - suf, star + 1, suf) != 0)
+        return false;
+    *rest = path + pre;
+    *rlen = plen - pre - suf;
+    return memchr(*rest, '/', *rlen) == NULL;
 }
 
 /* "use GET", "use GET or DELETE", "use GET, PUT or DELETE" */
@@ -195,9 +214,11 @@ void srv_handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     const struct route *hit = NULL, *first = NULL;
     unsigned methods = 0;
+    const char *rest = NULL;
+    size_t rlen = 0;
     for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
         const struct route *rt = &routes[i];
-        if (!route_matches(rt, uri, plen))
+        if (!route_matches(rt, uri, plen, &rest, &rlen))
             continue;
         if (first && strcmp(first->path, rt->path) != 0)
             break; /* a more general row (the /v1/ catch-all) never takes a known path */
@@ -231,8 +252,7 @@ void srv_handle(struct evhttp_request *req, void *arg)
             allow_message(methods, allow, sizeof(allow));
         srv_send_error(s, req, sc_error_set(&e, -SC_E_METHOD, "method", "%s", allow), &e);
     } else {
-        size_t n = hit->match == ROUTE_UNDER ? strlen(hit->path) : plen;
-        struct srv_call c = {.rest = uri + n, .rlen = plen - n, .q = &q, .start = start};
+        struct srv_call c = {.rest = rest, .rlen = rlen, .q = &q, .start = start};
         hit->fn(s, req, &c);
     }
     api_query_done(&q);

@@ -44,6 +44,8 @@ const char *srv_reason(int status)
         return "Payload Too Large";
     case 429:
         return "Too Many Requests";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
     case 507:
@@ -119,6 +121,8 @@ static void on_conn_close(struct evhttp_connection *conn, void *arg)
         cs->r->req = NULL;
     if (cs->f)
         cs->f->req = NULL;
+    if (cs->l)
+        srv_logs_client_gone(s, cs->l);
     if (cs->cc)
         s->cc_req = NULL; /* the change still happens; nobody is told */
     if (cs->s) {
@@ -165,7 +169,8 @@ void srv_maybe_finish_shutdown(struct srv *s)
     if (s->finishing)
         return;
     s->finishing = true;
-    bool had_streams = s->streams != NULL;
+    bool had_streams = s->streams != NULL || s->logs != NULL;
+    srv_logs_end_all(s);
     while (s->streams)
         srv_stream_end(s, s->streams, -SC_E_SHUTTING_DOWN,
                        "sctld is shutting down; resume elsewhere");
@@ -374,6 +379,7 @@ out:
     if (s->http)
         evhttp_free(s->http); /* runs the close callbacks: frees every conn_state */
     srv_forward_done(s);      /* the pool's connections, after their clients' */
+    srv_logs_done(s);         /* the log streams' connections to nodes, likewise */
     while (s->streams)
         srv_stream_free(s, s->streams);
     peer_net_free(s->net);

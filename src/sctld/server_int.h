@@ -13,6 +13,7 @@
  *   pending.c  requests waiting on the log: parked proposals, ReadIndex reads
  *   watch.c    watch streams (bounded buffers, slow-watcher cut-off)
  *   forward.c  writes relayed by a follower to the leader, over pooled connections
+ *   logs.c     /v1/instances/NAME/logs: an instance's output relayed from its node
  *   members.c  /v1/cluster, membership changes, the peer table following the log
  *   recover.c  snapshot files (format, the forked writer) and recovery at start-up
  *
@@ -97,7 +98,8 @@ struct srv_conn {
     struct srv_stream *s;
     struct srv_pread *r;
     struct srv_fwd *f;
-    bool cc; /* the connection of the pending membership change */
+    struct srv_logs *l; /* a log stream relayed from a node (logs.c) */
+    bool cc;            /* the connection of the pending membership change */
 };
 
 /* A write forwarded to the leader (an HTTP reverse proxy hop). */
@@ -174,6 +176,9 @@ struct srv {
         size_t n, nidle;
     } fwd_pool;
     uint64_t fwd_conns_opened;
+    struct srv_logs *logs; /* log streams relayed from nodes (logs.c) */
+    size_t nlogs;
+    uint64_t logs_total;
     struct u64map conns;
     struct u64map revoking; /* lease ids with a revoke in flight */
     bool compact_in_flight;
@@ -301,6 +306,12 @@ void srv_sched_forget(struct srv *s);
 void srv_forward(struct srv *s, struct evhttp_request *req, usec_t start);
 void srv_forward_drop_pool(struct srv *s); /* the leader changed */
 void srv_forward_done(struct srv *s);      /* at exit, after evhttp_free */
+
+/* logs.c */
+void srv_http_logs(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
+void srv_logs_client_gone(struct srv *s, struct srv_logs *l); /* from on_conn_close */
+void srv_logs_end_all(struct srv *s);                         /* at shutdown */
+void srv_logs_done(struct srv *s);                            /* at exit, after evhttp_free */
 
 /* members.c */
 raft_id_t srv_name_id(const char *name);
