@@ -107,6 +107,8 @@ struct rx {
     struct sc_reply *r;
     sc_client_line_fn fn; /* NULL: collect the whole body */
     void *arg;
+    sc_client_bytes_fn bytes; /* raw pieces of a 2xx body instead (fn NULL) */
+    CURL *curl;
     struct sc_buf line; /* partial line of a stream */
     int stopped;
 };
@@ -132,6 +134,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
     struct rx *x = arg;
     size_t len = size * n;
+    if (x->bytes && is_2xx(x->curl)) {
+        if (x->bytes(x->arg, p, len)) {
+            x->stopped = 1;
+            return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+        }
+        return len;
+    }
     if (!x->fn) {
         sc_buf_put(&x->r->body, p, len);
         return len;
@@ -205,7 +214,7 @@ static int perform(struct sc_client *c, const char *method, const char *path, co
     curl_easy_setopt(h, CURLOPT_URL, (const char *)url.data);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    if (!x->fn)
+    if (!x->fn && !x->bytes)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -286,6 +295,17 @@ int sc_client_stream(struct sc_client *c, const char *path, sc_client_line_fn fn
         }
     }
     sc_buf_free(&s.x.line);
+    if (rc == 0)
+        decode_error(r);
+    return rc;
+}
+
+int sc_client_stream_bytes(struct sc_client *c, const char *path, sc_client_bytes_fn fn, void *arg,
+                           struct sc_reply *r, struct sc_error *e)
+{
+    sc_reply_free(r);
+    struct rx x = {.r = r, .bytes = fn, .arg = arg, .curl = c->curl};
+    int rc = perform(c, "GET", path, NULL, 0, &x, e);
     if (rc == 0)
         decode_error(r);
     return rc;

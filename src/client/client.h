@@ -56,6 +56,11 @@ int sc_client_do(struct sc_client *c, const char *method, const char *path, cons
 typedef int (*sc_client_line_fn)(void *arg, const char *line, size_t len);
 int sc_client_stream(struct sc_client *c, const char *path, sc_client_line_fn fn, void *arg,
                      struct sc_reply *r, struct sc_error *e);
+/* The same for bytes that are not lines (logs): fn gets each piece of a 2xx body
+ * as it arrives, returns non-zero to end the stream early (which is then no error). */
+typedef int (*sc_client_bytes_fn)(void *arg, const void *data, size_t len);
+int sc_client_stream_bytes(struct sc_client *c, const char *path, sc_client_bytes_fn fn, void *arg,
+                           struct sc_reply *r, struct sc_error *e);
 
 void sc_reply_free(struct sc_reply *r);
 /* The body as a NUL-terminated string (appends a NUL once, not counted in len). */

@@ -27,6 +27,7 @@ static const struct sctl_verb verbs[] = {
     {"describe", sctl_describe_main, "KIND [NAME]", "an object in detail, with related objects"},
     {"delete", sctl_delete_main, "KIND NAME... | -f FILE", "delete objects"},
     {"scale", sctl_scale_main, "[deployment] NAME --replicas N", "set a Deployment's replicas"},
+    {"logs", sctl_logs_main, "INSTANCE [-f]", "an instance's output (-f: follow it)"},
     {"kv", sctl_kv_main, "get|put|del|ls|watch ...", "read and write keys of the store"},
     {"member", sctl_member_main, "list|add|promote|remove ...", "the controllers of the cluster"},
     {"version", verb_version, "", "versions of sctl and of the server"},
@@ -369,6 +370,9 @@ static int verb_completion(struct sctl *s, int argc, char **argv)
         "        COMPREPLY=($(compgen -W \"deployment $(sctl get deployments -o name 2>/dev/null |"
         " sed 's,.*/,,')\" -- \"$cur\"))\n"
         "      else COMPREPLY=($(compgen -W '--replicas' -- \"$cur\")); fi ;;\n"
+        "    logs) if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W '-f --follow' -- \"$cur\"))\n"
+        "      else COMPREPLY=($(compgen -W \"$(sctl get instances -o name 2>/dev/null |"
+        " sed 's,.*/,,')\" -- \"$cur\")); fi ;;\n"
         "    kv) [ \"$COMP_CWORD\" -eq 2 ] && COMPREPLY=($(compgen -W 'get put del ls watch' -- "
         "\"$cur\")) ;;\n"
         "    member) if [ \"$COMP_CWORD\" -eq 2 ]; then\n"

@@ -40,11 +40,13 @@
  *      from the node pauses until the client's buffer has drained.
  *  L5. At most LOGS_MAX_STREAMS proxies at once (429 beyond).
  *
- * A client that goes away mid-follow is seen at once where the loop supports
- * EV_CLOSED (epoll: EPOLLRDHUP on the client's socket), otherwise at the next
- * write to it.  The upstream connection has a 5 s timeout until the node's
- * headers arrive, then, for a follow, none on reads (a quiet instance is not a
- * dead node); the client connection loses its read timeout like a watch's.
+ * A client that goes away mid-follow is seen at once, also on a quiet stream:
+ * libevent keeps reading a GET's connection while we answer, so the peer's FIN
+ * fails the connection, which runs on_conn_close (server.c) and so
+ * srv_logs_client_gone (tests/system/sctl_logs.bats checks sc_logs_streams going
+ * back to 0 after a follower is killed with nothing printed since).  The upstream connection has a
+ * 5 s timeout until the node's headers arrive, then, for a follow, none on reads (a quiet instance
+ * is not a dead node); the client connection loses its read timeout like a watch's.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -69,7 +71,6 @@ struct srv_logs {
     struct evhttp_request *req;     /* the client's, while owed an answer (L1) */
     struct evhttp_connection *conn; /* the client's connection (a key of srv.conns) */
     struct evhttp_connection *up;   /* ours to the node (L2) */
-    struct event *closed_ev;        /* EV_CLOSED on the client's socket, or NULL */
     struct event *reap_ev;
     bool follow, started, paused, reaping;
     int status;            /* the node's answer, 0 until its headers */
@@ -88,10 +89,6 @@ static void on_reap(evutil_socket_t fd, short what, void *arg);
 static void client_done(struct srv_logs *l)
 {
     struct srv *s = l->srv;
-    if (l->closed_ev) {
-        event_free(l->closed_ev);
-        l->closed_ev = NULL;
-    }
     if (l->req) {
         struct srv_conn *cs = u64map_get(&s->conns, (uint64_t)(uintptr_t)l->conn);
         if (cs && cs->l == l)
@@ -138,15 +135,6 @@ static void abort_client(struct srv_logs *l)
              l->url);
     evhttp_connection_free(l->conn); /* on_conn_close -> srv_logs_client_gone */
     client_done(l);                  /* in case the table no longer knew the connection */
-}
-
-static void on_client_closed(evutil_socket_t fd, short what, void *arg)
-{
-    struct srv_logs *l = arg;
-    event_free(l->closed_ev);
-    l->closed_ev = NULL;
-    if (l->req)
-        evhttp_connection_free(l->conn); /* the client is gone: free what it held now */
 }
 
 /* L4: the client's buffer drained: read from the node again. */
@@ -271,8 +259,6 @@ static void logs_free(struct srv *s, struct srv_logs *l)
     s->nlogs--;
     if (l->up)
         evhttp_connection_free(l->up); /* drops its request without calling us (L2) */
-    if (l->closed_ev)
-        event_free(l->closed_ev);
     event_free(l->reap_ev);
     evbuffer_free(l->body);
     free(l);
@@ -452,15 +438,10 @@ void srv_http_logs(struct srv *s, struct evhttp_request *req, const struct srv_c
     s->nlogs++;
     s->logs_total++;
     srv_conn_get(s, l->conn)->l = l;
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(l->conn);
     if (follow) { /* the client sends nothing while it follows: no read timeout (watch.c) */
         const struct timeval wtv = {(time_t)(s->cfg.http_idle_usec / USEC_PER_SEC),
                                     (suseconds_t)(s->cfg.http_idle_usec % USEC_PER_SEC)};
-        bufferevent_set_timeouts(bev, NULL, &wtv);
-    }
-    if (event_base_get_features(s->base) & EV_FEATURE_EARLY_CLOSE) {
-        l->closed_ev = event_new(s->base, bufferevent_getfd(bev), EV_CLOSED, on_client_closed, l);
-        event_add(l->closed_ev, NULL);
+        bufferevent_set_timeouts(evhttp_connection_get_bufferevent(l->conn), NULL, &wtv);
     }
     if (!start_upstream(s, req, l))
         client_done(l);

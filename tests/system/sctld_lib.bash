@@ -1,6 +1,7 @@
 # sctld_lib.bash: starting and stopping one sctld for the bats system tests
-# (`load sctld_lib` in a .bats file).  Needs $SCTLD (the binary) and
-# $SC_FREEPORT (tests/system/freeport); every sctld is ended by its PID.
+# (`load sctld_lib` in a .bats file), and helpers they share: waiting, and the
+# signed example image.  Needs $SCTLD (the binary) and $SC_FREEPORT
+# (tests/system/freeport); every sctld is ended by its PID.
 
 # Starts sctld on a free port with a data dir under $1; sets PORT and SCTLD_PID.
 start_sctld() {
@@ -38,4 +39,35 @@ stop_sctld() {
   fi
   STOP_STATUS=0
   wait "$pid" || STOP_STATUS=$?
+}
+
+# wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds; 1 at the end.
+wait_for() {
+  local n=$(($1 * 10)) i
+  shift
+  for i in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out: $*" >&2
+  return 1
+}
+
+# wait_gone PID: waits up to 10 s for PID to end, then SIGKILLs it.
+wait_gone() {
+  local i
+  for i in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
+# hello_image DIR: builds examples/hello/hello.c statically into an image root under
+# DIR, packs it, signs it with a key made here (trusted in DIR/trust) and imports it
+# into the image store DIR/store; prints the image's blake3:... id.  Needs $SLET
+# and $SC_SRCDIR.
+hello_image() {
+  local d=$1 img
+  mkdir -p "$d/root"/{proc,dev,tmp,run} "$d/trust"
+  cc -O2 -static -o "$d/root/hello" "$SC_SRCDIR/examples/hello/hello.c" || return 1
+  "$SLET" image keygen "$d/key.pem" "$d/trust/key.pem" >/dev/null || return 1
+  img=$("$SLET" image pack "$d/root" -o "$d/hello.pack" --name hello --arg /hello) || return 1
+  "$SLET" image sign "$d/hello.pack" --key "$d/key.pem" >/dev/null || return 1
+  "$SLET" image import "$d/hello.pack" --store "$d/store" --trust "$d/trust" >/dev/null || return 1
+  echo "$img"
 }
