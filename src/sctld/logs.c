@@ -44,9 +44,10 @@
  * libevent keeps reading a GET's connection while we answer, so the peer's FIN
  * fails the connection, which runs on_conn_close (server.c) and so
  * srv_logs_client_gone (tests/system/sctl_logs.bats checks sc_logs_streams going
- * back to 0 after a follower is killed with nothing printed since).  The upstream connection has a
- * 5 s timeout until the node's headers arrive, then, for a follow, none on reads (a quiet instance
- * is not a dead node); the client connection loses its read timeout like a watch's.
+ * back to 0 after a follower is killed with nothing printed since).  The
+ * upstream connection has a 5 s timeout until the node's headers arrive, then,
+ * for a follow, none on reads (a quiet instance is not a dead node); the client
+ * connection loses its read timeout like a watch's.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -54,6 +55,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,8 +84,6 @@ struct srv_logs {
 };
 
 /* ---- the client side ------------------------------------------------------------------ */
-
-static void on_reap(evutil_socket_t fd, short what, void *arg);
 
 /* L1: the one way out of the client side. */
 static void client_done(struct srv_logs *l)
