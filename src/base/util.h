@@ -59,6 +59,15 @@ static inline int sc_hexval(char c)
 
 _noreturn_ void sc_oom(void);
 
+/* FNV-1a of a string, never 0 (so it can key a u64map). */
+static inline uint64_t sc_str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h ? h : 1;
+}
+
 static inline void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

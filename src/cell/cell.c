@@ -79,6 +79,7 @@ void cell_host_free(struct cell_host *h)
     while (h->n_cells > 0)
         cell_free(h->cells[h->n_cells - 1]);
     free(h->cells);
+    u64map_done(&h->by_name);
     h->ops->host_done(h);
     free(h);
 }
@@ -269,8 +270,8 @@ static int spec_validate(const struct cell_host *h, const struct cell_spec *s, s
         if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
             return sc_error_set(e, -SC_E_INVALID, "name",
                                 "name \"%s\" may hold only a-z, 0-9 and '-'", s->name);
-    for (size_t i = 0; i < h->n_cells; i++)
-        if (!strcmp(h->cells[i]->spec.name, s->name))
+    for (struct cell *o = u64map_get(&h->by_name, sc_str_hash(s->name)); o; o = o->name_next)
+        if (!strcmp(o->spec.name, s->name))
             return sc_error_set(e, -EEXIST, "name", "a Cell named \"%s\" exists", s->name);
     if (!s->root || s->root[0] != '/')
         return sc_error_set(e, -SC_E_INVALID, "root", "root must be an absolute directory");
@@ -402,7 +403,11 @@ int cell_create(struct cell_host *h, const struct cell_spec *spec, struct cell *
         return r;
     }
     h->cells = sc_grow(h->cells, &h->cap_cells, h->n_cells + 1, sizeof(*h->cells));
+    c->host_idx = h->n_cells;
     h->cells[h->n_cells++] = c;
+    uint64_t hash = sc_str_hash(c->spec.name);
+    c->name_next = u64map_get(&h->by_name, hash);
+    u64map_put(&h->by_name, hash, c);
     *ret = c;
     return 0;
 }
@@ -599,11 +604,22 @@ void cell_free(struct cell *c)
     if (c->st.state == CELL_RUNNING || c->st.state == CELL_STOPPING)
         (void)h->ops->kill(c);
     h->ops->destroy(c);
-    for (size_t i = 0; i < h->n_cells; i++)
-        if (h->cells[i] == c) {
-            h->cells[i] = h->cells[--h->n_cells];
-            break;
-        }
+    h->cells[c->host_idx] = h->cells[--h->n_cells];
+    h->cells[c->host_idx]->host_idx = c->host_idx;
+    uint64_t hash = sc_str_hash(c->spec.name);
+    struct cell *head = u64map_get(&h->by_name, hash);
+    if (head == c) {
+        if (c->name_next)
+            u64map_put(&h->by_name, hash, c->name_next);
+        else
+            u64map_del(&h->by_name, hash);
+    } else {
+        for (struct cell *o = head; o; o = o->name_next)
+            if (o->name_next == c) {
+                o->name_next = c->name_next;
+                break;
+            }
+    }
     spec_copy_free(&c->spec);
     free(c->ring);
     free(c);

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include "base/u64map.h"
 #include "cell/cell.h"
 
 struct cell_ops {
@@ -37,8 +38,9 @@ extern const struct cell_ops cell_sim_ops;
 struct cell_host {
     const struct cell_ops *ops;
     void *impl;
-    struct cell **cells;
+    struct cell **cells; /* cells[c->host_idx] == c */
     size_t n_cells, cap_cells;
+    struct u64map by_name; /* sc_str_hash(name) -> first Cell of that hash (name_next) */
 };
 
 /* The spec as copied by cell_create(): every string owned by the Cell. */
@@ -62,6 +64,8 @@ struct cell_spec_copy {
 
 struct cell {
     struct cell_host *host;
+    size_t host_idx;        /* where it sits in host->cells */
+    struct cell *name_next; /* next Cell whose name has the same hash */
     void *impl;
     struct cell_spec_copy spec;
     struct cell_status st;

@@ -1060,6 +1060,44 @@ static void sim_lifecycle(void **state)
     cell_host_free(h);
 }
 
+/* The host's name index stays true while Cells come and go in any order: a
+ * freed name can be used again, a live one cannot, at 20,000 Cells. */
+static void sim_names_index(void **state)
+{
+    (void)state;
+    struct cell_host *h = sim_host();
+    const char *argv[] = {"/app", NULL};
+    enum { N = 20000 };
+    struct cell **cs = calloc(N, sizeof(*cs));
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "c-%d", i);
+        struct cell_spec s = {.name = name, .root = "/", .argv = argv, .uid = 1, .gid = 1};
+        assert_int_equal(cell_create(h, &s, &cs[i], NULL), 0);
+    }
+    srand(3);
+    for (int i = 0; i < N; i += 1 + rand() % 3) { /* free about half, scattered */
+        cell_free(cs[i]);
+        cs[i] = NULL;
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "c-%d", i);
+        struct cell_spec s = {.name = name, .root = "/", .argv = argv, .uid = 1, .gid = 1};
+        struct cell *c = NULL;
+        int r = cell_create(h, &s, &c, NULL);
+        if (cs[i]) {
+            assert_int_equal(r, -EEXIST);
+        } else {
+            assert_int_equal(r, 0);
+            cs[i] = c;
+        }
+    }
+    for (int i = N - 1; i >= 0; i -= 2)
+        cell_free(cs[i]);
+    free(cs);
+    cell_host_free(h); /* frees the rest */
+}
+
 static void sim_stop_grace_oom_and_logs(void **state)
 {
     struct cell_host *h = sim_host();
@@ -1184,6 +1222,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(many_cells_started_async_on_one_poll_loop, cleanup),
         cmocka_unit_test(forwarding_is_switched_off_where_it_was_on),
         cmocka_unit_test(sim_lifecycle),
+        cmocka_unit_test(sim_names_index),
         cmocka_unit_test(sim_stop_grace_oom_and_logs),
         cmocka_unit_test(sim_scales_to_thousands),
         cmocka_unit_test(quantities_and_grants_parse),
