@@ -55,10 +55,7 @@
 
 uint64_t slet_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h ? h : 1;
+    return sc_str_hash(s);
 }
 
 void slet_iso_now(char out[32])
@@ -466,7 +463,7 @@ static void watch_chunk(struct evhttp_request *req, void *arg)
         }
     memmove(a->watch_line.data, a->watch_line.data + start, a->watch_line.len - start);
     a->watch_line.len -= start;
-    if (a->o.simulate && a->n_sim_pending)
+    if (a->o.simulate && slet_sim_pending(a))
         event_active(a->ev_sim_flush, EV_TIMEOUT, 0);
 }
 
@@ -600,7 +597,7 @@ static int relist(struct slet_agent *a, struct sc_error *e)
     a->listed = true;
     log_info("msg=\"listed assignments\" instances=%zu watch_from=%" PRIu64, a->n_insts,
              a->watch_rev);
-    if (a->o.simulate && a->n_sim_pending)
+    if (a->o.simulate && slet_sim_pending(a))
         event_active(a->ev_sim_flush, EV_TIMEOUT, 0);
     return 0;
 }
@@ -850,7 +847,7 @@ int slet_agent_main(int argc, char **argv)
         evhttp_connection_free(a.watch_conn);
     slet_logs_stop(&a);
     if (a.o.simulate)
-        slet_sim_flush(&a, SIZE_MAX);
+        slet_sim_flush(&a, true);
     else
         slet_cell_shutdown(&a);
     uint64_t k;
@@ -870,9 +867,7 @@ int slet_agent_main(int argc, char **argv)
     free(a.nodes);
     u64map_done(&a.node_set);
     sc_buf_free(&a.watch_line);
-    for (size_t i = 0; i < a.n_sim_pending; i++)
-        sc_buf_free(&a.sim_pending[i]);
-    free(a.sim_pending);
+    slet_sim_done(&a);
     if (a.ev_sim_flush)
         event_free(a.ev_sim_flush);
     event_free(a.ev_keepalive);

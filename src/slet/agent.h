@@ -38,6 +38,7 @@
 #define SLET_BACKOFF_MAX_USEC   (10 * USEC_PER_SEC)
 #define SLET_BACKOFF_RESET_USEC (10 * USEC_PER_SEC) /* up this long: backoff starts over */
 #define SLET_TXN_OPS            128                 /* sctld's per-transaction limit */
+#define SLET_SIM_SHARDS         4                   /* --simulate: status writers in flight */
 #define SLET_LOG_RING           (64u << 10)
 
 enum slet_inst_state {
@@ -113,9 +114,15 @@ struct slet_agent {
     char **nodes;
     size_t n_nodes;
     struct u64map node_set; /* hash(node name) -> (void *)1 */
-    /* --simulate: pending writes, flushed in transactions */
-    struct sc_buf *sim_pending; /* JSON ops, one string per op */
-    size_t n_sim_pending, cap_sim_pending;
+    /* --simulate: pending writes, flushed in transactions, one connection per
+     * shard (by instance name) so that one key's writes stay in order */
+    struct slet_sim_shard {
+        struct slet_agent *a;
+        struct sc_buf *ops; /* JSON ops, one string per op */
+        size_t n, cap;
+        size_t n_sending; /* ops[0..n_sending) are in the request in flight */
+        struct evhttp_connection *conn;
+    } sim[SLET_SIM_SHARDS];
     struct event *ev_sim_flush;
     uint64_t sim_acked, sim_removed;
     /* real instances: Revision templates by name, restarts carried over from
@@ -172,7 +179,11 @@ int slet_cg_sweep(const char *parent, bool (*keep)(void *arg, const char *name),
 /* agent_sim.c */
 void slet_sim_add(struct slet_agent *a, struct slet_inst *in);
 void slet_sim_remove(struct slet_agent *a, struct slet_inst *in);
-void slet_sim_flush(struct slet_agent *a, size_t max_txns);
+/* Sends what is pending (one transaction in flight per shard); at exit, sync
+ * finishes it all with blocking requests. */
+void slet_sim_flush(struct slet_agent *a, bool sync);
+size_t slet_sim_pending(const struct slet_agent *a);
+void slet_sim_done(struct slet_agent *a);
 int slet_sim_heartbeats(struct slet_agent *a, struct sc_error *e);
 /* Writes every simulated Node object, SLET_TXN_OPS per transaction. */
 int slet_sim_register(struct slet_agent *a, struct sc_error *e);

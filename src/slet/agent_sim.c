@@ -18,12 +18,18 @@
  *   - Node objects are written the same way (128 per transaction): one PUT per
  *     node took 34 s for 1,000 nodes on a loaded VM, the transactions 5 s.
  *   - All heartbeat keys hang on one lease, kept alive by one request.
- *   - Flushing is bounded per loop turn (a few transactions), so the watch
- *     stream keeps being read while statuses are written and sctld never sees
- *     this watcher as stalled.
+ *   - Writes go out without blocking the loop, on SLET_SIM_SHARDS connections
+ *     with one transaction in flight each (instances are sharded by name, so
+ *     one instance's put and delete keep their order): the watch stream keeps
+ *     being read while statuses are written, and sctld groups the concurrent
+ *     transactions into one commit.  A failed transaction stays pending, in
+ *     order, and is sent again after a second.
  */
 #include "slet/agent.h"
 
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,18 +38,18 @@
 #include "base/log.h"
 #include "cell/cell_sim.h"
 
-static void push_op(struct slet_agent *a, json_t *op)
+static void push_op(struct slet_agent *a, const char *inst, json_t *op)
 {
-    if (a->n_sim_pending == a->cap_sim_pending) {
-        size_t cap = a->cap_sim_pending;
-        a->sim_pending =
-            sc_grow(a->sim_pending, &cap, a->n_sim_pending + 1, sizeof(*a->sim_pending));
-        for (size_t i = a->cap_sim_pending; i < cap; i++)
-            a->sim_pending[i] = (struct sc_buf){0};
-        a->cap_sim_pending = cap;
+    struct slet_sim_shard *sh = &a->sim[sc_str_hash(inst) % SLET_SIM_SHARDS];
+    if (sh->n == sh->cap) {
+        size_t cap = sh->cap;
+        sh->ops = sc_grow(sh->ops, &cap, sh->n + 1, sizeof(*sh->ops));
+        for (size_t i = sh->cap; i < cap; i++)
+            sh->ops[i] = (struct sc_buf){0};
+        sh->cap = cap;
     }
     char *s = json_dumps(op, JSON_COMPACT);
-    struct sc_buf *b = &a->sim_pending[a->n_sim_pending++];
+    struct sc_buf *b = &sh->ops[sh->n++];
     sc_buf_reset(b);
     sc_buf_put(b, s, strlen(s));
     free(s);
@@ -55,67 +61,143 @@ static void key_of(char out[128], const char *name)
     snprintf(out, 128, "/registry/instances/%s", name);
 }
 
-/* One transaction of up to SLET_TXN_OPS pending operations; < 0 if it failed
- * (the operations stay pending). */
-static int flush_one(struct slet_agent *a)
+/* The body of a transaction of the shard's first n ops. */
+static void txn_body(const struct slet_sim_shard *sh, size_t n, struct sc_buf *body)
 {
-    size_t n = MIN(a->n_sim_pending, (size_t)SLET_TXN_OPS);
-    struct sc_buf body = {0};
-    sc_buf_printf(&body, "{\"success\":[");
+    sc_buf_printf(body, "{\"success\":[");
     for (size_t i = 0; i < n; i++) {
         if (i)
-            sc_buf_put_u8(&body, ',');
-        sc_buf_put(&body, a->sim_pending[i].data, a->sim_pending[i].len);
+            sc_buf_put_u8(body, ',');
+        sc_buf_put(body, sh->ops[i].data, sh->ops[i].len);
     }
-    sc_buf_printf(&body, "]}");
-    struct sc_reply r = {0};
-    struct sc_error e = {0};
-    int rc = sc_client_do(a->api, "POST", "/v1/txn", body.data, body.len, &r, &e);
-    if (rc >= 0 && r.status != 200)
-        rc = sc_error_set(&e, -EPROTO, NULL, "HTTP %ld %s: %s", r.status, r.code, r.message);
-    sc_reply_free(&r);
-    sc_buf_free(&body);
-    if (rc < 0) {
-        log_warn("msg=\"status transaction failed\" ops=%zu err=\"%s\"", n, e.msg);
-        return rc;
-    }
-    /* keep the buffers (their memory is reused), move the rest to the front */
-    struct sc_buf *tmp = xcalloc(n, sizeof(*tmp));
-    memcpy(tmp, a->sim_pending, n * sizeof(*tmp));
-    memmove(a->sim_pending, a->sim_pending + n, (a->n_sim_pending - n) * sizeof(*tmp));
-    memcpy(a->sim_pending + a->n_sim_pending - n, tmp, n * sizeof(*tmp));
+    sc_buf_printf(body, "]}");
+}
+
+/* The first n ops are written: keep their buffers (memory reused), move the
+ * rest to the front. */
+static void shard_drop(struct slet_sim_shard *sh, size_t n)
+{
+    struct sc_buf *tmp = xcalloc(n ? n : 1, sizeof(*tmp));
+    memcpy(tmp, sh->ops, n * sizeof(*tmp));
+    memmove(sh->ops, sh->ops + n, (sh->n - n) * sizeof(*tmp));
+    memcpy(sh->ops + sh->n - n, tmp, n * sizeof(*tmp));
     free(tmp);
-    a->n_sim_pending -= n;
+    sh->n -= n;
+}
+
+static void on_sent(struct evhttp_request *req, void *arg)
+{
+    struct slet_sim_shard *sh = arg;
+    struct slet_agent *a = sh->a;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    size_t n = sh->n_sending;
+    sh->n_sending = 0;
+    if (code == 200) {
+        shard_drop(sh, n);
+        if (sh->n && !a->quitting)
+            event_active(a->ev_sim_flush, EV_TIMEOUT, 0);
+        return;
+    }
+    /* kept pending, in order; the next attempt after a second */
+    log_warn("msg=\"status transaction failed\" ops=%zu status=%d", n, code);
+    struct timeval tv = {.tv_sec = 1};
+    if (!a->quitting)
+        evtimer_add(a->ev_sim_flush, &tv);
+}
+
+/* Sends the shard's next transaction on its connection, without waiting. */
+static void shard_send(struct slet_agent *a, struct slet_sim_shard *sh)
+{
+    if (!sh->conn) {
+        sh->conn = evhttp_connection_base_new(a->base, NULL, a->server_host,
+                                              (unsigned short)a->server_port);
+        if (!sh->conn)
+            return;
+        evhttp_connection_set_timeout(sh->conn, 10);
+    }
+    size_t n = MIN(sh->n, (size_t)SLET_TXN_OPS);
+    struct evhttp_request *req = evhttp_request_new(on_sent, sh);
+    struct sc_buf body = {0};
+    txn_body(sh, n, &body);
+    evbuffer_add(evhttp_request_get_output_buffer(req), body.data, body.len);
+    sc_buf_free(&body);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", a->server_host);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    sh->n_sending = n;
+    if (evhttp_make_request(sh->conn, req, EVHTTP_REQ_POST, "/v1/txn") < 0) {
+        sh->n_sending = 0; /* req is freed by libevent on failure */
+        struct timeval tv = {.tv_sec = 1};
+        evtimer_add(a->ev_sim_flush, &tv);
+    }
+}
+
+/* At exit: what is pending, with blocking requests; < 0 if one failed. */
+static int shard_sync(struct slet_agent *a, struct slet_sim_shard *sh)
+{
+    while (sh->n) {
+        size_t n = MIN(sh->n, (size_t)SLET_TXN_OPS);
+        struct sc_buf body = {0};
+        txn_body(sh, n, &body);
+        struct sc_reply r = {0};
+        struct sc_error e = {0};
+        int rc = sc_client_do(a->api, "POST", "/v1/txn", body.data, body.len, &r, &e);
+        if (rc >= 0 && r.status != 200)
+            rc = sc_error_set(&e, -EPROTO, NULL, "HTTP %ld %s: %s", r.status, r.code, r.message);
+        sc_reply_free(&r);
+        sc_buf_free(&body);
+        if (rc < 0) {
+            log_warn("msg=\"status transaction failed\" ops=%zu err=\"%s\"", n, e.msg);
+            return rc;
+        }
+        shard_drop(sh, n);
+    }
     return 0;
 }
 
-void slet_sim_flush(struct slet_agent *a, size_t max_txns)
+void slet_sim_flush(struct slet_agent *a, bool sync)
 {
-    /* At most max_txns transactions and (after the first) 100 ms per turn, so
-     * the watch stream and the lease keepalive are never starved. */
-    usec_t t0 = now_usec(CLOCK_MONOTONIC);
-    for (size_t i = 0; i < max_txns && a->n_sim_pending; i++) {
-        if (i && max_txns != SIZE_MAX && now_usec(CLOCK_MONOTONIC) - t0 > 100 * USEC_PER_MSEC)
-            break;
-        if (flush_one(a) < 0) {
-            struct timeval tv = {.tv_sec = 1};
-            if (a->ev_sim_flush && !a->quitting)
-                evtimer_add(a->ev_sim_flush, &tv);
-            return;
+    for (size_t i = 0; i < SLET_SIM_SHARDS; i++) {
+        struct slet_sim_shard *sh = &a->sim[i];
+        sh->a = a;
+        if (sync) {
+            if (sh->conn) { /* cancels what is in flight: it is sent again (idempotent) */
+                evhttp_connection_free(sh->conn);
+                sh->conn = NULL;
+                sh->n_sending = 0;
+            }
+            if (shard_sync(a, sh) < 0)
+                return;
+        } else if (sh->n && !sh->n_sending) {
+            shard_send(a, sh);
         }
     }
-    if (a->n_sim_pending && a->ev_sim_flush && !a->quitting)
-        event_active(a->ev_sim_flush, EV_TIMEOUT, 0); /* more, after reading the watch */
+}
+
+size_t slet_sim_pending(const struct slet_agent *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < SLET_SIM_SHARDS; i++)
+        n += a->sim[i].n;
+    return n;
+}
+
+void slet_sim_done(struct slet_agent *a)
+{
+    for (size_t i = 0; i < SLET_SIM_SHARDS; i++) {
+        struct slet_sim_shard *sh = &a->sim[i];
+        if (sh->conn)
+            evhttp_connection_free(sh->conn);
+        for (size_t k = 0; k < sh->cap; k++)
+            sc_buf_free(&sh->ops[k]);
+        free(sh->ops);
+        memset(sh, 0, sizeof(*sh));
+    }
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
-    struct slet_agent *a = arg;
-    usec_t t0 = now_usec(CLOCK_MONOTONIC);
-    size_t before = a->n_sim_pending;
-    slet_sim_flush(a, 16);
-    log_debug("msg=\"statuses flushed\" ops=%zu left=%zu us=%llu", before - a->n_sim_pending,
-              a->n_sim_pending, (unsigned long long)(now_usec(CLOCK_MONOTONIC) - t0));
+    slet_sim_flush(arg, false);
 }
 
 void slet_sim_add(struct slet_agent *a, struct slet_inst *in)
@@ -151,7 +233,7 @@ void slet_sim_add(struct slet_agent *a, struct slet_inst *in)
     json_decref(o);
     char key[128];
     key_of(key, in->name);
-    push_op(a, json_pack("{s:{s:s, s:s}}", "put", "key", key, "value", val));
+    push_op(a, in->name, json_pack("{s:{s:s, s:s}}", "put", "key", key, "value", val));
     free(val);
 }
 
@@ -160,7 +242,7 @@ void slet_sim_remove(struct slet_agent *a, struct slet_inst *in)
     cell_free(in->cell);
     char key[128];
     key_of(key, in->name);
-    push_op(a, json_pack("{s:{s:s}}", "delete", "key", key));
+    push_op(a, in->name, json_pack("{s:{s:s}}", "delete", "key", key));
     a->sim_removed++;
     slet_inst_unlink(a, in);
     free(in);
