@@ -84,6 +84,17 @@ static void handle_metrics(struct srv *s, struct evhttp_request *req, const stru
                   (unsigned long long)s->st.last_index, (unsigned long long)s->fwd_total,
                   (unsigned long long)s->fwd_conns_opened, s->fwd_pool.n, s->nlogs,
                   (unsigned long long)s->logs_total);
+    sc_buf_printf(&b,
+                  "# TYPE sc_sched_passes_total counter\nsc_sched_passes_total %llu\n"
+                  "# TYPE sc_sched_assignments_created_total counter\n"
+                  "sc_sched_assignments_created_total %llu\n"
+                  "# TYPE sc_sched_assignments_removed_total counter\n"
+                  "sc_sched_assignments_removed_total %llu\n"
+                  "# TYPE sc_sched_view_seconds_total counter\nsc_sched_view_seconds_total %.6f\n"
+                  "# TYPE sc_sched_plan_seconds_total counter\nsc_sched_plan_seconds_total %.6f\n",
+                  (unsigned long long)s->sched_passes, (unsigned long long)s->sched_created,
+                  (unsigned long long)s->sched_removed, (double)s->sched_view_usec / 1e6,
+                  (double)s->sched_plan_usec / 1e6);
     if (s->st.role == RAFT_LEADER && !s->in_flight) {
         struct raft_progress_info pi[RAFT_MAX_MEMBERS];
         size_t n = raft_get_progress(s->raft, pi, RAFT_MAX_MEMBERS);

@@ -431,7 +431,10 @@ void srv_sched_pass(struct srv *s)
     if (!s->sched_view && !(s->sched_view = view_build(s)))
         return;
     struct sched_view *v = s->sched_view;
-    if (!view_drain(s, v)) {
+    usec_t t_drain = now_usec(CLOCK_MONOTONIC);
+    bool drained = view_drain(s, v);
+    s->sched_view_usec += now_usec(CLOCK_MONOTONIC) - t_drain;
+    if (!drained) {
         log_warn("msg=\"scheduler view overtaken by compaction; reading the store again\"");
         srv_sched_forget(s);
         return;
@@ -477,4 +480,5 @@ void srv_sched_pass(struct srv *s)
     json_decref(v->dirty);
     v->dirty = again;
     free(t);
+    s->sched_plan_usec += now_usec(CLOCK_MONOTONIC) - now;
 }

@@ -212,6 +212,7 @@ struct srv {
     int64_t sched_rev;
     struct sched_view *sched_view; /* the leader's incremental view, NULL otherwise */
     uint64_t sched_passes, sched_created, sched_removed;
+    usec_t sched_view_usec, sched_plan_usec; /* time following the store, time planning */
     /* metrics */
     struct sc_hist req_hist;
     uint64_t requests, events_sent, cutoffs;
