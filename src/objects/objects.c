@@ -107,6 +107,20 @@ static void format_time(int64_t ms, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+void obj_stamp_new(json_t *o, int64_t now_ms)
+{
+    json_t *md = json_object_get(o, "metadata");
+    if (!json_is_object(md)) {
+        md = json_object();
+        json_object_set_new(o, "metadata", md);
+    }
+    json_object_del(md, "revision");
+    char ts[32];
+    format_time(now_ms, ts);
+    json_object_set_new(md, "created", json_string(ts));
+    json_object_set_new(md, "generation", json_integer(1));
+}
+
 json_t *obj_merge(const json_t *stored, json_t *incoming, bool status_only, int64_t now_ms)
 {
     if (status_only && stored) { /* the stored object, with the new status */
@@ -120,6 +134,12 @@ json_t *obj_merge(const json_t *stored, json_t *incoming, bool status_only, int6
         return o;
     }
     json_t *o = json_deep_copy(incoming);
+    if (!stored) {
+        obj_stamp_new(o, now_ms);
+        if (status_only)
+            json_object_del(o, "spec");
+        return o;
+    }
     json_t *md = json_object_get(o, "metadata");
     if (!json_is_object(md)) {
         md = json_object();
@@ -127,15 +147,6 @@ json_t *obj_merge(const json_t *stored, json_t *incoming, bool status_only, int6
     }
     json_object_del(md, "revision"); /* never stored: it is the key's mod revision */
     const json_t *smd = json_object_get(stored, "metadata");
-    if (!stored) {
-        char ts[32];
-        format_time(now_ms, ts);
-        json_object_set_new(md, "created", json_string(ts));
-        json_object_set_new(md, "generation", json_integer(1));
-        if (status_only)
-            json_object_del(o, "spec");
-        return o;
-    }
     json_t *created = json_object_get(smd, "created");
     if (created)
         json_object_set(md, "created", created);

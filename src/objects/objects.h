@@ -62,6 +62,9 @@ int obj_decode(const struct obj_kind *k, const char *name, const char *body, siz
  * stored one (NULL when creating).  status_only: a `/status` write (keep stored
  * spec, take new status); else keep stored status.  now_ms stamps `created`. */
 json_t *obj_merge(const json_t *stored, json_t *incoming, bool status_only, int64_t now_ms);
+/* In place, for an object being created: created = now_ms, generation 1, no
+ * revision (what obj_merge does to a copy when nothing is stored). */
+void obj_stamp_new(json_t *o, int64_t now_ms);
 
 /* A stored value presented to a reader: parsed, with metadata.revision = mod_rev.
  * NULL if the stored bytes are not a JSON object (never written by us). */

@@ -52,6 +52,14 @@ struct sched_view {
     json_t *inst;   /* Instance name -> its deployment's name, for ready ones */
     json_t *nready; /* deployment name -> ready Instances */
     json_t *dirty;  /* deployment names to plan (or to clean up after) */
+    json_t *sdirty; /* deployment names whose status.ready is to be brought up to date */
+    json_t *wrote;  /* deployment name -> the status this leader last proposed for it */
+    /* Assignments this leader proposed since its last pass: name -> {text, obj}.
+     * When the write comes back through the cursor with the same bytes, the
+     * object is taken instead of parsed again (most of the view's cost at
+     * 100,000 Assignments).  Emptied before each pass plans: by then every
+     * proposal of the previous pass has been applied and drained. */
+    json_t *proposed;
     struct sched_pass *pass;
     bool nodes_changed, all_dirty;
     usec_t last_pass;
@@ -82,6 +90,9 @@ static void view_free(struct srv *s, struct sched_view *v)
     json_decref(v->inst);
     json_decref(v->nready);
     json_decref(v->dirty);
+    json_decref(v->sdirty);
+    json_decref(v->wrote);
+    json_decref(v->proposed);
     free(v);
 }
 
@@ -104,7 +115,7 @@ static void set_instance(struct sched_view *v, const char *name, const json_t *i
     if (old_dep) {
         json_t *n = json_object_get(v->nready, old_dep);
         json_integer_set(n, json_integer_value(n) - 1);
-        json_object_set_new(v->dirty, old_dep, json_true());
+        json_object_set_new(v->sdirty, old_dep, json_true());
         json_object_del(v->inst, name); /* old_dep dies here */
     }
     if (dep) {
@@ -113,7 +124,7 @@ static void set_instance(struct sched_view *v, const char *name, const json_t *i
             json_object_set_new(v->nready, dep, n = json_integer(0));
         json_integer_set(n, json_integer_value(n) + 1);
         json_object_set_new(v->inst, name, json_string(dep));
-        json_object_set_new(v->dirty, dep, json_true());
+        json_object_set_new(v->sdirty, dep, json_true());
     }
 }
 
@@ -173,7 +184,17 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
     if (!IS("nodes") && !IS("deployments") && !IS("assignments") && !IS("instances") &&
         !IS("revisions"))
         return;
-    json_t *o = value ? obj_present(value, vlen, mod_rev) : NULL;
+    json_t *o = NULL;
+    const json_t *mine = IS("assignments") && value ? json_object_get(v->proposed, name) : NULL;
+    const char *text = json_string_value(json_object_get(mine, "text"));
+    if (text && strlen(text) == vlen && !memcmp(text, value, vlen)) {
+        o = json_incref(json_object_get(mine, "obj")); /* what obj_present would give */
+        json_object_set_new(json_object_get(o, "metadata"), "revision", json_integer(mod_rev));
+    } else if (value) {
+        o = obj_present(value, vlen, mod_rev);
+    }
+    if (mine)
+        json_object_del(v->proposed, name);
     if (value && !o)
         return; /* not an object (written through the key API): not ours to read */
     if (IS("nodes")) {
@@ -186,11 +207,18 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
         else
             json_object_del(v->nodes, name);
     } else if (IS("deployments")) {
+        /* our own status write plans nothing; a new spec, or a status someone
+         * else wrote (through /status), is planned (and the status restored) */
+        const json_t *old = json_object_get(v->deps, name);
+        if (!old || !o || !json_equal(json_object_get(old, "spec"), json_object_get(o, "spec")) ||
+            !json_equal(json_object_get(o, "status"), json_object_get(v->wrote, name)))
+            json_object_set_new(v->dirty, name, json_true());
+        if (!o)
+            json_object_del(v->wrote, name);
         if (o)
             json_object_set(v->deps, name, o);
         else
             json_object_del(v->deps, name);
-        json_object_set_new(v->dirty, name, json_true());
     } else if (IS("assignments")) {
         set_assignment(v, name, o);
     } else if (IS("instances")) {
@@ -233,6 +261,9 @@ static struct sched_view *view_build(struct srv *s)
     v->inst = json_object();
     v->nready = json_object();
     v->dirty = json_object();
+    v->sdirty = json_object();
+    v->wrote = json_object();
+    v->proposed = json_object();
     static const char prefix[] = OBJ_PREFIX;
     struct store_op op = {.type = STORE_OP_GET,
                           .key = (const uint8_t *)prefix,
@@ -296,7 +327,9 @@ static void tx_remove(struct txn *t, const char *plural, const char *name, int64
         (struct store_op){.type = STORE_OP_DELETE, .key = k->data, .key_len = k->len};
 }
 
-static void tx_put(struct txn *t, const char *plural, const json_t *o)
+/* remember (may be NULL): name -> {text, obj}, so that the view can take this
+ * object back when the write comes through the cursor instead of parsing it */
+static void tx_put(struct txn *t, const char *plural, json_t *o, json_t *remember)
 {
     if (!name_of(o))
         return;
@@ -304,6 +337,8 @@ static void tx_put(struct txn *t, const char *plural, const json_t *o)
     obj_key(k, obj_kind_by_plural(plural, strlen(plural)), name_of(o));
     char *text = manifest_dump(o);
     sc_buf_put(v, text, strlen(text));
+    if (remember)
+        json_object_set_new(remember, name_of(o), json_pack("{s:s, s:O}", "text", text, "obj", o));
     free(text);
     t->ops[t->nops++] = (struct store_op){.type = STORE_OP_PUT,
                                           .key = k->data,
@@ -402,14 +437,14 @@ static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struc
         int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
         json_array_foreach(plan.create, j, x)
         {
-            json_t *stamped = obj_merge(NULL, (json_t *)x, false, now_ms); /* created */
-            tx_put(t, "assignments", stamped);
-            json_decref(stamped);
+            obj_stamp_new((json_t *)x, now_ms); /* the plan's own object: no copy */
+            tx_put(t, "assignments", (json_t *)x, v->proposed);
         }
         if (new_status) {
+            json_object_set(v->wrote, name_of(d), plan.status);
             json_t *st = json_pack("{s:O}", "status", plan.status);
             json_t *merged = obj_merge((json_t *)d, st, true, 0);
-            tx_put(t, "deployments", merged);
+            tx_put(t, "deployments", merged, NULL);
             json_decref(merged);
             json_decref(st);
         }
@@ -419,6 +454,38 @@ static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struc
     }
     sched_plan_done(&plan);
     return again;
+}
+
+/* Brings a Deployment's status.ready up to date without planning it; true if
+ * it proposed a write (kept for the next pass, like plan_one). */
+static bool status_one(struct srv *s, struct sched_view *v, const json_t *d, struct txn *t)
+{
+    const json_t *cur = json_object_get(d, "status");
+    if (!json_is_object(cur))
+        return false; /* never planned: it is in dirty and gets its status there */
+    json_t *st = json_deep_copy(cur);
+    json_object_set_new(st, "ready",
+                        json_integer(json_integer_value(json_object_get(v->nready, name_of(d)))));
+    bool changed = !json_equal(cur, st);
+    if (changed) {
+        json_object_set(v->wrote, name_of(d), st);
+        struct sc_buf *k = tx_buf(t);
+        obj_key(k, obj_kind_by_name("Deployment"), name_of(d));
+        t->cmps[t->ncmps++] = (struct store_cmp){
+            .key = k->data,
+            .key_len = k->len,
+            .target = STORE_CMP_MOD,
+            .op = STORE_CMP_EQ,
+            .num = json_integer_value(json_object_get(json_object_get(d, "metadata"), "revision"))};
+        json_t *wrap = json_pack("{s:O}", "status", st);
+        json_t *merged = obj_merge((json_t *)d, wrap, true, 0);
+        tx_put(t, "deployments", merged, NULL);
+        json_decref(merged);
+        json_decref(wrap);
+        tx_propose(s, t);
+    }
+    json_decref(st);
+    return changed;
 }
 
 void srv_sched_pass(struct srv *s)
@@ -443,7 +510,8 @@ void srv_sched_pass(struct srv *s)
         return;
     usec_t now = now_usec(CLOCK_MONOTONIC);
     bool moved = store_rev(s->store) != s->sched_rev;
-    if (!moved && (json_object_size(v->dirty) == 0 || now - v->last_pass < USEC_PER_SEC))
+    size_t pending = json_object_size(v->dirty) + json_object_size(v->sdirty);
+    if (!moved && (pending == 0 || now - v->last_pass < USEC_PER_SEC))
         return;
     s->sched_rev = store_rev(s->store);
     v->last_pass = now;
@@ -458,9 +526,10 @@ void srv_sched_pass(struct srv *s)
         json_object_foreach(v->deps, k, o) json_object_set_new(v->dirty, k, json_true());
         v->all_dirty = false;
     }
-    if (json_object_size(v->dirty) == 0)
+    if (json_object_size(v->dirty) + json_object_size(v->sdirty) == 0)
         return;
     s->sched_passes++;
+    json_object_clear(v->proposed);
     struct txn *t = xcalloc(1, sizeof(*t));
     json_t *again = json_object();
     sched_pass_begin(v->pass);
@@ -477,6 +546,16 @@ void srv_sched_pass(struct srv *s)
         }
     }
     sched_pass_end(v->pass);
+    /* ready counts that changed where nothing was planned: the status alone */
+    json_t *sagain = json_object();
+    json_object_foreach(v->sdirty, k, o)
+    {
+        const json_t *d = json_object_get(v->deps, k);
+        if (d && !json_object_get(v->dirty, k) && status_one(s, v, d, t))
+            json_object_set_new(sagain, k, json_true());
+    }
+    json_decref(v->sdirty);
+    v->sdirty = sagain;
     json_decref(v->dirty);
     v->dirty = again;
     free(t);

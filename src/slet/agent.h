@@ -38,7 +38,7 @@
 #define SLET_BACKOFF_MAX_USEC   (10 * USEC_PER_SEC)
 #define SLET_BACKOFF_RESET_USEC (10 * USEC_PER_SEC) /* up this long: backoff starts over */
 #define SLET_TXN_OPS            128                 /* sctld's per-transaction limit */
-#define SLET_SIM_SHARDS         4                   /* --simulate: status writers in flight */
+#define SLET_SIM_SHARDS         16                  /* --simulate: status writers in flight */
 #define SLET_LOG_RING           (64u << 10)
 
 enum slet_inst_state {

@@ -132,6 +132,8 @@ status_of() { curl -s "$U/v1/deployments/$1" | jq -r ".status.$2"; }
   code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$U/v1/deployments/web/status" -d '{"status":{"ready":1}}')
   [ "$code" = 200 ]
   [ "$(curl -s "$U/v1/deployments/web" | jq -r .spec.replicas)" = 2 ]
+  # ... and the scheduler puts back the status it owns (assigned, observedGeneration)
+  until_eq 2 status_of web assigned
   code=$(curl -s -o "$BATS_TEST_TMPDIR/out" -w '%{http_code}' -X PUT "$U/v1/deployments/web/status" -d '{"status":{"raedy":1}}')
   [ "$code" = 400 ] && [[ "$(jq -r .error.message "$BATS_TEST_TMPDIR/out")" == *"did you mean 'ready'"* ]]
 }
