@@ -292,14 +292,31 @@ int cg_cell_create(const struct cg_layout *l, struct cg_cell *cg, const char *na
             goto fail;
         }
     }
-    if ((s->cpu_millis && (r = set_limit(l, cg, CG_CPU, s->cpu_millis, e)) < 0) ||
-        (s->memory_bytes && (r = set_limit(l, cg, CG_MEMORY, s->memory_bytes, e)) < 0) ||
+    /* the cpu quota waits for the exec (cg_cell_cpu): see cell_linux.h */
+    if (s->cpu_millis && !ctl_dir(cg, CG_CPU, l->in_v2[CG_CPU])) {
+        r = sc_error_set(e, -EOPNOTSUPP, "cpu", "no cpu controller on this host");
+        goto fail;
+    }
+    if ((s->memory_bytes && (r = set_limit(l, cg, CG_MEMORY, s->memory_bytes, e)) < 0) ||
         (s->pids_max && (r = set_limit(l, cg, CG_PIDS, s->pids_max, e)) < 0))
         goto fail;
     return 0;
 fail:
     cg_cell_remove(cg);
     return r;
+}
+
+int cg_cell_cpu(const struct cg_layout *l, const struct cg_cell *cg, uint64_t millis,
+                struct sc_error *e)
+{
+    if (millis)
+        return set_limit(l, cg, CG_CPU, millis, e);
+    bool v2 = l->in_v2[CG_CPU];
+    const char *d = ctl_dir(cg, CG_CPU, v2);
+    if (!d)
+        return 0;
+    int r = v2 ? write_file(d, "cpu.max", "max 100000") : write_file(d, "cpu.cfs_quota_us", "-1");
+    return r < 0 ? sc_error_set(e, r, "cpu", "lift the cpu quota in %s: %s", d, strerror(-r)) : 0;
 }
 
 int cg_cell_attach(const struct cg_cell *cg, pid_t pid, struct sc_error *e)

@@ -101,6 +101,7 @@ struct linux_cell {
     int ev_saved; /* CELL_EV_* taken while waiting for a reply outside process() */
     pid_t pid;
     struct net_slot slot; /* CELL_NET_BRIDGE: from create to free */
+    bool cpu_set;         /* the cpu quota is in force (set after each exec) */
 };
 
 static int pidfd_signal(int pidfd, int sig)
@@ -217,6 +218,18 @@ struct child_error {
     char msg[256];
 };
 
+/* The cpu quota follows the exec (cg_cell_cpu in cell_linux.h).  Writing an
+ * existing cgroup file does not fail in practice; if it did, the Cell would run
+ * without its cpu cap rather than not at all, and the next start tries again. */
+static void cpu_after_exec(struct cell *c, struct linux_cell *lc)
+{
+    struct linux_host *lh = c->host->impl;
+    struct sc_error e;
+    if (c->spec.cpu_millis && !lc->cpu_set &&
+        cg_cell_cpu(&lh->cg, &lc->cg, c->spec.cpu_millis, &e) == 0)
+        lc->cpu_set = true;
+}
+
 /* A spawner's reply, if there is one yet: the Cell's pid and pidfd, and
  * whether it exec'd.  Without a child (clone failed, the spawner died) the
  * Cell is dead at once: exit 127, start_failed. */
@@ -247,7 +260,10 @@ static int spawn_replied(struct cell *c, struct linux_cell *lc)
     c->st.pid = pid;
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = pidfd};
     epoll_ctl(c->fd, EPOLL_CTL_ADD, pidfd, &ev);
-    return r < 0 ? 0 : CELL_EV_STARTED; /* a failed child exits 127: reaped as usual */
+    if (r < 0)
+        return 0; /* a failed child exits 127: reaped as usual */
+    cpu_after_exec(c, lc);
+    return CELL_EV_STARTED;
 }
 
 /* Before anything acts on the process: a start still with its spawner is
@@ -280,6 +296,7 @@ static int check_started(struct cell *c, struct linux_cell *lc)
         snprintf(c->st.start_error, sizeof(c->st.start_error), "%s", ce.msg);
     } else if (n == 0) {
         ev = CELL_EV_STARTED;
+        cpu_after_exec(c, lc);
     } else {
         c->st.start_failed = true;
         snprintf(c->st.start_error, sizeof(c->st.start_error), "short report from the child");
@@ -523,6 +540,11 @@ static int linux_start(struct cell *c, struct sc_error *e)
      * it can take the vfork-style paths like any other. */
     bool execs = !c->spec.init || lh->init_fd >= 0;
     lc->cg.oom_base = cg_cell_oom_kills(&lc->cg);
+    if (lc->cpu_set) { /* a restart: the setup runs unthrottled again */
+        if ((r = cg_cell_cpu(&lh->cg, &lc->cg, 0, e)) < 0)
+            return r;
+        lc->cpu_set = false;
+    }
     uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD;
     if (c->spec.net == CELL_NET_NONE)
         flags |= CLONE_NEWNET; /* bridged Cells join their prepared slot instead */
@@ -586,6 +608,8 @@ static int linux_start(struct cell *c, struct sc_error *e)
         r = linux_child_report(errp[0], msg, sizeof(msg));
         if (r < 0)
             sc_error_set(e, r, "start", "%s", msg);
+        else
+            cpu_after_exec(c, lc);
     }
     if (r < 0) {
         (void)pidfd_signal(pidfd, SIGKILL);

@@ -38,6 +38,13 @@ int cg_layout_discover(struct cg_layout *l, const char *parent, struct sc_error 
 void cg_layout_done(struct cg_layout *l);
 int cg_cell_create(const struct cg_layout *l, struct cg_cell *cg, const char *name,
                    const struct cell_spec_copy *s, struct sc_error *e);
+/* The cpu quota (millis per 100 ms; 0 lifts it).  It is set when the Cell's
+ * process has exec'd and lifted before each start, not at create: the setup
+ * between clone and exec (mounts, Landlock, seccomp, the exec itself) is the
+ * supervisor's work, and under a small quota (10m is 1 ms per 100 ms period) it
+ * would be throttled to the next period, adding up to 100 ms to a start. */
+int cg_cell_cpu(const struct cg_layout *l, const struct cg_cell *cg, uint64_t millis,
+                struct sc_error *e);
 /* Moves pid into the Cell's v1 cgroups (v2 is joined by CLONE_INTO_CGROUP). */
 int cg_cell_attach(const struct cg_cell *cg, pid_t pid, struct sc_error *e);
 /* cgroup.kill where v2 has it; returns -EOPNOTSUPP otherwise. */

@@ -500,6 +500,49 @@ static void limits_and_usage_read_back(void **state)
 
 /* ---- Linux: lifecycle --------------------------------------------------------- */
 
+/* The cpu quota is in force once the process has exec'd, and lifted while a
+ * Cell is only created: a 10m quota (1 ms per 100 ms) must not throttle the
+ * setup between clone and exec (cg_cell_cpu in cell_linux.h). */
+static void cpu_quota_follows_the_exec(void **state)
+{
+    (void)state;
+    make_root();
+    if (access("/sys/fs/cgroup/cpu/cgroup.procs", F_OK) != 0) /* cpu in v1, as on our VMs */
+        skip();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"cell_probe", "sleep", "30", NULL};
+    struct cell_spec s = base_spec(argv);
+    s.cpu_millis = 10;
+    struct cell *c = NULL;
+    struct sc_error e = {0};
+    assert_int_equal(cell_create(h, &s, &c, &e), 0);
+    char p[256];
+    cell_cgroup_dir(p, sizeof(p) - 20, "cpu", "cpu", s.name);
+    strcat(p, "/cpu.cfs_quota_us");
+    char buf[64] = "";
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    assert_string_equal(buf, "-1\n");
+    for (int run = 0; run < 2; run++) { /* the first start, and a restart */
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(cell_start(c, &e), 0);
+        usec_t took = now_usec(CLOCK_MONOTONIC) - t0;
+        f = fopen(p, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        assert_string_equal(buf, "1000\n");
+        print_message("# start %d with a 10m quota: %.1f ms\n", run, (double)took / 1000);
+        assert_int_equal(cell_stop(c, USEC_PER_SEC), 0);
+        assert_int_equal(cell_wait(c, 10 * USEC_PER_SEC), 0);
+    }
+    cell_free(c);
+    host_done(h);
+    teardown_root();
+}
+
 static void sigterm_ignored_then_killed_after_grace(void **state)
 {
     make_root();
@@ -1211,6 +1254,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(memory_hog_is_oom_killed, cleanup),
         cmocka_unit_test_teardown(fork_bomb_stops_at_pids_limit, cleanup),
         cmocka_unit_test_teardown(limits_and_usage_read_back, cleanup),
+        cmocka_unit_test_teardown(cpu_quota_follows_the_exec, cleanup),
         cmocka_unit_test_teardown(sigterm_ignored_then_killed_after_grace, cleanup),
         cmocka_unit_test_teardown(polite_stop_and_restart, cleanup),
         cmocka_unit_test_teardown(init_forwards_sigterm, cleanup),
