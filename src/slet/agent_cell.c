@@ -60,19 +60,32 @@ static void write_status(struct slet_inst *in)
     char path[128];
     struct sc_error e = {0};
     struct sc_reply r = {0};
-    json_t *body = json_pack("{s:o}", "status", slet_instance_status(in));
-    char *text = json_dumps(body, JSON_COMPACT);
-    snprintf(path, sizeof(path), "/v1/instances/%s/status", in->name);
-    int rc = sc_client_do(a->api, "PUT", path, text, strlen(text), &r, &e);
-    free(text);
-    json_decref(body);
-    if (rc >= 0 && r.status == 404) { /* not there yet: create it, status included */
+    int rc = 0;
+    bool done = false;
+    if (!in->obj_created) {
+        /* the usual first write: create it, status included, in one round trip;
+         * 409 means it exists (an earlier run of this agent): write the status */
         json_t *o = slet_instance_object(in, true);
-        text = json_dumps(o, JSON_COMPACT);
+        char *text = json_dumps(o, JSON_COMPACT);
         json_decref(o);
-        snprintf(path, sizeof(path), "/v1/instances/%s", in->name);
+        rc = sc_client_do(a->api, "POST", "/v1/instances", text, strlen(text), &r, &e);
+        free(text);
+        done = rc < 0 || r.status != 409;
+        if (rc >= 0 && r.status >= 200 && r.status < 300)
+            in->obj_created = true;
+    }
+    if (!done) {
+        sc_reply_free(&r);
+        json_t *body = json_pack("{s:o}", "status", slet_instance_status(in));
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        snprintf(path, sizeof(path), "/v1/instances/%s/status", in->name);
         rc = sc_client_do(a->api, "PUT", path, text, strlen(text), &r, &e);
         free(text);
+        if (rc >= 0 && r.status >= 200 && r.status < 300)
+            in->obj_created = true;
+        else if (rc >= 0 && r.status == 404)
+            in->obj_created = false; /* deleted meanwhile: created again next time */
     }
     if (rc >= 0 && (r.status < 200 || r.status >= 300))
         rc = sc_error_set(&e, -EPROTO, NULL, "HTTP %ld %s: %s", r.status, r.code, r.message);
