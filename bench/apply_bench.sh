@@ -19,7 +19,7 @@
 # figures the issue quotes (kube-scheduler 100-1,000 pods/s; Nomad 3,750/s with 5
 # servers) next to ours, not a run of them.  Every process is ended by PID.
 #
-#   bench/apply_bench.sh [DEPLOYMENTS=1000] [REPLICAS=100]   (SIM_NODES="1000 5000")
+#   bench/apply_bench.sh [DEPLOYMENTS=1000] [REPLICAS=100]   (SIM_NODES="1000 5000"; "" skips them)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -100,9 +100,10 @@ for n in 4 100; do
       \"spec\":{\"image\":\"hello\",\"replicas\":$n,\"resources\":{\"cpu\":\"10m\",\"memory\":\"8Mi\"},
       \"ports\":[{\"name\":\"http\",\"container\":8080}]}}" >/dev/null
     t0=$EPOCHREALTIME
+    sleep 0.5
     while [ "$(ready_count "$name")" -lt "$n" ]; do
       [ "$(echo "($EPOCHREALTIME - $t0) * 1000 > ${TRIAL_TIMEOUT_MS:-60000}" | bc)" = 1 ] && { echo "r$n trial $t: timeout; instances: $(curl -s "$U/v1/instances?selector=deployment%3D$name" | jq -c "[.items[].status]" | head -c 400)" >&2; break; }
-      sleep 0.05
+      sleep 0.5 # rare: a poll (curl + jq) costs CPU that the Cells being started need
     done
     sleep 0.1
     kill "$wpid" 2>/dev/null
@@ -112,12 +113,13 @@ for n in 4 100; do
     while [ "$(count /registry/instances/)" != 0 ]; do sleep 0.05; done
   done >"$dir/real$n"
   real[$n]=$(median <"$dir/real$n")
+  echo "apply -> $n running and ready, each trial (us): $(tr '\n' ' ' <"$dir/real$n")" >&2
 done
 stop_all
 
 # ---- 2. simulated nodes -------------------------------------------------------------
 declare -A rate total own applied
-for nodes in ${SIM_NODES:-1000 5000}; do
+for nodes in ${SIM_NODES-1000 5000}; do
   start_sctld "$dir/sim$nodes"
   "$SLET" agent --server "$U" --name sim --data-dir "$dir/slet-sim$nodes" --simulate "$nodes" \
     --log-level warn >>"$dir/slet-sim.log" 2>&1 &
@@ -166,7 +168,7 @@ printf '| apply -> 4 replicas running and ready, median of 5 (ms) | %.1f | goal 
   "$(echo "${real[4]} / 1000" | bc -l)" "$([ "${real[4]}" -le 50000 ] && echo met || echo missed)"
 printf '| apply -> 100 replicas running and ready, median of 5 (ms) | %.1f | | |\n' \
   "$(echo "${real[100]} / 1000" | bc -l)"
-for nodes in ${SIM_NODES:-1000 5000}; do
+for nodes in ${SIM_NODES-1000 5000}; do
   printf '| %d simulated nodes: placements/s from the first apply (%d instances) | %d | kube-scheduler 1,000/s, Nomad 3,750/s | %.1fx, %.1fx; goal 50,000/s %s |\n' \
     "$nodes" "$((DEPS * REPS))" "${rate[$nodes]}" "$(echo "${rate[$nodes]} / 1000" | bc -l)" \
     "$(echo "${rate[$nodes]} / 3750" | bc -l)" "$([ "${rate[$nodes]}" -ge 50000 ] && echo met || echo missed)"
