@@ -366,6 +366,45 @@ static const struct mf_field instance_object_fields[] = {
     END,
 };
 
+/* Endpoints: one per exposed port of a Deployment, written by the leader's
+ * endpoints loop (sched_loop.c) from the ready Instances; read by the load
+ * balancer programmer.  status is the programmer's (what it applied, errors). */
+static const char *const endpoints_kind_enum[] = {"Endpoints", NULL};
+static const struct mf_field endpoint_port_fields[] = {
+    {"name", MF_STR, 0, &mf_unit_port_name},
+    {"container", MF_INT, MF_REQUIRED, .min = 1, .max = 65535, .expect = "a port number 1..65535"},
+    {"protocol", MF_STR, 0, .enums = proto_enum, .def = "\"tcp\""},
+    END,
+};
+static const struct mf_field endpoint_fields[] = {
+    {"instance", MF_STR, MF_REQUIRED, &mf_unit_dns_label, .expect = "the name of an Instance"},
+    {"node", MF_STR, MF_REQUIRED, &mf_unit_dns_label, .expect = "the name of a Node"},
+    {"address", MF_STR, MF_REQUIRED, &mf_unit_ip},
+    {"port", MF_INT, MF_REQUIRED, .min = 1, .max = 65535, .expect = "a port number 1..65535"},
+    {"revision", MF_STR, MF_REQUIRED, &mf_unit_dns_label, .expect = "the name of a Revision"},
+    {"weight", MF_INT, 0, .min = 0, .max = 256, .def = "100", .expect = "a weight 0..256"},
+    {"draining", MF_BOOL, 0, .def = "false"},
+    END,
+};
+static const struct mf_field endpoint_item = {"", MF_OBJ, 0, .children = endpoint_fields};
+static const char *const endpoint_unique[] = {"instance", NULL};
+static const struct mf_field endpoints_spec_fields[] = {
+    {"deployment", MF_STR, MF_REQUIRED, &mf_unit_dns_label},
+    {"port", MF_OBJ, MF_REQUIRED, .children = endpoint_port_fields},
+    {"expose", MF_OBJ, MF_REQUIRED, .children = expose_fields},
+    {"endpoints", MF_LIST, 0, .children = &endpoint_item, .unique = endpoint_unique,
+     .max = 100000},
+    END,
+};
+static const struct mf_field endpoints_object_fields[] = {
+    OBJECT_HEAD(endpoints_kind_enum),
+    {"spec", MF_OBJ, MF_REQUIRED, .children = endpoints_spec_fields},
+    {"status", MF_ANY, 0},
+    END,
+};
+static const struct mf_field endpoints_object = {"", MF_OBJ, 0,
+                                                 .children = endpoints_object_fields};
+
 static const struct mf_field revision_object = {"", MF_OBJ, 0, .children = revision_object_fields};
 static const struct mf_field assignment_object = {"", MF_OBJ, 0,
                                                   .children = assignment_object_fields};
@@ -378,6 +417,7 @@ const struct mf_kind mf_kinds[] = {
     {"Assignment", &assignment_object, NULL},
     {"Node", &node_object, NULL},
     {"Instance", &instance_object, NULL},
+    {"Endpoints", &endpoints_object, NULL},
     {NULL, NULL, NULL},
 };
 

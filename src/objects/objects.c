@@ -15,7 +15,8 @@
 const struct obj_kind obj_kinds[] = {
     {"deployments", "Deployment", true, true},  {"revisions", "Revision", true, false},
     {"assignments", "Assignment", true, false}, {"nodes", "Node", true, true},
-    {"instances", "Instance", true, true},      {NULL, NULL, false, false},
+    {"instances", "Instance", true, true},      {"endpoints", "Endpoints", true, true},
+    {NULL, NULL, false, false},
 };
 
 const struct obj_kind *obj_kind_by_plural(const char *plural, size_t len)

@@ -29,7 +29,7 @@
 static const char get_usage[] =
     "usage: sctl get KIND [NAME...] [-l SELECTOR] [-o wide|json|yaml|name]\n"
     "       KIND: deployments (deploy), instances (inst), nodes (no), revisions (rev),\n"
-    "             assignments (asg); singular forms work too\n"
+    "             assignments (asg), endpoints (ep); singular forms work too\n"
     "       SELECTOR: app=web, tier!=db, 'env in (prod,staging)', gpu, !gpu (comma = and)\n";
 static const char describe_usage[] = "usage: sctl describe KIND [NAME...] [-l SELECTOR]\n";
 
@@ -139,6 +139,9 @@ static void table_of(const struct sctl_kind *k, const json_t *items, bool wide, 
     else if (!strcmp(kind, "Revision"))
         wide ? sctl_table_row(t, 5, "NAME", "DEPLOYMENT", "GENERATION", "AGE", "IMAGE")
              : sctl_table_row(t, 4, "NAME", "DEPLOYMENT", "GENERATION", "AGE");
+    else if (!strcmp(kind, "Endpoints"))
+        wide ? sctl_table_row(t, 6, "NAME", "DEPLOYMENT", "EXPOSE", "ENDPOINTS", "AGE", "ADDRESSES")
+             : sctl_table_row(t, 5, "NAME", "DEPLOYMENT", "EXPOSE", "ENDPOINTS", "AGE");
     else
         wide ? sctl_table_row(t, 8, "NAME", "DEPLOYMENT", "NODE", "GENERATION", "AGE", "REVISION",
                               "CPU", "MEMORY")
@@ -189,6 +192,32 @@ static void table_of(const struct sctl_kind *k, const json_t *items, bool wide, 
             } else {
                 sctl_table_row(t, 5, name, ready, a, b, age);
             }
+        } else if (!strcmp(kind, "Endpoints")) {
+            const char *prov = sctl_at_str(o, "spec.expose.provider");
+            long long listen = sctl_at_int(o, "spec.expose.listen");
+            snprintf(a, sizeof(a), "%s%s%s", str_or_none(sctl_at_str(o, "spec.expose.via")),
+                     prov ? "/" : "", prov ? prov : "");
+            if (listen)
+                snprintf(a + strlen(a), sizeof(a) - strlen(a), ":%lld", listen);
+            const json_t *eps = sctl_at(o, "spec.endpoints");
+            snprintf(b, sizeof(b), "%zu", json_array_size(eps));
+            size_t j, at = 0;
+            const json_t *ep;
+            list[0] = 0;
+            json_array_foreach(eps, j, ep)
+            {
+                int w = snprintf(list + at, sizeof(list) - at, "%s%s:%lld", j ? "," : "",
+                                 json_string_value(json_object_get(ep, "address")),
+                                 (long long)json_integer_value(json_object_get(ep, "port")));
+                if (w < 0 || (size_t)w >= sizeof(list) - at) {
+                    snprintf(list + (at < sizeof(list) - 4 ? at : sizeof(list) - 4), 4, "...");
+                    break;
+                }
+                at += (size_t)w;
+            }
+            wide ? sctl_table_row(t, 6, name, sctl_at_str(o, "spec.deployment"), a, b, age,
+                                  list[0] ? list : NONE)
+                 : sctl_table_row(t, 5, name, sctl_at_str(o, "spec.deployment"), a, b, age);
         } else if (!strcmp(kind, "Revision")) {
             snprintf(a, sizeof(a), "%lld", sctl_at_int(o, "spec.generation"));
             wide ? sctl_table_row(t, 5, name, sctl_at_str(o, "spec.deployment"), a, age,

@@ -348,7 +348,7 @@ static int verb_completion(struct sctl *s, int argc, char **argv)
         "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n"
         "    COMPREPLY=($(compgen -W \"$verbs\" -- \"$cur\")); return\n"
         "  fi\n"
-        "  local kinds='deployments instances nodes revisions assignments'\n"
+        "  local kinds='deployments instances nodes revisions assignments endpoints'\n"
         "  case $verb in\n"
         "    apply|delete) case ${COMP_WORDS[COMP_CWORD-1]} in\n"
         "        -f) COMPREPLY=($(compgen -f -- \"$cur\")) ;;\n"

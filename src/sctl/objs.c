@@ -19,6 +19,7 @@ const struct sctl_kind sctl_kinds[] = {
     {"nodes", "Node", "node", "no"},
     {"revisions", "Revision", "revision", "rev"},
     {"assignments", "Assignment", "assignment", "asg"},
+    {"endpoints", "Endpoints", "endpoints", "ep"},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -39,6 +39,7 @@
 
 #include "base/log.h"
 #include "manifest/manifest.h"
+#include "sched/endpoints.h"
 #include "sched/plan.h"
 #include "sctld/server_int.h"
 
@@ -54,6 +55,11 @@ struct sched_view {
     json_t *dirty;  /* deployment names to plan (or to clean up after) */
     json_t *sdirty; /* deployment names whose status.ready is to be brought up to date */
     json_t *wrote;  /* deployment name -> the status this leader last proposed for it */
+    /* endpoints (src/sched/endpoints.h): for Deployments that expose a port,
+     * their ready Instances {deployment: {instance: {node, address, revision}}};
+     * the stored Endpoints objects by name; Deployments whose Endpoints are due */
+    json_t *ready_ep, *eps, *epdirty;
+    json_t *ep_rescan; /* newly exposed Deployments: read their Instances in the pass */
     /* Assignments this leader proposed since its last pass: name -> {text, obj}.
      * When the write comes back through the cursor with the same bytes, the
      * object is taken instead of parsed again (most of the view's cost at
@@ -92,6 +98,10 @@ static void view_free(struct srv *s, struct sched_view *v)
     json_decref(v->dirty);
     json_decref(v->sdirty);
     json_decref(v->wrote);
+    json_decref(v->ready_ep);
+    json_decref(v->eps);
+    json_decref(v->epdirty);
+    json_decref(v->ep_rescan);
     json_decref(v->proposed);
     free(v);
 }
@@ -102,6 +112,48 @@ void srv_sched_forget(struct srv *s)
     s->sched_view = NULL;
 }
 
+/* Does the Deployment expose a port (and so have Endpoints)? */
+static bool exposes(const json_t *d)
+{
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(json_object_get(d, "spec"), "ports"), i,
+                       p) if (json_is_object(json_object_get(p, "expose"))) return true;
+    return false;
+}
+
+/* The endpoint view of one Instance (in NULL: gone); dep is its deployment's
+ * name if it is ready, old_dep the one it was ready in. */
+static void set_endpoint(struct sched_view *v, const char *name, const json_t *in, const char *dep,
+                         const char *old_dep)
+{
+    if (old_dep && (!dep || strcmp(old_dep, dep) != 0)) {
+        json_t *m = json_object_get(v->ready_ep, old_dep);
+        if (m && json_object_get(m, name)) {
+            json_object_del(m, name);
+            json_object_set_new(v->epdirty, old_dep, json_true());
+        }
+    }
+    if (!dep || !exposes(json_object_get(v->deps, dep)))
+        return;
+    json_t *e = sched_endpoint_of(in);
+    json_t *m = json_object_get(v->ready_ep, dep);
+    if (!m)
+        json_object_set_new(v->ready_ep, dep, m = json_object());
+    if (!e) {
+        if (json_object_get(m, name)) {
+            json_object_del(m, name);
+            json_object_set_new(v->epdirty, dep, json_true());
+        }
+        return;
+    }
+    if (!json_equal(e, json_object_get(m, name))) {
+        json_object_set(m, name, e);
+        json_object_set_new(v->epdirty, dep, json_true());
+    }
+    json_decref(e);
+}
+
 static void set_instance(struct sched_view *v, const char *name, const json_t *in)
 {
     const json_t *was = json_object_get(v->inst, name);
@@ -110,6 +162,7 @@ static void set_instance(struct sched_view *v, const char *name, const json_t *i
     if (in && json_is_true(json_object_get(json_object_get(in, "status"), "ready")))
         dep = json_string_value(json_object_get(
             json_object_get(json_object_get(in, "metadata"), "labels"), "deployment"));
+    set_endpoint(v, name, in, dep, old_dep);
     if (old_dep && dep && !strcmp(old_dep, dep))
         return;
     if (old_dep) {
@@ -182,7 +235,7 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
         return;
     }
     if (!IS("nodes") && !IS("deployments") && !IS("assignments") && !IS("instances") &&
-        !IS("revisions"))
+        !IS("revisions") && !IS("endpoints"))
         return;
     json_t *o = NULL;
     const json_t *mine = IS("assignments") && value ? json_object_get(v->proposed, name) : NULL;
@@ -215,10 +268,26 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
             json_object_set_new(v->dirty, name, json_true());
         if (!o)
             json_object_del(v->wrote, name);
+        bool was_exposed = exposes(old), is_exposed = exposes(o);
+        if (was_exposed || is_exposed)
+            json_object_set_new(v->epdirty, name, json_true());
+        if (is_exposed && !was_exposed)
+            json_object_set_new(v->ep_rescan, name, json_true()); /* its ready Instances */
+        if (!is_exposed)
+            json_object_del(v->ready_ep, name);
         if (o)
             json_object_set(v->deps, name, o);
         else
             json_object_del(v->deps, name);
+    } else if (IS("endpoints")) {
+        const json_t *old = json_object_get(v->eps, name);
+        const char *d = spec_str(o ? o : old, "deployment");
+        if (d) /* ours come back, the programmer's status, or someone's edit */
+            json_object_set_new(v->epdirty, d, json_true());
+        if (o)
+            json_object_set(v->eps, name, o);
+        else
+            json_object_del(v->eps, name);
     } else if (IS("assignments")) {
         set_assignment(v, name, o);
     } else if (IS("instances")) {
@@ -263,6 +332,10 @@ static struct sched_view *view_build(struct srv *s)
     v->dirty = json_object();
     v->sdirty = json_object();
     v->wrote = json_object();
+    v->ready_ep = json_object();
+    v->eps = json_object();
+    v->epdirty = json_object();
+    v->ep_rescan = json_object();
     v->proposed = json_object();
     static const char prefix[] = OBJ_PREFIX;
     struct store_op op = {.type = STORE_OP_GET,
@@ -277,6 +350,9 @@ static struct sched_view *view_build(struct srv *s)
                        res.kvs[i].value_len, res.kvs[i].mod_rev);
         free(res.kvs);
     }
+    /* the read had every Instance after the Deployments (key order): nothing to
+     * read again; every exposed Deployment's Endpoints are checked once */
+    json_object_clear(v->ep_rescan);
     if (store_watch_open(s->store, op.key, op.key_len, true, store_rev(s->store) + 1, false, &v->w,
                          &e) < 0) {
         log_error("msg=\"scheduler cannot follow the store\" reason=\"%s\"", e.msg);
@@ -488,6 +564,83 @@ static bool status_one(struct srv *s, struct sched_view *v, const json_t *d, str
     return changed;
 }
 
+/* A Deployment that starts exposing a port: its ready Instances, read once
+ * from the store (rare; the cursor keeps them from then on). */
+static void ep_rescan(struct srv *s, struct sched_view *v, const char *dep)
+{
+    static const char prefix[] = OBJ_PREFIX "instances/";
+    struct store_op op = {.type = STORE_OP_GET,
+                          .key = (const uint8_t *)prefix,
+                          .key_len = sizeof(prefix) - 1,
+                          .prefix = true};
+    struct store_op_result res;
+    struct sc_error e;
+    if (store_read(s->store, &op, &res, &e) < 0)
+        return;
+    for (size_t i = 0; i < res.nkvs; i++) {
+        json_t *in = obj_present(res.kvs[i].value, res.kvs[i].value_len, res.kvs[i].mod_rev);
+        const json_t *labels = json_object_get(json_object_get(in, "metadata"), "labels");
+        const char *d = json_string_value(json_object_get(labels, "deployment"));
+        const char *name =
+            json_string_value(json_object_get(json_object_get(in, "metadata"), "name"));
+        if (d && name && !strcmp(d, dep) &&
+            json_is_true(json_object_get(json_object_get(in, "status"), "ready")))
+            set_endpoint(v, name, in, dep, NULL);
+        json_decref(in);
+    }
+    free(res.kvs);
+}
+
+/* Brings a Deployment's Endpoints objects to what sched_endpoints says: puts
+ * the changed ones and deletes those it no longer has, in one transaction
+ * guarded by each stored object's revision (0: must not exist). */
+static bool endpoints_one(struct srv *s, struct sched_view *v, const char *dep, struct txn *t)
+{
+    bool wrote = false;
+    const json_t *d = json_object_get(v->deps, dep);
+    json_t *want = d ? sched_endpoints(d, json_object_get(v->ready_ep, dep)) : json_object();
+    int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
+    const char *k;
+    json_t *o;
+    json_object_foreach(want, k, o)
+    {
+        const json_t *have = json_object_get(v->eps, k);
+        if (have && json_equal(json_object_get(have, "spec"), json_object_get(o, "spec")) &&
+            json_equal(json_object_get(json_object_get(have, "metadata"), "labels"),
+                       json_object_get(json_object_get(o, "metadata"), "labels")))
+            continue;
+        struct sc_buf *key = tx_buf(t);
+        obj_key(key, obj_kind_by_plural("endpoints", 9), k);
+        t->cmps[t->ncmps++] =
+            (struct store_cmp){.key = key->data,
+                               .key_len = key->len,
+                               .target = STORE_CMP_MOD,
+                               .op = STORE_CMP_EQ,
+                               .num = json_integer_value(
+                                   json_object_get(json_object_get(have, "metadata"), "revision"))};
+        json_t *merged = obj_merge(have, o, false, now_ms); /* keeps the programmer's status */
+        tx_put(t, "endpoints", merged, NULL);
+        wrote = true;
+        json_decref(merged);
+        if (t->nops >= 60)
+            tx_propose(s, t);
+    }
+    json_object_foreach(v->eps, k, o)
+    {
+        const char *od = spec_str(o, "deployment");
+        if (!od || strcmp(od, dep) != 0 || json_object_get(want, k))
+            continue;
+        tx_remove(t, "endpoints", k,
+                  json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision")));
+        wrote = true;
+        if (t->nops >= 60)
+            tx_propose(s, t);
+    }
+    tx_propose(s, t);
+    json_decref(want);
+    return wrote; /* kept dirty: the next pass checks that it landed (invariant 3) */
+}
+
 void srv_sched_pass(struct srv *s)
 {
     if (s->st.role != RAFT_LEADER || s->shutting_down) {
@@ -510,7 +663,8 @@ void srv_sched_pass(struct srv *s)
         return;
     usec_t now = now_usec(CLOCK_MONOTONIC);
     bool moved = store_rev(s->store) != s->sched_rev;
-    size_t pending = json_object_size(v->dirty) + json_object_size(v->sdirty);
+    size_t pending =
+        json_object_size(v->dirty) + json_object_size(v->sdirty) + json_object_size(v->epdirty);
     if (!moved && (pending == 0 || now - v->last_pass < USEC_PER_SEC))
         return;
     s->sched_rev = store_rev(s->store);
@@ -526,7 +680,8 @@ void srv_sched_pass(struct srv *s)
         json_object_foreach(v->deps, k, o) json_object_set_new(v->dirty, k, json_true());
         v->all_dirty = false;
     }
-    if (json_object_size(v->dirty) + json_object_size(v->sdirty) == 0)
+    if (json_object_size(v->dirty) + json_object_size(v->sdirty) + json_object_size(v->epdirty) ==
+        0)
         return;
     s->sched_passes++;
     json_object_clear(v->proposed);
@@ -556,6 +711,14 @@ void srv_sched_pass(struct srv *s)
     }
     json_decref(v->sdirty);
     v->sdirty = sagain;
+    /* Endpoints: ready Instances of exposing Deployments, after the plans */
+    json_object_foreach(v->ep_rescan, k, o) ep_rescan(s, v, k);
+    json_object_clear(v->ep_rescan);
+    json_t *epagain = json_object();
+    json_object_foreach(v->epdirty, k, o) if (endpoints_one(s, v, k, t))
+        json_object_set_new(epagain, k, json_true());
+    json_decref(v->epdirty);
+    v->epdirty = epagain;
     json_decref(v->dirty);
     v->dirty = again;
     free(t);

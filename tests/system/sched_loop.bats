@@ -165,3 +165,50 @@ status_of() { curl -s "$U/v1/deployments/$1" | jq -r ".status.$2"; }
   deploy late 2 ',"placement":{"nodeSelector":{"only":"n4"}}' >/dev/null
   until_eq "0/4 nodes: 3 not matching only=n4, 1 not ready" status_of late unschedulable
 }
+
+# instance NAME DEPLOYMENT NODE READY ADDRESS REVISION: what slet would report
+instance() { # (a plain PUT keeps the stored status: the status goes by /status, as slet's does)
+  curl -sf -X PUT "$U/v1/instances/$1" -d "{\"kind\":\"Instance\",\"metadata\":{\"name\":\"$1\",
+    \"labels\":{\"deployment\":\"$2\",\"node\":\"$3\"}},\"spec\":{\"assignment\":\"$1\",\"node\":\"$3\",
+    \"revision\":\"$6\"}}" >/dev/null
+  curl -sf -X PUT "$U/v1/instances/$1/status" \
+    -d "{\"status\":{\"phase\":\"running\",\"ready\":$4,\"addresses\":[\"$5\"]}}" >/dev/null
+}
+endpoints_of() { # NAME: "instance=address:port/weight ..." or "absent"
+  local out
+  out=$(curl -s "$U/v1/endpoints/$1")
+  if [ "$(echo "$out" | jq -r '.error.code // empty')" = not_found ]; then echo absent; return; fi
+  echo "$out" | jq -r '[.spec.endpoints[] | "\(.instance)=\(.address):\(.port)/\(.weight)"] | join(" ")'
+}
+
+@test "Endpoints: one per exposed port, ready instances only, gone with the Deployment" {
+  node n1 4000 8589934592 '{"zone":"b"}'
+  heartbeat n1 60
+  deploy shop 2 ',"ports":[{"name":"http","container":8080,"expose":{"via":"lb","provider":"nginx","listen":9000}},{"container":9100}]' >/dev/null
+  until_eq 2 status_of shop assigned
+  rev=$(curl -s "$U/v1/assignments?selector=deployment%3Dshop" | jq -r '.items[0].spec.revision')
+  # exposed with no ready instance: an Endpoints with no endpoints; the unexposed port has none
+  until_eq "" endpoints_of shop-http
+  [ "$(endpoints_of shop-9100)" = absent ]
+  [ "$(curl -s "$U/v1/endpoints/shop-http" | jq -r '.spec.expose.listen, .spec.port.container, .metadata.labels.deployment' | tr '\n' ' ')" = "9000 8080 shop " ]
+  instance shop-a shop n1 false 10.88.0.7 "$rev"
+  instance shop-b shop n1 true 10.88.0.8 "$rev"
+  until_eq "shop-b=10.88.0.8:8080/100" endpoints_of shop-http
+  instance shop-a shop n1 true 10.88.0.7 "$rev"
+  until_eq "shop-a=10.88.0.7:8080/100 shop-b=10.88.0.8:8080/100" endpoints_of shop-http
+  # not ready again: out at once
+  instance shop-b shop n1 false 10.88.0.8 "$rev"
+  until_eq "shop-a=10.88.0.7:8080/100" endpoints_of shop-http
+  # the programmer's status survives the loop's next write
+  curl -sf -X PUT "$U/v1/endpoints/shop-http/status" -d '{"status":{"applied":3}}' >/dev/null
+  instance shop-b shop n1 true 10.88.0.8 "$rev"
+  until_eq "shop-a=10.88.0.7:8080/100 shop-b=10.88.0.8:8080/100" endpoints_of shop-http
+  [ "$(curl -s "$U/v1/endpoints/shop-http" | jq -r .status.applied)" = 3 ]
+  # the port stops being exposed: its Endpoints go; delete: nothing left
+  deploy shop 2 ',"ports":[{"name":"http","container":8080}]' >/dev/null
+  until_eq absent endpoints_of shop-http
+  deploy shop 2 ',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}]' >/dev/null
+  until_eq "shop-a=10.88.0.7:8080/100 shop-b=10.88.0.8:8080/100" endpoints_of shop-http
+  curl -sf -X DELETE "$U/v1/deployments/shop" >/dev/null
+  until_eq absent endpoints_of shop-http
+}

@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 
+#include "sched/endpoints.h"
 #include "sched/plan.h"
 #include "sched/sched.h"
 
@@ -349,6 +350,69 @@ static void test_incremental_pass_equals_fresh(void **state)
     json_decref(nodes);
 }
 
+/* endpoints.h: one object per exposed port, ready instances with an address
+ * only, sorted, weights from status.rollout.weights by revision. */
+static void test_endpoints_from_ready_instances(void **state)
+{
+    (void)state;
+    json_t *d = json_loads(
+        "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"web\"},\"spec\":{\"ports\":["
+        "{\"name\":\"http\",\"container\":8080,\"expose\":{\"via\":\"lb\",\"listen\":80}},"
+        "{\"container\":9000,\"protocol\":\"udp\",\"expose\":{\"via\":\"service\"}},"
+        "{\"name\":\"metrics\",\"container\":9100}]},"
+        "\"status\":{\"rollout\":{\"weights\":{\"web-new\":10}}}}",
+        0, NULL);
+    assert_non_null(d);
+    json_t *in_ready = json_loads("{\"spec\":{\"node\":\"n1\",\"revision\":\"web-new\"},"
+                                  "\"status\":{\"ready\":true,\"addresses\":[\"10.0.0.2\"]}}",
+                                  0, NULL);
+    json_t *in_unready = json_loads("{\"spec\":{\"node\":\"n1\",\"revision\":\"web-old\"},"
+                                    "\"status\":{\"ready\":false,\"addresses\":[\"10.0.0.3\"]}}",
+                                    0, NULL);
+    json_t *in_noaddr = json_loads("{\"spec\":{\"node\":\"n1\",\"revision\":\"web-old\"},"
+                                   "\"status\":{\"ready\":true}}",
+                                   0, NULL);
+    assert_null(sched_endpoint_of(in_unready));
+    assert_null(sched_endpoint_of(in_noaddr));
+    json_t *ready = json_object();
+    json_object_set_new(ready, "web-z", sched_endpoint_of(in_ready));
+    json_object_set_new(
+        ready, "web-a",
+        json_pack("{s:s, s:s, s:s}", "node", "n2", "address", "10.0.0.9", "revision", "web-old"));
+    json_t *eps = sched_endpoints(d, ready);
+    assert_int_equal(json_object_size(eps), 2);
+    const json_t *http = json_object_get(eps, "web-http"), *udp = json_object_get(eps, "web-9000");
+    assert_non_null(http);
+    assert_non_null(udp);
+    char *text = json_dumps(json_object_get(http, "spec"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(
+        text, "{\"deployment\":\"web\",\"endpoints\":["
+              "{\"address\":\"10.0.0.9\",\"instance\":\"web-a\",\"node\":\"n2\",\"port\":8080,"
+              "\"revision\":\"web-old\",\"weight\":100},"
+              "{\"address\":\"10.0.0.2\",\"instance\":\"web-z\",\"node\":\"n1\",\"port\":8080,"
+              "\"revision\":\"web-new\",\"weight\":10}],"
+              "\"expose\":{\"listen\":80,\"via\":\"lb\"},"
+              "\"port\":{\"container\":8080,\"name\":\"http\",\"protocol\":\"tcp\"}}");
+    free(text);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(udp, "spec"), "port"), "protocol")),
+                        "udp");
+    json_decref(eps);
+    /* no exposed port: no Endpoints */
+    json_t *plain = json_loads("{\"metadata\":{\"name\":\"p\"},\"spec\":{\"ports\":"
+                               "[{\"container\":80}]}}",
+                               0, NULL);
+    eps = sched_endpoints(plain, ready);
+    assert_int_equal(json_object_size(eps), 0);
+    json_decref(eps);
+    json_decref(plain);
+    json_decref(ready);
+    json_decref(in_ready);
+    json_decref(in_unready);
+    json_decref(in_noaddr);
+    json_decref(d);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -361,6 +425,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_victims_newest_first),
         cmocka_unit_test(test_random_properties),
         cmocka_unit_test(test_incremental_pass_equals_fresh),
+        cmocka_unit_test(test_endpoints_from_ready_instances),
     };
     return sc_test_main(tests, argc, argv);
 }
