@@ -624,3 +624,38 @@ void cell_free(struct cell *c)
     free(c->ring);
     free(c);
 }
+
+/* ---- exec ---------------------------------------------------------------------------- */
+
+int cell_exec_start(struct cell *c, const char *const *argv, struct cell_exec **ret,
+                    struct sc_error *e)
+{
+    size_t n = 0;
+    while (argv && argv[n])
+        n++;
+    if (!n || n > CELL_MAX_ARGS)
+        return sc_error_set(e, -EINVAL, "argv", "exec needs 1..%d arguments", CELL_MAX_ARGS);
+    if (!c->host->ops->exec_start)
+        return sc_error_set(e, -EOPNOTSUPP, "exec", "the %s backend cannot exec in a Cell",
+                            c->host->ops->name);
+    if (c->st.state != CELL_RUNNING)
+        return sc_error_set(e, -ESRCH, "exec", "Cell %s is %s, not running", c->spec.name,
+                            cell_state_name(c->st.state));
+    return c->host->ops->exec_start(c, argv, ret, e);
+}
+
+int cell_exec_fd(const struct cell_exec *x)
+{
+    return x->fd;
+}
+
+int cell_exec_process(struct cell_exec *x, struct cell_exec_result *ret)
+{
+    return x->ops->exec_process(x, ret);
+}
+
+void cell_exec_free(struct cell_exec *x)
+{
+    if (x)
+        x->ops->exec_free(x);
+}

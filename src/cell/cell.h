@@ -237,3 +237,32 @@ uint64_t cell_log_end(const struct cell *c);
 
 /* Tears down (kills, unmounts, removes cgroups and links) and frees; NULL is fine. */
 void cell_free(struct cell *c);
+
+/* ---- a command run inside a running Cell (exec probes) ----------------------------
+ * cell_exec_start runs argv in the Cell as its program runs: its namespaces
+ * (mount, pid, ipc, uts, cgroup, and net unless CELL_NET_HOST), its root, its
+ * cgroups, its uid/gid with no capabilities and no_new_privs, its Landlock
+ * grants and seccomp filter, its env and cwd.  It does not block: poll
+ * cell_exec_fd() for readability and call cell_exec_process() until it returns
+ * 1; cell_exec_free() ends the command (SIGKILL) if it still runs, so a
+ * timeout is "free it".  Free every exec of a Cell before the Cell is stopped
+ * again or freed.  Backends without it (sim) return -EOPNOTSUPP. */
+#define CELL_EXEC_OUTPUT 512 /* bytes of output kept (stdout and stderr, merged) */
+
+struct cell_exec_result {
+    int exit_code;   /* when it exited; -1 if a signal ended it */
+    int exit_signal; /* 0 unless a signal ended it */
+    size_t output_len;
+    char output[CELL_EXEC_OUTPUT + 1]; /* the first output bytes, NUL-terminated */
+};
+
+struct cell_exec;
+
+int cell_exec_start(struct cell *c, const char *const *argv, struct cell_exec **ret,
+                    struct sc_error *e);
+int cell_exec_fd(const struct cell_exec *x);
+/* Drains output, notices the end: 1 when done (then *ret is filled), 0 if not
+ * yet, a negative errno on failure. */
+int cell_exec_process(struct cell_exec *x, struct cell_exec_result *ret);
+/* Ends the command if it still runs (SIGKILL), reaps it, frees; NULL is fine. */
+void cell_exec_free(struct cell_exec *x);

@@ -30,6 +30,17 @@ struct cell_ops {
     int (*usage)(const struct cell *c, struct cell_usage *u);
     /* Undo create() and anything start() left; the process is already gone. */
     void (*destroy)(struct cell *c);
+    /* cell_exec_*: run a command inside the running Cell (NULL: unsupported). */
+    int (*exec_start)(struct cell *c, const char *const *argv, struct cell_exec **ret,
+                      struct sc_error *e);
+    int (*exec_process)(struct cell_exec *x, struct cell_exec_result *ret);
+    void (*exec_free)(struct cell_exec *x);
+};
+
+/* What every backend's exec starts with (its own struct may extend it). */
+struct cell_exec {
+    const struct cell_ops *ops;
+    int fd; /* what cell_exec_fd() returns */
 };
 
 extern const struct cell_ops cell_linux_ops;

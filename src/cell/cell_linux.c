@@ -680,6 +680,193 @@ static int linux_usage(const struct cell *c, struct cell_usage *u)
     return cg_cell_usage(&lc->cg, u);
 }
 
+/* ---- exec inside a running Cell ----------------------------------------------------
+ *
+ *   supervisor --clone3(CLONE_INTO_CGROUP, CLONE_PIDFD)--> helper
+ *     helper: joins the v1 cgroups, setns(the Cell's pidfd, mnt|pid|ipc|uts|
+ *             cgroup[|net]) (now "/" is the Cell's root), forks
+ *       grandchild: PID n in the Cell's pid namespace; sandbox_exec(): the
+ *             Cell's uid/gid, no capabilities, no_new_privs, parent-death
+ *             signal, Landlock, seccomp, exec argv
+ *     helper: waits for it, exits with its status (128+N for signal N)
+ *
+ * The helper stays outside the pid namespace (setns with CLONE_NEWPID moves
+ * only its children), so the supervisor sees it as an ordinary child behind a
+ * pidfd; killing it kills the grandchild through the parent-death signal.
+ * Output (stdout and stderr merged) goes to one pipe, of which the first
+ * CELL_EXEC_OUTPUT bytes are kept and the rest drained and dropped. */
+struct linux_exec {
+    struct cell_exec x; /* first: x.fd is an epoll fd over pidfd and outfd */
+    int pidfd, outfd;
+    bool done;
+    struct cell_exec_result res;
+};
+
+static void exec_helper(struct cell *c, char *const argv[], int outfd)
+{
+    struct linux_host *lh = c->host->impl;
+    struct linux_cell *lc = c->impl;
+    struct sc_error e = {0};
+    int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nul < 0 || dup2(nul, 0) < 0 || dup2(outfd, 1) < 0 || dup2(outfd, 2) < 0)
+        child_exit(126);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    (void)syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    int r = cg_cell_attach(&lc->cg, 0, &e);
+    if (r >= 0 && lc->cg.v2 && lc->cg.v2fd < 0) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", lc->cg.v2);
+        if ((r = cell_write_str(path, "0")) < 0)
+            sc_error_set(&e, r, "cgroup", "join %s: %s", lc->cg.v2, strerror(-r));
+    }
+    int ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+    if (c->spec.net != CELL_NET_HOST)
+        ns |= CLONE_NEWNET;
+    if (r >= 0 && setns(lc->pidfd, ns) < 0)
+        r = sc_error_set(&e, -errno, "exec", "join the Cell's namespaces: %m");
+    struct clone_args ca = {.exit_signal = SIGCHLD};
+    long pid = r >= 0 ? syscall(SYS_clone3, &ca, sizeof(ca)) : -1;
+    if (r >= 0 && pid < 0)
+        r = sc_error_set(&e, -errno, "exec", "clone3: %m");
+    if (r < 0) {
+        dprintf(2, "cell exec: %s\n", e.msg);
+        child_exit(126);
+    }
+    if (pid == 0) {
+        struct sandbox_plan plan = {
+            .spec = &c->spec,
+            .seccomp_prog = lh->seccomp,
+            .landlock_abi = lh->landlock_abi,
+            .cap_last = lh->cap_last,
+            .netns_fd = -1,
+            .init_fd = -1,
+        };
+        r = sandbox_exec(&plan, argv, &e);
+        dprintf(2, "cell exec: %s\n", e.msg);
+        child_exit(127);
+    }
+    int st;
+    while (waitpid((pid_t)pid, &st, 0) < 0)
+        if (errno != EINTR)
+            child_exit(126);
+    child_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+static int linux_exec_start(struct cell *c, const char *const *argv, struct cell_exec **ret,
+                            struct sc_error *e)
+{
+    struct linux_cell *lc = c->impl;
+    await_spawn(c, lc);
+    if (lc->pidfd < 0)
+        return sc_error_set(e, -ESRCH, "exec", "Cell %s has no process", c->spec.name);
+    int outp[2];
+    if (pipe2(outp, O_CLOEXEC) < 0)
+        return sc_error_set(e, -errno, "exec", "pipe2: %m");
+    int pidfd = -1;
+    struct clone_args ca = {
+        .flags = CLONE_PIDFD,
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    if (lc->cg.v2fd >= 0) {
+        ca.flags |= CLONE_INTO_CGROUP;
+        ca.cgroup = (uint64_t)lc->cg.v2fd;
+    }
+    long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+    if (pid == 0) {
+        close(outp[0]);
+        exec_helper(c, (char *const *)argv, outp[1]);
+    }
+    int err = errno;
+    close(outp[1]);
+    if (pid < 0) {
+        close(outp[0]);
+        return sc_error_set(e, -err, "exec", "clone3: %s", strerror(err));
+    }
+    struct linux_exec *lx = xcalloc(1, sizeof(*lx));
+    lx->x.ops = &cell_linux_ops;
+    lx->pidfd = pidfd;
+    lx->outfd = outp[0];
+    fcntl(lx->outfd, F_SETFL, O_NONBLOCK);
+    lx->x.fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = pidfd};
+    if (lx->x.fd < 0 || epoll_ctl(lx->x.fd, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
+        int r = sc_error_set(e, -errno, "exec", "epoll: %m");
+        cell_exec_free(&lx->x);
+        return r;
+    }
+    ev.data.fd = lx->outfd;
+    epoll_ctl(lx->x.fd, EPOLL_CTL_ADD, lx->outfd, &ev);
+    *ret = &lx->x;
+    return 0;
+}
+
+static void exec_drain(struct linux_exec *lx)
+{
+    char buf[4096];
+    while (lx->outfd >= 0) {
+        ssize_t n = read(lx->outfd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0) { /* every writer gone */
+                epoll_ctl(lx->x.fd, EPOLL_CTL_DEL, lx->outfd, NULL);
+                close(lx->outfd);
+                lx->outfd = -1;
+            }
+            return;
+        }
+        size_t keep = MIN((size_t)n, CELL_EXEC_OUTPUT - lx->res.output_len);
+        memcpy(lx->res.output + lx->res.output_len, buf, keep);
+        lx->res.output_len += keep;
+    }
+}
+
+static int linux_exec_process(struct cell_exec *x, struct cell_exec_result *ret)
+{
+    struct linux_exec *lx = (struct linux_exec *)x;
+    if (!lx->done) {
+        exec_drain(lx);
+        siginfo_t si = {0};
+        if (waitid((idtype_t)P_PIDFD, (id_t)lx->pidfd, &si, WEXITED | WNOHANG) < 0)
+            return errno == EINTR ? 0 : -errno;
+        if (si.si_pid == 0)
+            return 0;
+        exec_drain(lx); /* what it wrote just before the end */
+        lx->done = true;
+        lx->res.exit_code = si.si_code == CLD_EXITED ? si.si_status : -1;
+        lx->res.exit_signal = si.si_code == CLD_EXITED ? 0 : si.si_status;
+        lx->res.output[lx->res.output_len] = '\0';
+        epoll_ctl(x->fd, EPOLL_CTL_DEL, lx->pidfd, NULL);
+    }
+    *ret = lx->res;
+    return 1;
+}
+
+static void linux_exec_free(struct cell_exec *x)
+{
+    struct linux_exec *lx = (struct linux_exec *)x;
+    if (!lx->done && lx->pidfd >= 0) {
+        (void)pidfd_signal(lx->pidfd, SIGKILL);
+        siginfo_t si;
+        while (waitid((idtype_t)P_PIDFD, (id_t)lx->pidfd, &si, WEXITED) < 0 && errno == EINTR)
+            ;
+    }
+    if (lx->pidfd >= 0)
+        close(lx->pidfd);
+    if (lx->outfd >= 0)
+        close(lx->outfd);
+    if (x->fd >= 0)
+        close(x->fd);
+    free(lx);
+}
+
 const struct cell_ops cell_linux_ops = {
     .name = "linux",
     .host_init = linux_host_init,
@@ -692,4 +879,7 @@ const struct cell_ops cell_linux_ops = {
     .process = linux_process,
     .usage = linux_usage,
     .destroy = linux_destroy,
+    .exec_start = linux_exec_start,
+    .exec_process = linux_exec_process,
+    .exec_free = linux_exec_free,
 };

@@ -131,6 +131,12 @@ int sandbox_init_memfd(void);
 /* Runs in the child after the parent released it; returns only on failure, with
  * a message in e. */
 int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e);
+/* Runs in the grandchild of cell_exec_start (cell_linux.c), which has joined
+ * the Cell's namespaces (so "/" is the Cell's root) and cgroups: drops to the
+ * Cell's uid/gid with no capabilities and no_new_privs, applies its Landlock
+ * grants and seccomp filter, and execs argv with the Cell's env in its cwd.
+ * Returns only on failure, with a message in e. */
+int sandbox_exec(const struct sandbox_plan *p, char *const argv[], struct sc_error *e);
 /* Builds the seccomp filter once per host: returns a malloc'd struct sock_fprog. */
 int sandbox_seccomp_build(void **ret, struct sc_error *e);
 void sandbox_seccomp_free(void *prog);

@@ -545,6 +545,27 @@ int sandbox_init_memfd(void)
     return fd;
 }
 
+/* Step 4's identity and steps 5's walls, shared by the Cell's PID 1 and by a
+ * command exec'd into a running Cell (sandbox_exec). */
+static int lock_down(const struct sandbox_plan *p, struct sc_error *e)
+{
+    int r;
+    if ((r = drop_privileges(p, e)) < 0)
+        return r;
+    /* A Cell never outlives its supervisor (PID 1's death empties the pid
+     * namespace), an exec'd command never its parent.  Set after setresuid,
+     * which would have cleared it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        return sc_error_set(e, -errno, "start", "parent-death signal: %m");
+    if ((r = apply_landlock(p, e)) < 0)
+        return r;
+    if (chdir(p->spec->cwd) < 0)
+        return sc_error_set(e, -errno, "cwd", "chdir %s: %m", p->spec->cwd);
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->seccomp_prog, 0, 0) < 0)
+        return sc_error_set(e, -errno, "seccomp", "install the seccomp filter: %m");
+    return 0;
+}
+
 int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
 {
     const struct cell_spec_copy *s = p->spec;
@@ -557,18 +578,8 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
         return r;
     if (sethostname(s->hostname, strlen(s->hostname)) < 0)
         return sc_error_set(e, -errno, "hostname", "sethostname: %m");
-    if ((r = drop_privileges(p, e)) < 0)
+    if ((r = lock_down(p, e)) < 0)
         return r;
-    /* A Cell never outlives its supervisor (PID 1's death empties the pid
-     * namespace).  Set after setresuid, which would have cleared it. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-        return sc_error_set(e, -errno, "start", "parent-death signal: %m");
-    if ((r = apply_landlock(p, e)) < 0)
-        return r;
-    if (chdir(s->cwd) < 0)
-        return sc_error_set(e, -errno, "cwd", "chdir %s: %m", s->cwd);
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p->seccomp_prog, 0, 0) < 0)
-        return sc_error_set(e, -errno, "seccomp", "install the seccomp filter: %m");
     if (s->init) {
         sigset_t set;
         cell_init_sigset(&set);
@@ -602,4 +613,13 @@ int sandbox_enter(const struct sandbox_plan *p, struct sc_error *e)
     }
     r = cell_exec_path(s->argv, s->env);
     return sc_error_set(e, r, "argv", "exec %s: %s", s->argv[0], strerror(-r));
+}
+
+int sandbox_exec(const struct sandbox_plan *p, char *const argv[], struct sc_error *e)
+{
+    int r = lock_down(p, e); /* its parent is the helper the supervisor kills at a timeout */
+    if (r < 0)
+        return r;
+    r = cell_exec_path(argv, p->spec->env);
+    return sc_error_set(e, r, "argv", "exec %s: %s", argv[0], strerror(-r));
 }

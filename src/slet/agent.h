@@ -9,6 +9,7 @@
  *   agent_cg.c    the cgroup directories of Cells: found from a pid, swept
  *   agent_sim.c   --simulate N: many nodes, sim Cells, statuses in batches
  *   agent_logs.c  the logs endpoint (GET /logs/NAME[?follow=1], /instances)
+ *   agent_probe.c startup, readiness and liveness probes (http, tcp, exec)
  *
  * One thread, one libevent loop.  The watch stream is read by libevent's HTTP
  * client (no thread, so nothing holds a malloc lock while the Cell library
@@ -50,6 +51,7 @@ enum slet_inst_state {
 };
 
 struct slet_follow; /* a logs?follow=1 client (agent_logs.c) */
+struct slet_probes; /* a running Cell's probes (agent_probe.c) */
 
 /* One Assignment bound to this node (or, with --simulate, to one of its nodes). */
 struct slet_inst {
@@ -76,6 +78,8 @@ struct slet_inst {
     char reason[320];
     char started_at[32];
     struct slet_follow *followers;
+    struct slet_probes *probes;
+    char restart_reason[320]; /* why the agent is restarting the Cell (a probe) */
 };
 
 struct slet_opts {
@@ -164,6 +168,20 @@ int slet_cell_recover(struct slet_agent *a, const struct u64map *assigned);
 void slet_cell_retry_status(struct slet_agent *a);
 /* Agent exit: every Cell torn down, state files kept. */
 void slet_cell_shutdown(struct slet_agent *a);
+
+/* For the probes: sets ready and reason, writing the status if either changed. */
+void slet_cell_set_ready(struct slet_inst *in, bool ready, const char *reason);
+/* For the probes: stops the running Cell (probes first, then SIGTERM and the
+ * grace) so that it is restarted; its exit is reported with reason. */
+void slet_cell_restart(struct slet_inst *in, const char *reason);
+
+/* agent_probe.c: startup, readiness and liveness probes of real Cells */
+/* The Cell of in has exec'd: starts the probes of template.health.  Returns
+ * whether the instance is ready now (no readiness or startup probe); if not,
+ * in->reason says what it waits for. */
+bool slet_probe_start(struct slet_inst *in, const json_t *template);
+/* Cancels every attempt (an exec is killed) and frees the probes; idempotent. */
+void slet_probe_stop(struct slet_inst *in);
 
 /* agent_cg.c: cgroup directories */
 /* The cgroup directories of pid whose last component is name (one per

@@ -118,6 +118,15 @@ void slet_cell_retry_status(struct slet_agent *a)
                 write_status(in);
 }
 
+void slet_cell_set_ready(struct slet_inst *in, bool ready, const char *reason)
+{
+    if (in->ready == ready && !strcmp(in->reason, reason))
+        return;
+    in->ready = ready;
+    snprintf(in->reason, sizeof(in->reason), "%s", reason);
+    write_status(in);
+}
+
 /* The Revision's template, fetched once per revision (revisions are immutable). */
 static const json_t *get_template(struct slet_agent *a, const char *rev, struct sc_error *e)
 {
@@ -430,6 +439,7 @@ static void inst_exited(struct slet_inst *in)
 {
     struct cell_status cs;
     cell_status(in->cell, &cs);
+    slet_probe_stop(in);
     if (in->st == INST_STOPPING) {
         inst_finish(in);
         return;
@@ -449,6 +459,11 @@ static void inst_exited(struct slet_inst *in)
         snprintf(in->reason, sizeof(in->reason), "exited with code %d", cs.exit_code);
     }
     snprintf(in->phase, sizeof(in->phase), in->exit_code == 0 ? "exited" : "failed");
+    if (in->restart_reason[0]) { /* stopped by the agent for a probe */
+        snprintf(in->reason, sizeof(in->reason), "%s", in->restart_reason);
+        snprintf(in->phase, sizeof(in->phase), "failed");
+        in->restart_reason[0] = '\0';
+    }
     next_backoff(in);
     in->st = INST_BACKOFF;
     log_info("msg=\"instance ended\" instance=%s reason=\"%s\" restart_in_ms=%llu", in->name,
@@ -473,9 +488,10 @@ static void on_cell_event(evutil_socket_t fd, short what, void *arg)
         cell_status(in->cell, &cs);
         in->st = INST_RUNNING;
         snprintf(in->phase, sizeof(in->phase), "running");
-        in->ready = true; /* no readiness probes yet: running is ready */
         in->exit_code = -1;
         in->reason[0] = '\0';
+        struct sc_error e = {0};
+        in->ready = slet_probe_start(in, get_template(in->a, in->revision, &e));
         slet_iso_now(in->started_at);
         log_info("msg=\"instance running\" instance=%s pid=%d restarts=%u", in->name, cs.pid,
                  in->restarts);
@@ -484,14 +500,14 @@ static void on_cell_event(evutil_socket_t fd, short what, void *arg)
     }
     if (ev & CELL_EV_EXIT)
         inst_exited(in);
-    else if (in->st == INST_STOPPING)
-        arm_deadline(in);
+    else if (in->st == INST_STOPPING || in->st == INST_RUNNING)
+        arm_deadline(in); /* RUNNING: stopped by slet_cell_restart */
 }
 
 static void on_inst_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct slet_inst *in = arg;
-    if (in->st == INST_STOPPING)
+    if (in->st == INST_STOPPING || in->st == INST_RUNNING)
         on_cell_event(-1, 0, in); /* the grace deadline */
     else if (in->st == INST_BACKOFF || in->st == INST_PENDING)
         inst_start(in);
@@ -499,6 +515,7 @@ static void on_inst_timer(evutil_socket_t fd, short what, void *arg)
 
 static void inst_free_cell(struct slet_inst *in)
 {
+    slet_probe_stop(in);
     slet_logs_detach(in);
     if (in->ev_cell)
         event_free(in->ev_cell);
@@ -525,6 +542,16 @@ static void inst_finish(struct slet_inst *in)
     free(in);
 }
 
+void slet_cell_restart(struct slet_inst *in, const char *reason)
+{
+    if (in->st != INST_RUNNING)
+        return;
+    slet_probe_stop(in);
+    snprintf(in->restart_reason, sizeof(in->restart_reason), "%s", reason);
+    cell_stop(in->cell, in->a->o.grace_usec);
+    arm_deadline(in);
+}
+
 void slet_cell_add(struct slet_agent *a, struct slet_inst *in)
 {
     in->restarts = (unsigned)(uintptr_t)u64map_del(&a->carried, slet_hash(in->name));
@@ -539,6 +566,7 @@ void slet_cell_remove(struct slet_agent *a, struct slet_inst *in)
     switch (in->st) {
     case INST_STARTING:
     case INST_RUNNING:
+        slet_probe_stop(in);
         in->st = INST_STOPPING;
         evtimer_del(in->ev_timer);
         cell_stop(in->cell, a->o.grace_usec);
