@@ -177,6 +177,8 @@ static const struct mf_field update_fields[] = {
     {"canaryWeight", MF_INT, 0, .min = 1, .max = 99, .expect = "a percentage 1..99"},
     {"progressDeadline", MF_QTY, 0, &mf_unit_duration, .canon = "progressDeadlineMs", .min = 1000,
      .max = 24 * 3600 * 1000, .def = "600000"},
+    {"minReady", MF_QTY, 0, &mf_unit_duration, .canon = "minReadyMs", .min = 0, .max = 3600 * 1000,
+     .def = "0"},
     END,
 };
 
@@ -238,7 +240,24 @@ static const struct mf_field metadata_fields[] = {
     END,
 };
 
+/* status.rollout: the scheduler loop's record of the rollout (docs/rollout.md) */
+static const char *const rollout_phase_enum[] = {"progressing", "complete", "rolled-back", "failed",
+                                                 NULL};
+static const struct mf_field weight_value = {"",       MF_INT,     0,
+                                             .min = 0, .max = 256, .expect = "a weight 0..256"};
+static const struct mf_field rollout_fields[] = {
+    {"revision", MF_STR, MF_REQUIRED, &mf_unit_dns_label, .expect = "the name of a Revision"},
+    {"phase", MF_STR, MF_REQUIRED, .enums = rollout_phase_enum},
+    {"startedMs", MF_INT, 0, .min = 0, .max = INT64_MAX},
+    {"from", MF_STR, 0, &mf_unit_dns_label, .expect = "the name of a Revision"},
+    {"rolledBackFrom", MF_STR, 0, &mf_unit_dns_label, .expect = "the name of a Revision"},
+    {"reason", MF_STR, 0, &mf_unit_text},
+    {"weights", MF_MAP, 0, &mf_unit_dns_label, .children = &weight_value, .max = 64},
+    END,
+};
+
 static const struct mf_field deployment_status_fields[] = {
+    {"rollout", MF_OBJ, 0, .children = rollout_fields},
     {"observedGeneration", MF_INT, 0, .min = 0, .max = INT64_MAX},
     {"replicas", MF_INT, 0, .min = 0, .max = INT64_MAX},
     {"assigned", MF_INT, 0, .min = 0, .max = INT64_MAX},
@@ -310,6 +329,9 @@ static const struct mf_field assignment_spec_fields[] = {
     {"node", MF_STR, MF_REQUIRED, &mf_unit_dns_label, .expect = "the name of a Node"},
     {"cpuMillis", MF_INT, 0, .min = 0, .max = 1000000000, .def = "0"},
     {"memoryBytes", MF_INT, 0, .min = 0, .max = INT64_MAX, .def = "0"},
+    /* set by a rollout: out of its load balancer's pool, removed once drained */
+    {"draining", MF_BOOL, 0},
+    {"drainingSinceMs", MF_INT, 0, .min = 0, .max = INT64_MAX},
     END,
 };
 static const struct mf_field assignment_object_fields[] = {
@@ -392,8 +414,7 @@ static const struct mf_field endpoints_spec_fields[] = {
     {"deployment", MF_STR, MF_REQUIRED, &mf_unit_dns_label},
     {"port", MF_OBJ, MF_REQUIRED, .children = endpoint_port_fields},
     {"expose", MF_OBJ, MF_REQUIRED, .children = expose_fields},
-    {"endpoints", MF_LIST, 0, .children = &endpoint_item, .unique = endpoint_unique,
-     .max = 100000},
+    {"endpoints", MF_LIST, 0, .children = &endpoint_item, .unique = endpoint_unique, .max = 100000},
     END,
 };
 static const struct mf_field endpoints_object_fields[] = {

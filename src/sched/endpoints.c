@@ -23,6 +23,18 @@ json_t *sched_endpoint_of(const json_t *in)
                      rev ? rev : "");
 }
 
+bool sched_exposes(const json_t *d)
+{
+    size_t i;
+    const json_t *p;
+    json_array_foreach(json_object_get(json_object_get(d, "spec"), "ports"), i, p)
+    {
+        if (json_is_object(json_object_get(p, "expose")))
+            return true;
+    }
+    return false;
+}
+
 static int str_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);

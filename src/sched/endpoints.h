@@ -22,10 +22,14 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 
 /* ready: {instance name: {node, address, revision}} of the Deployment's ready
  * Instances (borrowed; may be NULL).  Returns a new JSON object {name: Endpoints}. */
 json_t *sched_endpoints(const json_t *deployment, const json_t *ready);
+/* Does the Deployment expose a port (so it has Endpoints, and its instances are
+ * drained from their load balancer before they stop)? */
+bool sched_exposes(const json_t *deployment);
 /* The Instance fields an endpoint needs, or NULL if it is not an endpoint
  * (not ready, or no address).  New reference. */
 json_t *sched_endpoint_of(const json_t *instance);

@@ -9,6 +9,7 @@
 
 #include "base/util.h"
 #include "objects/objects.h"
+#include "sched/endpoints.h"
 #include "sched/sched.h"
 
 struct sched_pass {
@@ -189,6 +190,7 @@ void sched_plan_done(struct sched_plan *plan)
 {
     json_decref(plan->create);
     json_decref(plan->remove);
+    json_decref(plan->drain);
     json_decref(plan->status);
     memset(plan, 0, sizeof(*plan));
 }
@@ -207,6 +209,39 @@ static void add_remove(struct sched_plan *out, const json_t *a)
     out->changes++;
 }
 
+/* Is the Assignment's instance available: ready, for minReadySeconds? */
+static bool plan_available(const struct sched_plan_ctx *ctx, const json_t *a)
+{
+    const char *name = name_of(a);
+    if (!ctx || !ctx->ready || !name)
+        return false;
+    const json_t *r = json_object_get(ctx->ready, name);
+    if (!r)
+        return false;
+    int64_t since = json_integer_value(r);
+    return !ctx->min_ready_ms || !since || ctx->now_ms - since >= ctx->min_ready_ms;
+}
+
+/* An Assignment leaves: behind a load balancer it is first marked draining
+ * (its endpoint leaves the pool while its Cell still runs) and removed once
+ * drained (step 1 of a later plan); otherwise it is removed now. */
+static void retire(struct sched_pass *p, struct sched_plan *out, const json_t *a, bool exposed,
+                   int64_t now_ms)
+{
+    if (!exposed) {
+        add_remove(out, a);
+        release(p, a);
+        return;
+    }
+    json_t *x = json_deep_copy(a);
+    json_t *spec = json_object_get(x, "spec");
+    json_object_set_new(spec, "draining", json_true());
+    json_object_set_new(spec, "drainingSinceMs", json_integer(now_ms));
+    json_array_append_new(out->drain, x);
+    out->changes++;
+    out->waiting = true;
+}
+
 /* K of an assignment named DEP-GEN-K, or -1. */
 static long ordinal(const char *name, const char *prefix)
 {
@@ -218,11 +253,14 @@ static long ordinal(const char *name, const char *prefix)
     return *end ? -1 : k;
 }
 
-void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_plan *out)
+void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct sched_plan_ctx *ctx,
+                           struct sched_plan *out)
 {
     memset(out, 0, sizeof(*out));
     out->create = json_array();
     out->remove = json_array();
+    out->drain = json_array();
+    int64_t now_ms = ctx ? ctx->now_ms : 0;
     const char *dep = name_of(d);
     const json_t *spec = json_object_get(d, "spec");
     int64_t gen = int_at(d, "metadata", "generation");
@@ -234,34 +272,77 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
     const json_t *placement = json_object_get(spec, "placement");
     char revname[128], prefix[140];
     obj_revision_name(d, revname, sizeof(revname));
+    /* the rollout (docs/rollout.md): which revision the Assignments follow */
+    const json_t *ro = json_object_get(json_object_get(d, "status"), "rollout");
+    const char *ro_rev = json_string_value(json_object_get(ro, "revision"));
+    const char *ro_from = json_string_value(json_object_get(ro, "from"));
+    const char *ro_back = json_string_value(json_object_get(ro, "rolledBackFrom"));
+    json_t *rollout;
+    if (ro_back && !strcmp(ro_back, revname) && ro_rev) {
+        rollout = json_deep_copy(ro); /* rolled back: stays so until the spec changes */
+        snprintf(revname, sizeof(revname), "%s", ro_rev);
+    } else if (ro_rev && !strcmp(ro_rev, revname)) {
+        rollout = json_deep_copy(ro); /* the rollout under way (or done) */
+    } else {
+        rollout = json_pack("{s:s, s:s, s:I}", "revision", revname, "phase", "progressing",
+                            "startedMs", (json_int_t)now_ms);
+        if (ro_rev) /* what it rolls back to if this one never becomes available */
+            json_object_set_new(rollout, "from", json_string(ro_rev));
+        ro_from = ro_rev;
+    }
     snprintf(prefix, sizeof(prefix), "%s-", revname);
 
-    /* 1. older generations and vanished nodes go; 2. gather the current ones */
+    /* 1. gather: the target revision's, the other revisions', the draining ones;
+     *    Assignments on vanished nodes go at once (nothing is left to drain) */
     const json_t *mine = dep ? json_object_get(p->by_dep, dep) : NULL;
     size_t n_mine = json_object_size(mine);
     const char *an;
     const json_t **cur = xcalloc(n_mine ? n_mine : 1, sizeof(*cur));
-    size_t ncur = 0;
+    const json_t **old = xcalloc(n_mine ? n_mine : 1, sizeof(*old));
+    size_t ncur = 0, nold = 0, ndraining = 0;
     uint32_t *per = xcalloc(p->n ? p->n : 1, sizeof(uint32_t));
     const json_t *a;
+    bool exposed = sched_exposes(d);
     json_object_foreach((json_t *)mine, an, a)
     {
         const json_t *as = json_object_get(a, "spec");
         long ni = node_find(p, json_string_value(json_object_get(as, "node")));
         const char *arev = json_string_value(json_object_get(as, "revision"));
-        bool old = !arev || strcmp(arev, revname) != 0;
-        if (old || ni < 0) {
+        if (ni < 0) {
             if (out->changes < SCHED_PLAN_MAX_OPS) {
                 add_remove(out, a);
                 release(p, a);
             }
             continue;
         }
+        if (json_is_true(json_object_get(as, "draining"))) {
+            /* drained long enough: the load balancer has let it go */
+            int64_t since = json_integer_value(json_object_get(as, "drainingSinceMs"));
+            if (!exposed || now_ms >= since + SCHED_DRAIN_MS) {
+                if (out->changes < SCHED_PLAN_MAX_OPS) {
+                    add_remove(out, a);
+                    release(p, a);
+                }
+            } else {
+                out->waiting = true;
+                ndraining++;
+            }
+            continue;
+        }
+        if (!arev || strcmp(arev, revname) != 0) {
+            old[nold++] = a;
+            continue;
+        }
         cur[ncur++] = a;
         per[ni]++;
     }
+    size_t ready_cur = 0, ready_old = 0;
+    for (size_t k = 0; k < ncur; k++)
+        ready_cur += plan_available(ctx, cur[k]);
+    for (size_t k = 0; k < nold; k++)
+        ready_old += plan_available(ctx, old[k]);
 
-    /* 2. too many: the newest go */
+    /* 2. too many of the target revision: the newest go */
     if ((int64_t)ncur > want) {
         struct sched_replica *r = xcalloc(ncur, sizeof(*r));
         size_t *idx = xcalloc(ncur, sizeof(*idx));
@@ -272,8 +353,9 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
         size_t drop = ncur - (size_t)want, kept = 0;
         bool *gone = xcalloc(ncur, sizeof(bool));
         for (size_t k = 0; k < drop && out->changes < SCHED_PLAN_MAX_OPS; k++) {
-            add_remove(out, cur[idx[k]]);
-            release(p, cur[idx[k]]);
+            if (plan_available(ctx, cur[idx[k]]))
+                ready_cur--;
+            retire(p, out, cur[idx[k]], exposed, now_ms);
             gone[idx[k]] = true;
         }
         for (size_t k = 0; k < ncur; k++)
@@ -285,8 +367,55 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
         free(r);
     }
 
-    /* 3. too few: place the missing ones, within what this plan may still change */
+    /* 3a. a rollout: the other revisions' Assignments go as the strategy allows.
+     *   rolling: never more than replicas + maxSurge in all, never fewer than
+     *     replicas - maxUnavailable available; the unavailable old ones first;
+     *   blue-green: the old ones go all at once when the target revision is
+     *     fully available (the switch), none before. */
+    const json_t *upd = json_object_get(spec, "update");
+    const char *strategy = json_string_value(json_object_get(upd, "strategy"));
+    bool bluegreen = strategy && !strcmp(strategy, "blue-green");
+    int64_t surge = json_is_integer(json_object_get(upd, "maxSurge"))
+                        ? json_integer_value(json_object_get(upd, "maxSurge"))
+                        : 1;
+    int64_t unavail = json_integer_value(json_object_get(upd, "maxUnavailable"));
+    int64_t min_avail = want - unavail > 0 ? want - unavail : 0;
+    if (bluegreen) {
+        surge = want; /* the whole new set next to the old one */
+        min_avail = want;
+    }
+    if (nold > 0) {
+        for (int pass_ready = 0; pass_ready < 2; pass_ready++)
+            for (size_t k = 0; k < nold && out->changes < SCHED_PLAN_MAX_OPS; k++) {
+                if (!old[k])
+                    continue;
+                bool avail = plan_available(ctx, old[k]);
+                if (avail != (pass_ready == 1))
+                    continue;
+                if (avail) {
+                    if (bluegreen ? ready_cur < (size_t)want
+                                  : (int64_t)(ready_cur + ready_old) - 1 < min_avail)
+                        break;
+                    ready_old--;
+                }
+                retire(p, out, old[k], exposed, now_ms);
+                old[k] = NULL;
+            }
+        size_t left = 0;
+        for (size_t k = 0; k < nold; k++)
+            left += old[k] != NULL;
+        nold = left;
+    }
+    out->rolling = nold > 0;
+
+    /* the room a rollout leaves for new ones: replicas + maxSurge in all */
+    int64_t in_all = (int64_t)(ncur + nold + ndraining);
+    int64_t cap_total = want + surge;
+    /* 3. too few: place the missing ones, within what this plan may still change
+     *    and, during a rollout, within replicas + maxSurge in all */
     int64_t missing = want - (int64_t)ncur;
+    if (nold + ndraining > 0 && missing > cap_total - in_all)
+        missing = cap_total - in_all;
     int64_t room = SCHED_PLAN_MAX_OPS - out->changes;
     const char *reason = NULL;
     struct sched_result placed = {0};
@@ -341,9 +470,37 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, struct sched_p
 
     out->status = json_pack("{s:I, s:I, s:I}", "observedGeneration", (json_int_t)gen, "replicas",
                             (json_int_t)want, "assigned", (json_int_t)ncur);
+    /* the rollout's phase: complete when nothing else remains and the target is
+     * fully available; past progressDeadline, back to the revision it came from */
+    const char *phase = json_string_value(json_object_get(rollout, "phase"));
+    int64_t deadline = json_is_integer(json_object_get(upd, "progressDeadlineMs"))
+                           ? json_integer_value(json_object_get(upd, "progressDeadlineMs"))
+                           : 600000;
+    int64_t started = json_integer_value(json_object_get(rollout, "startedMs"));
+    if (phase && !strcmp(phase, "progressing")) {
+        if (!out->rolling && ndraining == 0 && (int64_t)ready_cur >= want) {
+            json_object_set_new(rollout, "phase", json_string("complete"));
+        } else if (ctx && now_ms - started > deadline) {
+            char why[256];
+            snprintf(why, sizeof(why),
+                     "revision %s: %zu/%lld available after %llds (progressDeadline)", revname,
+                     ready_cur, (long long)want, (long long)(deadline / 1000));
+            json_object_set_new(rollout, "reason", json_string(why));
+            if (ro_from && strcmp(ro_from, revname) != 0) {
+                json_object_set_new(rollout, "phase", json_string("rolled-back"));
+                json_object_set_new(rollout, "rolledBackFrom", json_string(revname));
+                json_object_set_new(rollout, "revision", json_string(ro_from));
+                json_object_del(rollout, "from");
+            } else {
+                json_object_set_new(rollout, "phase", json_string("failed"));
+            }
+        }
+    }
+    json_object_set_new(out->status, "rollout", rollout);
     if (reason)
         json_object_set_new(out->status, "unschedulable", json_string(reason));
     sched_result_done(&placed);
     free(per);
+    free(old);
     free(cur);
 }

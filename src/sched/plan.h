@@ -66,11 +66,29 @@ void sched_pass_end(struct sched_pass *p);
 struct sched_plan {
     json_t *create; /* Assignment objects to store */
     json_t *remove; /* [{"name", "revision"}]: Assignments to delete if unchanged */
+    json_t *drain;  /* Assignment objects to store again, marked draining (guarded
+                       by their metadata.revision) */
     json_t *status; /* the Deployment's new status */
-    int changes;    /* json_array_size(create) + json_array_size(remove) */
+    int changes;    /* create + remove + drain */
+    bool waiting;   /* something is draining: plan again when its time is up */
+    bool rolling;   /* Assignments of another revision remain (a rollout goes on) */
 };
+
+/* What a plan reads besides the objects: the instances that are ready (a JSON
+ * object {name: ready since, ms}; NULL = none), the time, and minReady in ms (an
+ * instance counts as available once it has been ready that long). */
+struct sched_plan_ctx {
+    const json_t *ready;
+    int64_t now_ms;
+    int64_t min_ready_ms;
+};
+
+/* How long an Assignment stays draining (out of its load balancer's pool, Cell
+ * still running) before it is removed and its Cell stopped. */
+#define SCHED_DRAIN_MS 2000
 
 /* Plans one Deployment (as read, with metadata.generation); updates the pass's
  * usage as if the plan were applied.  Free the plan with sched_plan_done. */
-void sched_plan_deployment(struct sched_pass *p, const json_t *deployment, struct sched_plan *out);
+void sched_plan_deployment(struct sched_pass *p, const json_t *deployment,
+                           const struct sched_plan_ctx *ctx, struct sched_plan *out);
 void sched_plan_done(struct sched_plan *plan);

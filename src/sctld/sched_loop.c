@@ -45,12 +45,15 @@
 
 struct sched_view {
     struct store_watch *w;
-    json_t *nodes;  /* Node name -> Node */
-    json_t *ready;  /* Node name -> true: its heartbeat key exists */
-    json_t *deps;   /* Deployment name -> Deployment */
-    json_t *asg;    /* Assignment name -> Assignment */
-    json_t *revs;   /* Revision name -> its deployment's name */
-    json_t *inst;   /* Instance name -> its deployment's name, for ready ones */
+    json_t *nodes;    /* Node name -> Node */
+    json_t *ready;    /* Node name -> true: its heartbeat key exists */
+    json_t *deps;     /* Deployment name -> Deployment */
+    json_t *asg;      /* Assignment name -> Assignment */
+    json_t *revs;     /* Revision name -> its deployment's name */
+    json_t *inst;     /* Instance name -> its deployment's name, for ready ones */
+    json_t *ready_at; /* Instance name -> when this view saw it become ready (ms) */
+    json_t *rollouts; /* Deployment name -> "any" | "count": a rollout in progress */
+    usec_t last_rollout_scan;
     json_t *nready; /* deployment name -> ready Instances */
     json_t *dirty;  /* deployment names to plan (or to clean up after) */
     json_t *sdirty; /* deployment names whose status.ready is to be brought up to date */
@@ -94,6 +97,8 @@ static void view_free(struct srv *s, struct sched_view *v)
     json_decref(v->asg);
     json_decref(v->revs);
     json_decref(v->inst);
+    json_decref(v->ready_at);
+    json_decref(v->rollouts);
     json_decref(v->nready);
     json_decref(v->dirty);
     json_decref(v->sdirty);
@@ -112,16 +117,6 @@ void srv_sched_forget(struct srv *s)
     s->sched_view = NULL;
 }
 
-/* Does the Deployment expose a port (and so have Endpoints)? */
-static bool exposes(const json_t *d)
-{
-    size_t i;
-    const json_t *p;
-    json_array_foreach(json_object_get(json_object_get(d, "spec"), "ports"), i,
-                       p) if (json_is_object(json_object_get(p, "expose"))) return true;
-    return false;
-}
-
 /* The endpoint view of one Instance (in NULL: gone); dep is its deployment's
  * name if it is ready, old_dep the one it was ready in. */
 static void set_endpoint(struct sched_view *v, const char *name, const json_t *in, const char *dep,
@@ -134,7 +129,7 @@ static void set_endpoint(struct sched_view *v, const char *name, const json_t *i
             json_object_set_new(v->epdirty, old_dep, json_true());
         }
     }
-    if (!dep || !exposes(json_object_get(v->deps, dep)))
+    if (!dep || !sched_exposes(json_object_get(v->deps, dep)))
         return;
     json_t *e = sched_endpoint_of(in);
     json_t *m = json_object_get(v->ready_ep, dep);
@@ -154,6 +149,21 @@ static void set_endpoint(struct sched_view *v, const char *name, const json_t *i
     json_decref(e);
 }
 
+/* A ready count changed: a Deployment whose rollout waits on readiness is
+ * planned again ("any": old revisions or draining ones remain; "count": it only
+ * waits for all its replicas to be ready). */
+static void rollout_touch(struct sched_view *v, const char *dep)
+{
+    const char *need = json_string_value(json_object_get(v->rollouts, dep));
+    if (!need)
+        return;
+    const json_t *d = json_object_get(v->deps, dep);
+    if (!strcmp(need, "any") ||
+        json_integer_value(json_object_get(v->nready, dep)) >=
+            json_integer_value(json_object_get(json_object_get(d, "spec"), "replicas")))
+        json_object_set_new(v->dirty, dep, json_true());
+}
+
 static void set_instance(struct sched_view *v, const char *name, const json_t *in)
 {
     const json_t *was = json_object_get(v->inst, name);
@@ -169,6 +179,8 @@ static void set_instance(struct sched_view *v, const char *name, const json_t *i
         json_t *n = json_object_get(v->nready, old_dep);
         json_integer_set(n, json_integer_value(n) - 1);
         json_object_set_new(v->sdirty, old_dep, json_true());
+        rollout_touch(v, old_dep);
+        json_object_del(v->ready_at, name);
         json_object_del(v->inst, name); /* old_dep dies here */
     }
     if (dep) {
@@ -177,7 +189,10 @@ static void set_instance(struct sched_view *v, const char *name, const json_t *i
             json_object_set_new(v->nready, dep, n = json_integer(0));
         json_integer_set(n, json_integer_value(n) + 1);
         json_object_set_new(v->inst, name, json_string(dep));
+        json_object_set_new(v->ready_at, name,
+                            json_integer((json_int_t)(now_usec(CLOCK_REALTIME) / 1000)));
         json_object_set_new(v->sdirty, dep, json_true());
+        rollout_touch(v, dep);
     }
 }
 
@@ -187,6 +202,9 @@ static void set_assignment(struct sched_view *v, const char *name, json_t *a)
     const char *d = old ? spec_str(old, "deployment") : NULL;
     if (d)
         json_object_set_new(v->dirty, d, json_true());
+    /* draining or gone: its endpoint leaves the pool */
+    if (d && sched_exposes(json_object_get(v->deps, d)))
+        json_object_set_new(v->epdirty, d, json_true());
     if (v->pass)
         sched_pass_remove(v->pass, name);
     json_object_del(v->asg, name);
@@ -268,7 +286,7 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
             json_object_set_new(v->dirty, name, json_true());
         if (!o)
             json_object_del(v->wrote, name);
-        bool was_exposed = exposes(old), is_exposed = exposes(o);
+        bool was_exposed = sched_exposes(old), is_exposed = sched_exposes(o);
         if (was_exposed || is_exposed)
             json_object_set_new(v->epdirty, name, json_true());
         if (is_exposed && !was_exposed)
@@ -328,6 +346,8 @@ static struct sched_view *view_build(struct srv *s)
     v->asg = json_object();
     v->revs = json_object();
     v->inst = json_object();
+    v->ready_at = json_object();
+    v->rollouts = json_object();
     v->nready = json_object();
     v->dirty = json_object();
     v->sdirty = json_object();
@@ -490,7 +510,22 @@ static bool collect_orphans(struct srv *s, struct sched_view *v, const char *dep
 static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struct txn *t)
 {
     struct sched_plan plan;
-    sched_plan_deployment(v->pass, d, &plan);
+    int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
+    const json_t *upd = json_object_get(json_object_get(d, "spec"), "update");
+    struct sched_plan_ctx ctx = {
+        .ready = v->ready_at,
+        .now_ms = now_ms,
+        .min_ready_ms = json_integer_value(json_object_get(upd, "minReadyMs")),
+    };
+    sched_plan_deployment(v->pass, d, &ctx, &plan);
+    const char *phase =
+        json_string_value(json_object_get(json_object_get(plan.status, "rollout"), "phase"));
+    if (plan.rolling || plan.waiting)
+        json_object_set_new(v->rollouts, name_of(d), json_string("any"));
+    else if (phase && !strcmp(phase, "progressing"))
+        json_object_set_new(v->rollouts, name_of(d), json_string("count"));
+    else
+        json_object_del(v->rollouts, name_of(d));
     json_object_set_new(plan.status, "ready",
                         json_integer(json_integer_value(json_object_get(v->nready, name_of(d)))));
     bool new_status = !json_equal(json_object_get(d, "status"), plan.status);
@@ -510,7 +545,25 @@ static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struc
         json_array_foreach(plan.remove, j, x)
             tx_remove(t, "assignments", json_string_value(json_object_get(x, "name")),
                       json_integer_value(json_object_get(x, "revision")));
-        int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
+        json_array_foreach(plan.drain, j, x)
+        {
+            /* marked draining, if it is still as the plan saw it */
+            const json_t *md = json_object_get(x, "metadata");
+            struct sc_buf *ak = tx_buf(t);
+            obj_key(ak, obj_kind_by_name("Assignment"),
+                    json_string_value(json_object_get(md, "name")));
+            t->cmps[t->ncmps++] =
+                (struct store_cmp){.key = ak->data,
+                                   .key_len = ak->len,
+                                   .target = STORE_CMP_MOD,
+                                   .op = STORE_CMP_EQ,
+                                   .num = json_integer_value(json_object_get(md, "revision"))};
+            json_t *stored =
+                json_object_get(v->asg, json_string_value(json_object_get(md, "name")));
+            json_t *merged = obj_merge(stored, (json_t *)x, false, now_ms);
+            tx_put(t, "assignments", merged, NULL);
+            json_decref(merged);
+        }
         json_array_foreach(plan.create, j, x)
         {
             obj_stamp_new((json_t *)x, now_ms); /* the plan's own object: no copy */
@@ -598,7 +651,18 @@ static bool endpoints_one(struct srv *s, struct sched_view *v, const char *dep, 
 {
     bool wrote = false;
     const json_t *d = json_object_get(v->deps, dep);
-    json_t *want = d ? sched_endpoints(d, json_object_get(v->ready_ep, dep)) : json_object();
+    /* a draining Assignment's instance is no endpoint any more, ready or not */
+    json_t *ready = json_object();
+    const char *ik;
+    json_t *iv;
+    json_object_foreach(json_object_get(v->ready_ep, dep), ik, iv)
+    {
+        const json_t *a = json_object_get(v->asg, ik);
+        if (!json_is_true(json_object_get(json_object_get(a, "spec"), "draining")))
+            json_object_set(ready, ik, iv);
+    }
+    json_t *want = d ? sched_endpoints(d, ready) : json_object();
+    json_decref(ready);
     int64_t now_ms = (int64_t)(now_usec(CLOCK_REALTIME) / 1000);
     const char *k;
     json_t *o;
@@ -663,12 +727,19 @@ void srv_sched_pass(struct srv *s)
         return;
     usec_t now = now_usec(CLOCK_MONOTONIC);
     bool moved = store_rev(s->store) != s->sched_rev;
-    size_t pending =
-        json_object_size(v->dirty) + json_object_size(v->sdirty) + json_object_size(v->epdirty);
+    size_t pending = json_object_size(v->dirty) + json_object_size(v->sdirty) +
+                     json_object_size(v->epdirty) + json_object_size(v->rollouts);
     if (!moved && (pending == 0 || now - v->last_pass < USEC_PER_SEC))
         return;
     s->sched_rev = store_rev(s->store);
     v->last_pass = now;
+    if (now - v->last_rollout_scan >= USEC_PER_SEC) {
+        /* rollouts: deadlines and drain windows are checked once a second */
+        v->last_rollout_scan = now;
+        const char *rk;
+        json_t *rv;
+        json_object_foreach(v->rollouts, rk, rv) json_object_set_new(v->dirty, rk, json_true());
+    }
     if (v->nodes_changed) {
         sched_pass_free(v->pass);
         v->pass = pass_build(v);

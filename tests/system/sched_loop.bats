@@ -212,3 +212,70 @@ endpoints_of() { # NAME: "instance=address:port/weight ..." or "absent"
   curl -sf -X DELETE "$U/v1/deployments/shop" >/dev/null
   until_eq absent endpoints_of shop-http
 }
+
+# ready_all DEPLOYMENT: reports every Assignment of the Deployment's as a ready
+# instance (address 10.9.0.K), as slet would once its readiness passes
+ready_all() {
+  local k=0 a rev
+  while read -r a rev; do
+    k=$((k + 1))
+    instance "$a" "$1" n1 true "10.9.0.$k" "$rev"
+  done < <(curl -s "$U/v1/assignments?selector=deployment%3D$1" |
+    jq -r '.items[] | select(.spec.draining != true) | "\(.metadata.name) \(.spec.revision)"')
+}
+revs_of() { # DEPLOYMENT: "revision:count[d]..." of its Assignments (d = draining)
+  curl -s "$U/v1/assignments?selector=deployment%3D$1" |
+    jq -r '[.items[] | .spec.revision + (if .spec.draining then "(d)" else "" end)] | group_by(.) | map("\(.[0] | sub("^[a-z]+-"; "")):\(length)") | join(" ")'
+}
+rollout_of() { curl -s "$U/v1/deployments/$1" | jq -r '.status.rollout | "\(.phase) \(.reason // "")"'; }
+phase_of() { curl -s "$U/v1/deployments/$1" | jq -r '.status.rollout.phase'; }
+draining_of() { # DEPLOYMENT: how many of its Assignments are draining
+  curl -s "$U/v1/assignments?selector=deployment%3D$1" | jq '[.items[] | select(.spec.draining)] | length'
+}
+
+@test "rolling update: surge 1, nothing unavailable, drained before removal, then complete" {
+  node n1 64000 68719476736
+  heartbeat n1 60
+  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"rolling","maxSurge":1,"maxUnavailable":0}'
+  deploy roll 2 "$spec" >/dev/null
+  until_eq 2 status_of roll assigned
+  ready_all roll
+  until_eq "complete " rollout_of roll
+  local r1
+  r1=$(curl -s "$U/v1/assignments?selector=deployment%3Droll" | jq -r '.items[0].spec.revision' | sed 's/^roll-//')
+  deploy roll 2 "$spec"',"env":{"V":"2"}' >/dev/null
+  # one new beside the two old (surge 1), none of the old goes while it is not ready
+  until_eq "progressing " rollout_of roll
+  sleep 0.5
+  [[ "$(revs_of roll)" == *"$r1:2"* ]]
+  [ "$(revs_of roll | wc -w)" = 2 ]
+  ready_all roll
+  # one old is drained first: out of the Endpoints while its assignment remains
+  until_eq 1 draining_of roll
+  [ "$(endpoints_of roll-http | wc -w)" = 2 ]
+  # ... then removed after the drain window, and the rollout goes on to the end
+  for _ in 1 2 3 4 5 6; do ready_all roll; sleep 1; done
+  until_eq "complete " rollout_of roll
+  [[ "$(revs_of roll)" != *"$r1"* ]]
+  [ "$(status_of roll assigned)" = 2 ]
+}
+
+@test "a revision that never becomes ready is rolled back after progressDeadline" {
+  local spec=',"update":{"strategy":"rolling","maxSurge":1,"maxUnavailable":0,"progressDeadline":"1s"}'
+  deploy back 2 "$spec" >/dev/null
+  until_eq 2 status_of back assigned
+  ready_all back
+  until_eq "complete " rollout_of back
+  local r1
+  r1=$(curl -s "$U/v1/assignments?selector=deployment%3Dback" | jq -r '.items[0].spec.revision' | sed 's/^back-//')
+  deploy back 2 "$spec"',"env":{"BROKEN":"1"}' >/dev/null
+  until_eq "progressing " rollout_of back
+  # the new instance never reports ready: after the deadline, back to r1
+  until_eq rolled-back phase_of back
+  [[ "$(rollout_of back)" == *"0/2 available after 1s"* ]]
+  until_eq "$r1:2" revs_of back
+  # the spec is the user's: unchanged; a new change starts a new rollout
+  [ "$(curl -s "$U/v1/deployments/back" | jq -r .spec.env.BROKEN)" = 1 ]
+  deploy back 2 "$spec"',"env":{"FIXED":"1"}' >/dev/null
+  until_eq "progressing " rollout_of back
+}

@@ -243,7 +243,7 @@ static char *plan_text(struct sched_pass *p, const json_t *d)
 {
     struct sched_plan plan;
     sched_pass_begin(p);
-    sched_plan_deployment(p, d, &plan);
+    sched_plan_deployment(p, d, NULL, &plan);
     sched_pass_end(p);
     json_t *both = json_pack("{s:O, s:O, s:O}", "create", plan.create, "remove", plan.remove,
                              "status", plan.status);
@@ -272,7 +272,7 @@ static void test_incremental_pass_equals_fresh(void **state)
         /* apply the plan as the store would, and sometimes drop an Assignment */
         struct sched_plan plan;
         sched_pass_begin(live);
-        sched_plan_deployment(live, d, &plan);
+        sched_plan_deployment(live, d, NULL, &plan);
         sched_pass_end(live);
         size_t j;
         json_t *x;
@@ -330,7 +330,7 @@ static void test_incremental_pass_equals_fresh(void **state)
     json_object_set_new(json_object_get(json_object_get(big, "spec"), "resources"), "cpuMillis",
                         json_integer(1000));
     struct sched_plan plan;
-    sched_plan_deployment(live, big, &plan);
+    sched_plan_deployment(live, big, NULL, &plan);
     assert_true(json_array_size(plan.create) < 3);
     sched_plan_done(&plan);
     json_t *names = json_array();
@@ -338,7 +338,7 @@ static void test_incremental_pass_equals_fresh(void **state)
     size_t i;
     json_t *n;
     json_array_foreach(names, i, n) sched_pass_remove(live, json_string_value(n));
-    sched_plan_deployment(live, big, &plan);
+    sched_plan_deployment(live, big, NULL, &plan);
     assert_int_equal(json_array_size(plan.create), 3);
     sched_plan_done(&plan);
     json_decref(names);
