@@ -264,3 +264,38 @@ wait_instances() {
   [ "$(complete_words sctl get nodes s)" = "sim-0 sim-1" ]
   [ "$(complete_words sctl apply -f "$M/we")" = "$M/web-v2.yaml $M/web.yaml" ]
 }
+
+@test "rollout status follows to complete; history lists the revisions; undo puts one back" {
+  printf 'kind: Deployment\nmetadata: {name: ro}\nspec: {image: hello, replicas: 3, env: {V: "1"}}\n' \
+    >"$BATS_TEST_TMPDIR/ro1.yaml"
+  sed 's/image: hello,/image: "hello:2",/; s/V: "1"/V: "2"/' "$BATS_TEST_TMPDIR/ro1.yaml" >"$BATS_TEST_TMPDIR/ro2.yaml"
+  "$SCTL" apply -f "$BATS_TEST_TMPDIR/ro1.yaml" >/dev/null
+  run "$SCTL" rollout status ro --timeout 30s
+  [ "$status" -eq 0 ] && [[ "${lines[-1]}" == "deployment/ro: ro-"*" complete: 3/3 updated, 3 ready, 0 old, 0 draining" ]]
+  r1=$("$SCTL" get deploy ro -o json | jq -r .status.rollout.revision)
+  "$SCTL" apply -f "$BATS_TEST_TMPDIR/ro2.yaml" >/dev/null
+  run "$SCTL" rollout status deployment/ro --timeout 30s
+  [ "$status" -eq 0 ]
+  r2=$("$SCTL" get deploy ro -o json | jq -r .status.rollout.revision)
+  [ "$r2" != "$r1" ] && [[ "${lines[-1]}" == "deployment/ro: $r2 complete: "* ]]
+  [ "$("$SCTL" get deploy ro -o json | jq -r .status.rollout.from)" = "$r1" ]
+  run "$SCTL" rollout history ro
+  [ "$status" -eq 0 ] && [ "${#lines[@]}" = 3 ]
+  [[ "${lines[1]}" == "$r1 "*" 1 "*"hello "* ]] && [[ "${lines[2]}" == "$r2 "*" 2 "*"hello:2"*"*" ]]
+  # undo: the revision it came from, with today's replicas; then followed again
+  "$SCTL" scale ro --replicas 2 >/dev/null
+  run "$SCTL" rollout undo ro
+  [ "$status" -eq 0 ] && [ "$output" = "deployment/ro rolled back to $r1" ]
+  run "$SCTL" rollout status ro --timeout 30s
+  [ "$status" -eq 0 ] && [[ "${lines[-1]}" == "deployment/ro: $r1 complete: 2/2 updated, 2 ready, 0 old, 0 draining" ]]
+  [ "$("$SCTL" get deploy ro -o json | jq -c .spec.env)" = '{"V":"1"}' ]
+  run "$SCTL" rollout undo ro --to-revision nosuch
+  [ "$status" -eq 4 ] && [[ "$output" == *"no such revision"* ]]
+  run "$SCTL" rollout undo ro --to-revision 2
+  [ "$status" -eq 0 ] && [ "$output" = "deployment/ro rolled back to $r2" ]
+  run "$SCTL" rollout status nosuch
+  [ "$status" -eq 4 ]
+  run "$SCTL" rollout pause ro
+  [ "$status" -eq 2 ]
+  "$SCTL" delete deployment ro >/dev/null
+}
