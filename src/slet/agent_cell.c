@@ -22,6 +22,10 @@
  *      Cell that was started (pid, its start time, cgroup directories, image,
  *      restarts); it is removed only after the Cell is torn down and the image
  *      lease released.  The Instance object is deleted last.
+ *   5. Probes (agent_probe.c) exist only while RUNNING and are stopped before
+ *      the Cell is stopped or freed.  A Cell a probe restarts
+ *      (slet_cell_restart) stays RUNNING here until its EXIT, which is then
+ *      reported with the probe's reason and restarted like a crash.
  *
  *   PENDING ──start──> STARTING ──STARTED──> RUNNING ──EXIT──> BACKOFF ──timer──> STARTING
  *      │  (template or image missing: retry       │                  │

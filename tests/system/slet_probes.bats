@@ -13,6 +13,8 @@
 #   no probes -> ready once running, as before probes existed
 #   readiness http failing -> not ready, reason "readiness probe failed: HTTP 503";
 #     passing -> ready; failing again -> not ready; never restarted
+#   readiness with a 10 s period -> ready within 2 s all the same (before its first
+#     success a failed attempt is retried after 25 ms, doubling)
 #   liveness http failing -> the Cell restarted (restarts 1, a new pid), a status
 #     with reason "liveness probe failed: HTTP 503" written, ready again after
 #   startup probe -> not ready ("startup probe has not passed yet") for the slow
@@ -108,6 +110,12 @@ show() { inst "$1" | jq -c .status >&2; tail -5 "$F/slet.log" >&2; }
   wait_for 10 is rd '.ready == false and .reason == "readiness probe failed: HTTP 503"' ||
     { show rd; false; }
   is rd '.restarts == 0 and .phase == "running"' || { show rd; false; }
+}
+
+@test "readiness with a 10 s period: ready within 2 s of the start (quick first retries)" {
+  deploy rq '{}' '{"readiness":{"http":"/healthz","port":"http","period":"10s"}}'
+  wait_for 30 is rq '.phase == "running"' || { show rq; false; }
+  wait_for 2 is rq '.ready == true' || { show rq; false; }
 }
 
 @test "liveness http: failing restarts the Cell, counted, with the reason" {

@@ -300,6 +300,85 @@ static void only_granted_port_binds(void **state)
     teardown_root();
 }
 
+/* Runs argv inside c through cell_exec_start until it ends (10 s at most). */
+static struct cell_exec_result exec_in(struct cell *c, const char *const *argv)
+{
+    struct cell_exec *x = NULL;
+    struct sc_error e = {0};
+    int r = cell_exec_start(c, argv, &x, &e);
+    if (r < 0)
+        fail_msg("cell_exec_start: %d %s", r, e.msg);
+    struct cell_exec_result res;
+    for (int i = 0; i < 200 && (r = cell_exec_process(x, &res)) == 0; i++) {
+        struct pollfd p = {.fd = cell_exec_fd(x), .events = POLLIN};
+        poll(&p, 1, 50);
+    }
+    assert_int_equal(r, 1);
+    cell_exec_free(x);
+    return res;
+}
+
+/* cell_exec_start: a command joins the running Cell as its program runs. */
+static void exec_runs_inside_the_cell(void **state)
+{
+    make_root();
+    struct cell_host *h = linux_host();
+    const char *argv[] = {"cell_probe", "sleep", "30", NULL};
+    struct cell_spec s = base_spec(argv);
+    s.hostname = "inside";
+    const char *grants[] = {"net.listen:8080"};
+    s.grants = grants;
+    s.n_grants = 1;
+    struct cell *c = start(h, &s);
+    const char *cmd[] = {"sh", "-c",
+                         "cell_probe id; hostname; cell_probe ps; cell_probe write /x; "
+                         "cell_probe write /tmp/y; cell_probe bind 8081; cell_probe bind 8080; "
+                         "cell_probe mount; exit 3",
+                         NULL};
+    struct cell_exec_result res = exec_in(c, cmd);
+    assert_int_equal(res.exit_code, 3);
+    expect_in(res.output, "uid 65534 gid 65534"); /* the Cell's identity */
+    expect_in(res.output, "inside\n");            /* its uts namespace */
+    expect_in(res.output, "count 3\n");           /* its pids: PID 1, sh, ps */
+    expect_in(res.output, "pids: 1 ");
+    expect_in(res.output, "write /x: EROFS");   /* its read-only root */
+    expect_in(res.output, "write /tmp/y: ok");  /* its scratch */
+    expect_in(res.output, "bind 8081: EACCES"); /* its Landlock grants */
+    expect_in(res.output, "bind 8080: ok");
+    expect_in(res.output, "mount /tmp: EPERM"); /* no capabilities */
+    /* a missing program: 127 and why */
+    const char *nope[] = {"/nope", NULL};
+    res = exec_in(c, nope);
+    assert_int_equal(res.exit_code, 127);
+    expect_in(res.output, "exec /nope");
+    /* freed while it runs (a probe's timeout): it ends, the Cell does not */
+    const char *slow[] = {"cell_probe", "sleep", "30", NULL};
+    struct cell_exec *x = NULL;
+    struct sc_error e = {0};
+    assert_int_equal(cell_exec_start(c, slow, &x, &e), 0);
+    usleep(100 * 1000);
+    cell_exec_free(x);
+    struct cell_usage u = {0};
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(cell_usage(c, &u), 0);
+        if (u.pids == 1)
+            break;
+        usleep(20 * 1000);
+    }
+    assert_int_equal(u.pids, 1);
+    struct cell_status st;
+    cell_status(c, &st);
+    assert_int_equal(st.state, CELL_RUNNING);
+    cell_free(c);
+    /* not running: refused */
+    c = NULL;
+    assert_int_equal(cell_create(h, &s, &c, &e), 0);
+    assert_int_equal(cell_exec_start(c, slow, &x, &e), -ESRCH);
+    cell_free(c);
+    host_done(h);
+    teardown_root();
+}
+
 static void host_processes_are_invisible(void **state)
 {
     make_root();
@@ -1265,6 +1344,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(bad_specs_are_refused_before_anything_runs, cleanup),
         cmocka_unit_test_teardown(many_cells_started_async_on_one_poll_loop, cleanup),
         cmocka_unit_test(forwarding_is_switched_off_where_it_was_on),
+        cmocka_unit_test(exec_runs_inside_the_cell),
         cmocka_unit_test(sim_lifecycle),
         cmocka_unit_test(sim_names_index),
         cmocka_unit_test(sim_stop_grace_oom_and_logs),
