@@ -14,6 +14,8 @@ pkgs=(
   libcmocka-dev bats curl jq iproute2 procps busybox-static b3sum docker-registry umoci
   # benchmark peers and load generators
   etcd-server etcd-client wrk crun runc erofs-utils
+  # load balancers the lb providers drive (src/lb, tests/lb)
+  nginx libnginx-mod-stream haproxy
 )
 
 missing=()
