@@ -242,7 +242,11 @@ static int http_make(struct probe *p, const char *ip)
     evhttp_add_header(h, "User-Agent", "slet-probe/1");
     evhttp_add_header(h, "Connection", "close");
     /* the socket is made (and the connect started) here, in this namespace */
-    return evhttp_make_request(p->conn, req, EVHTTP_REQ_GET, p->spec.path) < 0 ? -EIO : 0;
+    if (evhttp_make_request(p->conn, req, EVHTTP_REQ_GET, p->spec.path) < 0) {
+        evhttp_request_free(req); /* libevent 2.1 leaves a request it could not send */
+        return -EIO;
+    }
+    return 0;
 }
 
 /* ---- tcp ------------------------------------------------------------------------------- */
