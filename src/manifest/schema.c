@@ -241,8 +241,8 @@ static const struct mf_field metadata_fields[] = {
 };
 
 /* status.rollout: the scheduler loop's record of the rollout (docs/rollout.md) */
-static const char *const rollout_phase_enum[] = {"progressing", "complete", "rolled-back", "failed",
-                                                 NULL};
+static const char *const rollout_phase_enum[] = {"progressing", "paused", "complete",
+                                                 "rolled-back", "failed", NULL};
 static const struct mf_field weight_value = {"",       MF_INT,     0,
                                              .min = 0, .max = 256, .expect = "a weight 0..256"};
 static const struct mf_field rollout_fields[] = {
@@ -253,6 +253,9 @@ static const struct mf_field rollout_fields[] = {
     {"rolledBackFrom", MF_STR, 0, &mf_unit_dns_label, .expect = "the name of a Revision"},
     {"reason", MF_STR, 0, &mf_unit_text},
     {"weights", MF_MAP, 0, &mf_unit_dns_label, .children = &weight_value, .max = 64},
+    /* set by `sctl rollout promote|abort` through /status */
+    {"promoted", MF_BOOL, 0},
+    {"aborted", MF_BOOL, 0},
     END,
 };
 

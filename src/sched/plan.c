@@ -375,6 +375,17 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     const json_t *upd = json_object_get(spec, "update");
     const char *strategy = json_string_value(json_object_get(upd, "strategy"));
     bool bluegreen = strategy && !strcmp(strategy, "blue-green");
+    /* canary: a few new instances beside the whole old set, canaryWeight % of the
+     * traffic by endpoint weights, until promoted (then rolling) or aborted */
+    const char *ph0 = json_string_value(json_object_get(rollout, "phase"));
+    bool canary = strategy && !strcmp(strategy, "canary") && nold > 0 &&
+                  !json_is_true(json_object_get(rollout, "promoted")) && ph0 &&
+                  (!strcmp(ph0, "progressing") || !strcmp(ph0, "paused"));
+    int64_t cw = json_is_integer(json_object_get(upd, "canaryWeight"))
+                     ? json_integer_value(json_object_get(upd, "canaryWeight"))
+                     : 10;
+    int64_t ccount = (want * cw + 99) / 100;
+    ccount = ccount < 1 ? 1 : ccount > want ? want : ccount;
     int64_t surge = json_is_integer(json_object_get(upd, "maxSurge"))
                         ? json_integer_value(json_object_get(upd, "maxSurge"))
                         : 1;
@@ -384,7 +395,9 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
         surge = want; /* the whole new set next to the old one */
         min_avail = want;
     }
-    if (nold > 0) {
+    if (canary)
+        surge = ccount;
+    if (nold > 0 && !canary) {
         for (int pass_ready = 0; pass_ready < 2; pass_ready++)
             for (size_t k = 0; k < nold && out->changes < SCHED_PLAN_MAX_OPS; k++) {
                 if (!old[k])
@@ -413,7 +426,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     int64_t cap_total = want + surge;
     /* 3. too few: place the missing ones, within what this plan may still change
      *    and, during a rollout, within replicas + maxSurge in all */
-    int64_t missing = want - (int64_t)ncur;
+    int64_t missing = (canary ? ccount : want) - (int64_t)ncur;
     if (nold + ndraining > 0 && missing > cap_total - in_all)
         missing = cap_total - in_all;
     int64_t room = SCHED_PLAN_MAX_OPS - out->changes;
@@ -477,6 +490,44 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
                            ? json_integer_value(json_object_get(upd, "progressDeadlineMs"))
                            : 600000;
     int64_t started = json_integer_value(json_object_get(rollout, "startedMs"));
+    if (json_is_true(json_object_get(rollout, "aborted")) && phase &&
+        (!strcmp(phase, "progressing") || !strcmp(phase, "paused")) && ro_from &&
+        strcmp(ro_from, revname) != 0) {
+        json_object_set_new(rollout, "reason", json_string("aborted by the user"));
+        json_object_set_new(rollout, "phase", json_string("rolled-back"));
+        json_object_set_new(rollout, "rolledBackFrom", json_string(revname));
+        json_object_set_new(rollout, "revision", json_string(ro_from));
+        json_object_del(rollout, "from");
+        json_object_del(rollout, "aborted");
+        json_object_del(rollout, "weights");
+        phase = NULL;
+    }
+    json_object_del(rollout, "weights");
+    if (canary && phase) {
+        /* per-endpoint weights giving the new revision cw % of the traffic:
+         * n_new * wn / (n_new * wn + n_old * wo) = cw / 100 */
+        int64_t wn = cw * (int64_t)nold, wo = (100 - cw) * (int64_t)(ncur ? ncur : 1);
+        while (wn > 256 || wo > 256) {
+            wn = (wn + 1) / 2;
+            wo = (wo + 1) / 2;
+        }
+        json_t *w = json_object();
+        json_object_set_new(w, revname, json_integer(wn));
+        for (size_t k = 0; k < nold; k++) {
+            const char *orev = old[k] ? json_string_value(json_object_get(
+                                            json_object_get(old[k], "spec"), "revision"))
+                                      : NULL;
+            if (orev)
+                json_object_set_new(w, orev, json_integer(wo));
+        }
+        json_object_set_new(rollout, "weights", w);
+        if ((int64_t)ready_cur >= ccount) { /* the canary is up: wait for promote or abort */
+            json_object_set_new(rollout, "phase", json_string("paused"));
+            phase = NULL;
+        }
+    }
+    if (phase && !strcmp(phase, "paused") && !canary) /* promoted */
+        json_object_set_new(rollout, "phase", json_string(phase = "progressing"));
     if (phase && !strcmp(phase, "progressing")) {
         if (!out->rolling && ndraining == 0 && (int64_t)ready_cur >= want) {
             json_object_set_new(rollout, "phase", json_string("complete"));

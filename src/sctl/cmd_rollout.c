@@ -29,7 +29,8 @@
 static const char rollout_usage[] =
     "usage: sctl rollout status NAME [--timeout DURATION] [--no-follow]\n"
     "       sctl rollout history NAME\n"
-    "       sctl rollout undo NAME [--to-revision REVISION]\n";
+    "       sctl rollout undo NAME [--to-revision REVISION]\n"
+    "       sctl rollout promote|abort NAME\n";
 
 static const char *str_or(const char *v, const char *dflt)
 {
@@ -160,8 +161,8 @@ static int rollout_status(struct sctl *s, int argc, char **argv)
         if (!seen)
             snprintf(line, sizeof(line), "generation %lld not yet seen by the scheduler",
                      sctl_at_int(d, "metadata.generation"));
-        bool done =
-            !strcmp(phase, "complete") || !strcmp(phase, "rolled-back") || !strcmp(phase, "failed");
+        bool done = !strcmp(phase, "complete") || !strcmp(phase, "rolled-back") ||
+                    !strcmp(phase, "failed") || !strcmp(phase, "paused");
         if (strcmp(line, last) != 0 || done || !follow) {
             printf("%sdeployment/%s: %s%s", tty ? "\r\033[K" : "", name, line,
                    tty && !done && follow ? "" : "\n");
@@ -298,9 +299,60 @@ static int rollout_undo(struct sctl *s, int argc, char **argv)
     return code;
 }
 
+/* promote/abort: a flag in status.rollout, written through /status with the
+ * revision read (a compare-and-swap); the scheduler loop acts on it. */
+static int rollout_flag(struct sctl *s, int argc, char **argv, const char *flag, const char *done)
+{
+    if (argc != 2)
+        return sctl_usage("usage: sctl rollout %s NAME", argv[0]);
+    const char *name = dep_name(argv[1]);
+    json_t *d = NULL;
+    int code = get_deployment(s, name, &d);
+    if (code)
+        return code;
+    const char *phase = str_or(sctl_at_str(d, "status.rollout.phase"), "");
+    if (strcmp(phase, "progressing") != 0 && strcmp(phase, "paused") != 0) {
+        fprintf(stderr, "sctl: deployment/%s: no rollout in progress (phase %s)\n", name,
+                *phase ? phase : "none");
+        json_decref(d);
+        return SCTL_EXIT_REFUSED;
+    }
+    json_t *st = json_deep_copy(json_object_get(d, "status"));
+    json_object_set_new(json_object_get(st, "rollout"), flag, json_true());
+    json_t *body = json_pack("{s:{s:O}, s:o}", "metadata", "revision",
+                             sctl_at(d, "metadata.revision"), "status", st);
+    char *text = json_dumps(body, JSON_COMPACT);
+    struct sc_buf p = {0};
+    sctl_obj_path(&p, sctl_kind_by_kind("Deployment"), name);
+    p.len--; /* past the NUL it ends with */
+    sc_buf_printf(&p, "/status");
+    sc_buf_put_u8(&p, 0);
+    code = sctl_call(s, "PUT", (const char *)p.data, text, NULL);
+    if (!code)
+        printf("deployment/%s %s\n", name, done);
+    sc_buf_free(&p);
+    free(text);
+    json_decref(body);
+    json_decref(d);
+    return code;
+}
+
+static int rollout_promote(struct sctl *s, int argc, char **argv)
+{
+    return rollout_flag(s, argc, argv, "promoted", "promoted");
+}
+
+static int rollout_abort(struct sctl *s, int argc, char **argv)
+{
+    return rollout_flag(s, argc, argv, "aborted", "aborted: rolling back");
+}
+
 int sctl_rollout_main(struct sctl *s, int argc, char **argv)
 {
-    static const struct sctl_verb sub[] = {
-        {"status", rollout_status}, {"history", rollout_history}, {"undo", rollout_undo}};
+    static const struct sctl_verb sub[] = {{"status", rollout_status},
+                                           {"history", rollout_history},
+                                           {"undo", rollout_undo},
+                                           {"promote", rollout_promote},
+                                           {"abort", rollout_abort}};
     return sctl_subverb(s, argc, argv, sub, sizeof(sub) / sizeof(sub[0]), rollout_usage);
 }

@@ -651,14 +651,15 @@ static bool endpoints_one(struct srv *s, struct sched_view *v, const char *dep, 
 {
     bool wrote = false;
     const json_t *d = json_object_get(v->deps, dep);
-    /* a draining Assignment's instance is no endpoint any more, ready or not */
+    /* an instance is an endpoint while its Assignment exists and is not
+     * draining: a removed or draining one is out, ready or not */
     json_t *ready = json_object();
     const char *ik;
     json_t *iv;
     json_object_foreach(json_object_get(v->ready_ep, dep), ik, iv)
     {
         const json_t *a = json_object_get(v->asg, ik);
-        if (!json_is_true(json_object_get(json_object_get(a, "spec"), "draining")))
+        if (a && !json_is_true(json_object_get(json_object_get(a, "spec"), "draining")))
             json_object_set(ready, ik, iv);
     }
     json_t *want = d ? sched_endpoints(d, ready) : json_object();

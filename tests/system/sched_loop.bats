@@ -187,28 +187,32 @@ endpoints_of() { # NAME: "instance=address:port/weight ..." or "absent"
   deploy shop 2 ',"ports":[{"name":"http","container":8080,"expose":{"via":"lb","provider":"nginx","listen":9000}},{"container":9100}]' >/dev/null
   until_eq 2 status_of shop assigned
   rev=$(curl -s "$U/v1/assignments?selector=deployment%3Dshop" | jq -r '.items[0].spec.revision')
+  # instances are named after their Assignments (an instance without one is no endpoint)
+  local a b
+  a=$(curl -s "$U/v1/assignments?selector=deployment%3Dshop" | jq -r '.items[0].metadata.name')
+  b=$(curl -s "$U/v1/assignments?selector=deployment%3Dshop" | jq -r '.items[1].metadata.name')
   # exposed with no ready instance: an Endpoints with no endpoints; the unexposed port has none
   until_eq "" endpoints_of shop-http
   [ "$(endpoints_of shop-9100)" = absent ]
   [ "$(curl -s "$U/v1/endpoints/shop-http" | jq -r '.spec.expose.listen, .spec.port.container, .metadata.labels.deployment' | tr '\n' ' ')" = "9000 8080 shop " ]
-  instance shop-a shop n1 false 10.88.0.7 "$rev"
-  instance shop-b shop n1 true 10.88.0.8 "$rev"
-  until_eq "shop-b=10.88.0.8:8080/100" endpoints_of shop-http
-  instance shop-a shop n1 true 10.88.0.7 "$rev"
-  until_eq "shop-a=10.88.0.7:8080/100 shop-b=10.88.0.8:8080/100" endpoints_of shop-http
+  instance "$a" shop n1 false 10.88.0.7 "$rev"
+  instance "$b" shop n1 true 10.88.0.8 "$rev"
+  until_eq "$b=10.88.0.8:8080/100" endpoints_of shop-http
+  instance "$a" shop n1 true 10.88.0.7 "$rev"
+  until_eq "$a=10.88.0.7:8080/100 $b=10.88.0.8:8080/100" endpoints_of shop-http
   # not ready again: out at once
-  instance shop-b shop n1 false 10.88.0.8 "$rev"
-  until_eq "shop-a=10.88.0.7:8080/100" endpoints_of shop-http
+  instance "$b" shop n1 false 10.88.0.8 "$rev"
+  until_eq "$a=10.88.0.7:8080/100" endpoints_of shop-http
   # the programmer's status survives the loop's next write
   curl -sf -X PUT "$U/v1/endpoints/shop-http/status" -d '{"status":{"applied":3}}' >/dev/null
-  instance shop-b shop n1 true 10.88.0.8 "$rev"
-  until_eq "shop-a=10.88.0.7:8080/100 shop-b=10.88.0.8:8080/100" endpoints_of shop-http
+  instance "$b" shop n1 true 10.88.0.8 "$rev"
+  until_eq "$a=10.88.0.7:8080/100 $b=10.88.0.8:8080/100" endpoints_of shop-http
   [ "$(curl -s "$U/v1/endpoints/shop-http" | jq -r .status.applied)" = 3 ]
   # the port stops being exposed: its Endpoints go; delete: nothing left
   deploy shop 2 ',"ports":[{"name":"http","container":8080}]' >/dev/null
   until_eq absent endpoints_of shop-http
   deploy shop 2 ',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}]' >/dev/null
-  until_eq "shop-a=10.88.0.7:8080/100 shop-b=10.88.0.8:8080/100" endpoints_of shop-http
+  until_eq "$a=10.88.0.7:8080/100 $b=10.88.0.8:8080/100" endpoints_of shop-http
   curl -sf -X DELETE "$U/v1/deployments/shop" >/dev/null
   until_eq absent endpoints_of shop-http
 }
@@ -278,4 +282,51 @@ draining_of() { # DEPLOYMENT: how many of its Assignments are draining
   [ "$(curl -s "$U/v1/deployments/back" | jq -r .spec.env.BROKEN)" = 1 ]
   deploy back 2 "$spec"',"env":{"FIXED":"1"}' >/dev/null
   until_eq "progressing " rollout_of back
+}
+
+# set_rollout_flag DEPLOYMENT FLAG: what `sctl rollout promote|abort` writes
+set_rollout_flag() {
+  local d
+  d=$(curl -s "$U/v1/deployments/$1")
+  curl -sf -X PUT "$U/v1/deployments/$1/status" -d "$(echo "$d" |
+    jq -c --arg f "$2" '{metadata: {revision: .metadata.revision}, status: (.status | .rollout[$f] = true)}')" >/dev/null
+}
+weights_of() { # ENDPOINTS: the distinct "revision-suffix:weight xN" of its endpoints
+  curl -s "$U/v1/endpoints/$1" |
+    jq -r '[.spec.endpoints[] | "\(.revision | sub("^[a-z]+-"; "")):\(.weight)"] | group_by(.) | map("\(.[0])x\(length)") | join(" ")'
+}
+
+@test "canary: a share of the traffic by weight, paused until promoted; abort rolls back" {
+  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"canary","canaryWeight":25}'
+  deploy can 4 "$spec" >/dev/null
+  until_eq 4 status_of can assigned
+  ready_all can
+  until_eq "complete " rollout_of can
+  local r1 r2
+  r1=$(curl -s "$U/v1/deployments/can" | jq -r .status.rollout.revision | sed 's/^can-//')
+  deploy can 4 "$spec"',"env":{"V":"2"}' >/dev/null
+  # one canary (25% of 4) beside the four old ones; ready: paused, 25% of the weight
+  until_eq 5 bash -c "curl -s '$U/v1/assignments?selector=deployment%3Dcan' | jq '.items | length'"
+  ready_all can
+  until_eq paused phase_of can
+  r2=$(curl -s "$U/v1/deployments/can" | jq -r .status.rollout.revision | sed 's/^can-//')
+  # 1 x 100 against 4 x 75: the canary gets 100 / 400 = 25 % of the requests
+  until_eq "$(printf '%s\n' "$r1:75x4" "$r2:100x1" | sort | paste -sd' ')" weights_of can-http
+  sleep 1.5 # paused stays paused: nothing else moves
+  [ "$(revs_of can)" = "$r1:4 $r2:1" ] || [ "$(revs_of can)" = "$r2:1 $r1:4" ]
+  # promote: a rolling update to the end, equal weights again
+  set_rollout_flag can promoted
+  for _ in 1 2 3 4 5 6 7 8; do ready_all can; sleep 1; done
+  until_eq "complete " rollout_of can
+  until_eq "$r2:4" revs_of can
+  until_eq "$r2:100x4" weights_of can-http
+  # another change, then abort: back to r2 with its four
+  deploy can 4 "$spec"',"env":{"V":"3"}' >/dev/null
+  until_eq 5 bash -c "curl -s '$U/v1/assignments?selector=deployment%3Dcan' | jq '.items | length'"
+  ready_all can
+  until_eq paused phase_of can
+  set_rollout_flag can aborted
+  until_eq "rolled-back aborted by the user" rollout_of can
+  for _ in 1 2 3 4; do sleep 1; done
+  until_eq "$r2:4" revs_of can
 }
