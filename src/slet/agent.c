@@ -570,7 +570,9 @@ static int relist(struct slet_agent *a, struct sc_error *e)
         }
         struct cell_host_config hc = {.backend = a->o.simulate ? "sim" : "linux",
                                       .cgroup_parent = a->o.cgroup_parent,
-                                      .bridge = a->o.bridge};
+                                      .bridge = a->o.bridge,
+                                      .net_addr_be = a->o.cell_net_be,
+                                      .net_prefix = a->o.cell_prefix};
         if ((rc = cell_host_new(&hc, &a->host, e)) < 0) {
             json_decref(list);
             return rc;
@@ -633,7 +635,8 @@ static const char usage_text[] =
     "usage: slet agent --server URL --name NODE --data-dir DIR [--labels k=v,...]\n"
     "                  [--cpu 4] [--memory 8Gi] [--store DIR] [--trust DIR]\n"
     "                  [--listen IP:PORT] [--address IP] [--cell-net none|bridge|host]\n"
-    "                  [--cgroup-parent NAME] [--grace SEC] [--simulate N]\n";
+    "                  [--bridge NAME] [--cell-range CIDR] [--cgroup-parent NAME]\n"
+    "                  [--grace SEC] [--simulate N]\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -649,15 +652,25 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 static int parse_opts(int argc, char **argv, struct slet_opts *o)
 {
     static const struct option opts[] = {
-        {"server", required_argument, NULL, 's'},   {"name", required_argument, NULL, 'n'},
-        {"data-dir", required_argument, NULL, 'd'}, {"labels", required_argument, NULL, 'l'},
-        {"cpu", required_argument, NULL, 'c'},      {"memory", required_argument, NULL, 'm'},
-        {"store", required_argument, NULL, 'S'},    {"trust", required_argument, NULL, 'T'},
-        {"listen", required_argument, NULL, 'L'},   {"address", required_argument, NULL, 'A'},
-        {"cell-net", required_argument, NULL, 'N'}, {"cgroup-parent", required_argument, NULL, 'C'},
-        {"grace", required_argument, NULL, 'g'},    {"simulate", required_argument, NULL, 'M'},
-        {"bridge", required_argument, NULL, 'B'},   {"log-level", required_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},           {0},
+        {"server", required_argument, NULL, 's'},
+        {"name", required_argument, NULL, 'n'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"labels", required_argument, NULL, 'l'},
+        {"cpu", required_argument, NULL, 'c'},
+        {"memory", required_argument, NULL, 'm'},
+        {"store", required_argument, NULL, 'S'},
+        {"trust", required_argument, NULL, 'T'},
+        {"listen", required_argument, NULL, 'L'},
+        {"address", required_argument, NULL, 'A'},
+        {"cell-net", required_argument, NULL, 'N'},
+        {"cgroup-parent", required_argument, NULL, 'C'},
+        {"grace", required_argument, NULL, 'g'},
+        {"simulate", required_argument, NULL, 'M'},
+        {"bridge", required_argument, NULL, 'B'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"cell-range", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
     };
     *o = (struct slet_opts){.net = CELL_NET_NONE, .grace_usec = 10 * USEC_PER_SEC};
     int c;
@@ -723,6 +736,23 @@ static int parse_opts(int argc, char **argv, struct slet_opts *o)
         case 'B':
             o->bridge = optarg;
             break;
+        case 'R': { /* 10.89.0.0/24: the Cells' addresses on the bridge */
+            char ip[32];
+            unsigned prefix = 0;
+            struct in_addr a4;
+            if (sscanf(optarg, "%31[0-9.]/%u", ip, &prefix) != 2 || prefix < 16 || prefix > 30 ||
+                inet_pton(AF_INET, ip, &a4) != 1)
+                return usage_error("bad --cell-range \"%s\" (an IPv4 network /16../30, like "
+                                   "10.88.0.0/24)",
+                                   optarg);
+            uint32_t mask = htonl(~0u << (32 - prefix));
+            if (a4.s_addr & ~mask)
+                return usage_error("--cell-range \"%s\": host bits are set (the network is %s/%u?)",
+                                   optarg, inet_ntoa((struct in_addr){a4.s_addr & mask}), prefix);
+            o->cell_net_be = a4.s_addr;
+            o->cell_prefix = (uint8_t)prefix;
+            break;
+        }
         case 'v': {
             int l = log_parse_level(optarg);
             if (l < 0)

@@ -85,6 +85,8 @@ struct slet_inst {
 struct slet_opts {
     const char *server, *name, *data_dir, *store_dir, *trust_dir, *listen, *labels;
     const char *cgroup_parent, *address, *bridge;
+    uint32_t cell_net_be; /* --cell-range: the bridge's network (0: 10.88.0.0) */
+    uint8_t cell_prefix;  /* ... and its prefix length (0: 24) */
     enum cell_net_mode net;
     uint64_t cpu_millis, memory_bytes; /* 0: detected */
     unsigned simulate;                 /* 0: a real node */

@@ -1,0 +1,143 @@
+#!/usr/bin/env bats
+# sclb.bats: traffic through a real load balancer to real Cells (issue 6): a real
+# sctld, a real `slet agent` running examples/hello/hello.c as Cells on a bridge
+# of the test's own (sclbt0), and `sclb` programming a real nginx and a real
+# HAProxy from the Endpoints the leader keeps.
+#
+#   nginx: every ready instance is reached through the LB; the status reports
+#     what was applied
+#   readiness failing on one instance -> the LB never sends to it; back when it
+#     recovers
+#   a rolling update under a continuous client loop -> zero failed requests
+#     (drained from the LB before its Cell gets SIGTERM)
+#   HAProxy: the same reachability
+#   delete -> the LB's port closes, the Endpoints are gone
+# Root only (Cells, a bridge).  Every daemon is ended by its PID; the bridge is
+# deleted at the end.
+#
+# Run: meson test -C BUILD sclb --print-errorlogs, or by hand:
+#   SCTLD=BUILD/src/sctld/sctld SLET=BUILD/src/slet/slet SCLB=BUILD/src/sclb/sclb \
+#   SC_FREEPORT=BUILD/tests/system/freeport SC_SRCDIR=. bats tests/system/sclb.bats
+
+load sctld_lib # wait_for, wait_gone, hello_image
+
+setup_file() {
+  : "${SCTLD:?}" "${SLET:?}" "${SCLB:?}" "${SC_FREEPORT:?}" "${SC_SRCDIR:?}"
+  [ "$(id -u)" -eq 0 ] || skip "Cells need root"
+  command -v nginx >/dev/null || skip "needs nginx (scripts/deps.sh installs it)"
+  command -v haproxy >/dev/null || skip "needs haproxy (scripts/deps.sh installs it)"
+  export F=$BATS_FILE_TMPDIR
+  IMG=$(hello_image "$F")
+  export IMG
+  export PORT_API=$("$SC_FREEPORT") PORT_LOGS=$("$SC_FREEPORT")
+  export LB1=$("$SC_FREEPORT") LB2=$("$SC_FREEPORT")
+  export API=http://127.0.0.1:$PORT_API
+  "$SCTLD" --data-dir "$F/sc" --listen "127.0.0.1:$PORT_API" >"$F/sctld.log" 2>&1 3>&- &
+  echo $! >"$F/sctld.pid"
+  wait_for 30 curl -sf "$API/healthz"
+  "$SLET" agent --server "$API" --name n1 --data-dir "$F/data" --store "$F/store" \
+    --trust "$F/trust" --listen "127.0.0.1:$PORT_LOGS" --cgroup-parent "sclb-test-$$" \
+    --cell-net bridge --bridge sclbt0 --cell-range 10.89.7.0/24 --grace 2 >>"$F/slet.log" 2>&1 3>&- &
+  echo $! >"$F/slet.pid"
+  wait_for 30 curl -sf "http://127.0.0.1:$PORT_LOGS/healthz"
+  "$SCLB" --server "$API" --dir "$F/lb" --listen-addr 127.0.0.1 >>"$F/sclb.log" 2>&1 3>&- &
+  echo $! >"$F/sclb.pid"
+}
+
+teardown_file() {
+  local p
+  for p in sclb slet sctld; do
+    [ -f "$F/$p.pid" ] || continue
+    kill "$(cat "$F/$p.pid")" 2>/dev/null || true
+    wait_gone "$(cat "$F/$p.pid")"
+  done
+  ip link del sclbt0 2>/dev/null || true
+}
+
+# deploy NAME REPLICAS PROVIDER LISTEN [EXTRA_ENV_JSON]
+deploy() {
+  curl -sf -X PUT "$API/v1/deployments/$1" -d "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"$1\"},
+    \"spec\":{\"image\":\"hello@$IMG\",\"replicas\":$2,\"env\":${5:-{\}},
+    \"health\":{\"readiness\":{\"http\":\"/healthz\",\"port\":\"http\",\"period\":\"1s\",\"failureThreshold\":1}},
+    \"resources\":{\"cpu\":\"50m\",\"memory\":\"16Mi\"},
+    \"ports\":[{\"name\":\"http\",\"container\":8080,
+      \"expose\":{\"via\":\"lb\",\"provider\":\"$3\",\"listen\":$4,\"protocol\":\"http\"}}]}}" >/dev/null
+}
+
+# served NAME N: the LB applied the Endpoints' current generation with N endpoints
+served() {
+  curl -s "$API/v1/endpoints/$1" | jq -e --argjson n "$2" \
+    '.status.served == true and .status.endpoints == $n and .status.generation == .metadata.generation
+     and (.spec.endpoints | length) == $n' >/dev/null
+}
+
+# hits PORT N: N requests through the LB; prints the instance names that answered,
+# sorted and unique; fails if a request failed
+hits() {
+  local i out
+  for i in $(seq "$2"); do
+    out=$(curl -sf --max-time 2 "http://127.0.0.1:$1/") || { echo "request $i failed" >&2; return 1; }
+    echo "$out" | sed -n 's/^hello from \([^ ]*\) .*/\1/p'
+  done | sort -u | tr '\n' ' '
+}
+
+names_of() { # DEPLOYMENT: its ready instances' names, sorted
+  curl -s "$API/v1/instances?selector=deployment%3D$1" |
+    jq -r '[.items[] | select(.status.ready) | .metadata.name] | sort | join(" ")'
+}
+
+@test "nginx: every ready instance is reached through the load balancer" {
+  deploy web 2 nginx "$LB1"
+  wait_for 60 served web-http 2
+  local want
+  want="$(names_of web) "
+  [ "$(hits "$LB1" 30)" = "$want" ]
+  run curl -s "$API/v1/endpoints/web-http"
+  [ "$(echo "$output" | jq -r '.status.provider, .status.listen' | tr '\n' ' ')" = "nginx $LB1 " ]
+}
+
+@test "an instance whose readiness fails gets no request; it is back once it recovers" {
+  local sick addr
+  sick=$(names_of web | cut -d' ' -f1)
+  addr=$(curl -s "$API/v1/instances/$sick" | jq -r '.status.addresses[0]')
+  curl -sf "http://$addr:8080/fail" >/dev/null
+  wait_for 30 served web-http 1
+  run hits "$LB1" 30
+  [ "$status" -eq 0 ] && [[ "$output" != *"$sick"* ]]
+  curl -sf "http://$addr:8080/recover" >/dev/null
+  wait_for 30 served web-http 2
+  [[ "$(hits "$LB1" 30)" == *"$sick"* ]]
+}
+
+@test "a rolling update under a client loop fails no request" {
+  ( fails=0 n=0
+    while [ ! -f "$F/stop" ]; do
+      curl -sf --max-time 2 "http://127.0.0.1:$LB1/" >/dev/null || fails=$((fails + 1))
+      n=$((n + 1))
+    done
+    echo "$n $fails" >"$F/loop" ) 3>&- &
+  local loop=$!
+  sleep 1
+  deploy web 2 nginx "$LB1" '{"V":"2"}'
+  wait_for 60 bash -c "curl -s '$API/v1/deployments/web' | jq -e '.status.rollout.phase == \"complete\" and .status.observedGeneration == .metadata.generation'"
+  wait_for 30 served web-http 2
+  sleep 1
+  touch "$F/stop"
+  wait "$loop"
+  read -r n fails <"$F/loop"
+  echo "# $n requests during the rollout, $fails failed" >&3
+  [ "$n" -gt 20 ] && [ "$fails" = 0 ]
+  # the new instances are the ones served
+  [ "$(hits "$LB1" 20)" = "$(names_of web) " ]
+}
+
+@test "HAProxy: every ready instance is reached; delete closes the port" {
+  deploy hap 2 haproxy "$LB2"
+  wait_for 60 served hap-http 2
+  [ "$(hits "$LB2" 30)" = "$(names_of hap) " ]
+  curl -sf -X DELETE "$API/v1/deployments/hap" >/dev/null
+  wait_for 30 bash -c "! curl -s --max-time 1 http://127.0.0.1:$LB2/ >/dev/null"
+  [ "$(curl -s "$API/v1/endpoints/hap-http" | jq -r .error.code)" = not_found ]
+  curl -sf -X DELETE "$API/v1/deployments/web" >/dev/null
+  wait_for 30 bash -c "! curl -s --max-time 1 http://127.0.0.1:$LB1/ >/dev/null"
+}
