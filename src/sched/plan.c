@@ -422,12 +422,12 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     out->rolling = nold > 0;
 
     /* the room a rollout leaves for new ones: replicas + maxSurge in all */
-    int64_t in_all = (int64_t)(ncur + nold + ndraining);
+    int64_t in_all = (int64_t)(ncur + nold + ndraining + json_array_size(out->drain));
     int64_t cap_total = want + surge;
     /* 3. too few: place the missing ones, within what this plan may still change
      *    and, during a rollout, within replicas + maxSurge in all */
     int64_t missing = (canary ? ccount : want) - (int64_t)ncur;
-    if (nold + ndraining > 0 && missing > cap_total - in_all)
+    if (nold + ndraining + json_array_size(out->drain) > 0 && missing > cap_total - in_all)
         missing = cap_total - in_all;
     int64_t room = SCHED_PLAN_MAX_OPS - out->changes;
     const char *reason = NULL;
@@ -529,7 +529,8 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     if (phase && !strcmp(phase, "paused") && !canary) /* promoted */
         json_object_set_new(rollout, "phase", json_string(phase = "progressing"));
     if (phase && !strcmp(phase, "progressing")) {
-        if (!out->rolling && ndraining == 0 && (int64_t)ready_cur >= want) {
+        if (!out->rolling && ndraining == 0 && json_array_size(out->drain) == 0 &&
+            (int64_t)ready_cur >= want) {
             json_object_set_new(rollout, "phase", json_string("complete"));
         } else if (ctx && now_ms - started > deadline) {
             char why[256];

@@ -132,6 +132,11 @@ int slet_image_resolve(struct slet_store *ss, const char *ref, struct img_id *re
         *ret = by_base;
         found = 1;
     }
+    if (found == 0 && found_base > 1)
+        return sc_error_set(e, -SC_E_INVALID, "ref",
+                            "%zu images are named \"%s\" in store %s; use its full blake3: "
+                            "identity, or remove the others (slet image rm)",
+                            found_base, base, ss->root);
     if (found == 0)
         return sc_error_set(e, -SC_E_NOT_FOUND, "ref",
                             "no image %s \"%s\" in store %s (a REF is blake3:<hex> or a name; "
