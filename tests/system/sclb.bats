@@ -12,6 +12,10 @@
 #     (drained from the LB before its Cell gets SIGTERM)
 #   HAProxy: the same reachability
 #   delete -> the LB's port closes, the Endpoints are gone
+#   canary 25 % -> while paused, 1,000 requests through nginx: 25 % +- 3 % to the
+#     new revision; promote -> all to it
+#   blue-green -> all to the old set until the new one is fully ready, then all
+#     to the new one
 # Root only (Cells, a bridge).  Every daemon is ended by its PID; the bridge is
 # deleted at the end.
 #
@@ -30,7 +34,7 @@ setup_file() {
   IMG=$(hello_image "$F")
   export IMG
   export PORT_API=$("$SC_FREEPORT") PORT_LOGS=$("$SC_FREEPORT")
-  export LB1=$("$SC_FREEPORT") LB2=$("$SC_FREEPORT")
+  export LB1=$("$SC_FREEPORT") LB2=$("$SC_FREEPORT") LB3=$("$SC_FREEPORT") LB4=$("$SC_FREEPORT")
   export API=http://127.0.0.1:$PORT_API
   "$SCTLD" --data-dir "$F/sc" --listen "127.0.0.1:$PORT_API" >"$F/sctld.log" 2>&1 3>&- &
   echo $! >"$F/sctld.pid"
@@ -54,10 +58,10 @@ teardown_file() {
   ip link del sclbt0 2>/dev/null || true
 }
 
-# deploy NAME REPLICAS PROVIDER LISTEN [EXTRA_ENV_JSON]
+# deploy NAME REPLICAS PROVIDER LISTEN [EXTRA_ENV_JSON] [UPDATE_JSON]
 deploy() {
   curl -sf -X PUT "$API/v1/deployments/$1" -d "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"$1\"},
-    \"spec\":{\"image\":\"hello@$IMG\",\"replicas\":$2,\"env\":${5:-{\}},
+    \"spec\":{\"image\":\"hello@$IMG\",\"replicas\":$2,\"env\":${5:-{\}},\"update\":${6:-{\}},
     \"health\":{\"readiness\":{\"http\":\"/healthz\",\"port\":\"http\",\"period\":\"1s\",\"failureThreshold\":1}},
     \"resources\":{\"cpu\":\"50m\",\"memory\":\"16Mi\"},
     \"ports\":[{\"name\":\"http\",\"container\":8080,
@@ -140,4 +144,60 @@ names_of() { # DEPLOYMENT: its ready instances' names, sorted
   [ "$(curl -s "$API/v1/endpoints/hap-http" | jq -r .error.code)" = not_found ]
   curl -sf -X DELETE "$API/v1/deployments/web" >/dev/null
   wait_for 30 bash -c "! curl -s --max-time 1 http://127.0.0.1:$LB1/ >/dev/null"
+}
+
+# share DEPLOYMENT PORT N REVISION: how many of N requests (one curl, keep-alive)
+# reached that revision; fails unless all N were answered
+share() {
+  curl -s "$API/v1/instances?selector=deployment%3D$1" |
+    jq -r '.items[] | "\(.metadata.name) \(.spec.revision)"' >"$F/share.map"
+  curl -s --max-time 60 $(for _ in $(seq "$3"); do printf 'http://127.0.0.1:%s/ ' "$2"; done) |
+    sed -n 's/^hello from \([^ ]*\) .*/\1/p' >"$F/share.out"
+  [ "$(wc -l <"$F/share.out")" = "$3" ] || { echo "$(wc -l <"$F/share.out") of $3 answered" >&2; return 1; }
+  awk -v r="$4" 'NR == FNR { rev[$1] = $2; next } rev[$1] == r { n++ } END { print n + 0 }' \
+    "$F/share.map" "$F/share.out"
+}
+phase_of() { curl -s "$API/v1/deployments/$1" | jq -r '.status.rollout.phase'; }
+rev_of() { curl -s "$API/v1/deployments/$1" | jq -r '.status.rollout.revision'; }
+
+@test "canary 25 %: a quarter of 1,000 requests through nginx while paused; promote: all" {
+  local upd='{"strategy":"canary","canaryWeight":25}'
+  deploy can 4 nginx "$LB3" '{}' "$upd"
+  wait_for 60 served can-http 4
+  deploy can 4 nginx "$LB3" '{"V":"2"}' "$upd"
+  wait_for 60 bash -c "[ \"\$(curl -s '$API/v1/deployments/can' | jq -r .status.rollout.phase)\" = paused ]"
+  wait_for 30 served can-http 5
+  local n r2
+  r2=$(rev_of can)
+  n=$(share can "$LB3" 1000 "$r2")
+  echo "# canary share: $n of 1000" >&3
+  [ "$n" -ge 220 ] && [ "$n" -le 280 ]
+  # promote (what sctl rollout promote writes): on to all four
+  local d
+  d=$(curl -s "$API/v1/deployments/can")
+  curl -sf -X PUT "$API/v1/deployments/can/status" -d "$(echo "$d" |
+    jq -c '{metadata: {revision: .metadata.revision}, status: (.status | .rollout.promoted = true)}')" >/dev/null
+  wait_for 90 bash -c "[ \"\$(curl -s '$API/v1/deployments/can' | jq -r .status.rollout.phase)\" = complete ]"
+  wait_for 30 served can-http 4
+  [ "$(share can "$LB3" 40 "$r2")" = 40 ]
+  curl -sf -X DELETE "$API/v1/deployments/can" >/dev/null
+}
+
+@test "blue-green: all to the old set until the new one is ready, then all to the new" {
+  local upd='{"strategy":"blue-green"}'
+  deploy bg 2 nginx "$LB4" '{}' "$upd"
+  wait_for 60 served bg-http 2
+  local r1 r2 n
+  r1=$(rev_of bg)
+  # the new set starts unhealthy for 3 s: everything still goes to the old one
+  deploy bg 2 nginx "$LB4" '{"HELLO_HEALTHY_AFTER":"3"}' "$upd"
+  wait_for 30 bash -c "[ \"\$(curl -s '$API/v1/deployments/bg' | jq -r .status.rollout.revision)\" != '$r1' ]"
+  r2=$(rev_of bg)
+  sleep 1
+  n=$(share bg "$LB4" 40 "$r1")
+  [ "$n" = 40 ]
+  wait_for 60 bash -c "[ \"\$(curl -s '$API/v1/deployments/bg' | jq -r .status.rollout.phase)\" = complete ]"
+  wait_for 30 served bg-http 2
+  [ "$(share bg "$LB4" 40 "$r2")" = 40 ]
+  curl -sf -X DELETE "$API/v1/deployments/bg" >/dev/null
 }
