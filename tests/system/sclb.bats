@@ -201,3 +201,20 @@ rev_of() { curl -s "$API/v1/deployments/$1" | jq -r '.status.rollout.revision'; 
   [ "$(share bg "$LB4" 40 "$r2")" = 40 ]
   curl -sf -X DELETE "$API/v1/deployments/bg" >/dev/null
 }
+
+@test "a load balancer that cannot take its port is reported in the status, then recovers" {
+  # the API's own port is taken (by sctld): nginx cannot listen there
+  deploy clash 1 nginx "$PORT_API"
+  wait_for 60 bash -c "curl -s '$API/v1/endpoints/clash-http' | jq -e '.status.served == false and (.status.error | length > 0)'"
+  run curl -s "$API/v1/endpoints/clash-http"
+  echo "# status: $(echo "$output" | jq -c .status)" >&3
+  [[ "$(echo "$output" | jq -r .status.error)" == *"$PORT_API"* || "$(echo "$output" | jq -r .status.error)" == *"in use"* ]]
+  # the API still answers: nothing took its port away
+  curl -sf "$API/healthz" >/dev/null
+  local free
+  free=$("$SC_FREEPORT")
+  deploy clash 1 nginx "$free"
+  wait_for 60 served clash-http 1
+  [ "$(hits "$free" 5)" = "$(names_of clash) " ]
+  curl -sf -X DELETE "$API/v1/deployments/clash" >/dev/null
+}
