@@ -83,10 +83,11 @@ json_t *sched_endpoints(const json_t *d, const json_t *ready)
             const json_t *w = rev ? json_object_get(weights, rev) : NULL;
             json_array_append_new(
                 list,
-                json_pack("{s:s, s:O, s:O, s:I, s:O, s:I}", "instance", names[j], "node",
+                json_pack("{s:s, s:O, s:O, s:I, s:O, s:I, s:b}", "instance", names[j], "node",
                           json_object_get(e, "node"), "address", json_object_get(e, "address"),
                           "port", cport, "revision", json_object_get(e, "revision"), "weight",
-                          json_is_integer(w) ? json_integer_value(w) : (json_int_t)100));
+                          json_is_integer(w) ? json_integer_value(w) : (json_int_t)100, "draining",
+                          0));
         }
         json_object_set_new(out, name,
                             json_pack("{s:s, s:s, s:{s:s, s:{s:s}}, s:{s:s, s:o, s:O, s:o}}",

@@ -10,7 +10,13 @@
  *
  *   {kind: Endpoints, metadata: {name, labels: {deployment}},
  *    spec: {deployment, port: {name?, container, protocol}, expose: {...},
- *           endpoints: [{instance, node, address, port, revision, weight}]}}
+ *           endpoints: [{instance, node, address, port, revision, weight,
+ *                        draining}]}}
+ *
+ * Every field the schema gives a default is written out (draining: false): a
+ * status write re-normalizes the stored object through the schema, and a spec
+ * that lacked a default would differ from what this returns, making the loop
+ * write it again, forever (found by bench/rollout_bench.sh).
  *
  * Rules:
  *   1. only a ready Instance is an endpoint: nothing is registered before its

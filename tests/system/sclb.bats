@@ -98,6 +98,12 @@ names_of() { # DEPLOYMENT: its ready instances' names, sorted
   [ "$(hits "$LB1" 30)" = "$want" ]
   run curl -s "$API/v1/endpoints/web-http"
   [ "$(echo "$output" | jq -r '.status.provider, .status.listen' | tr '\n' ' ')" = "nginx $LB1 " ]
+  # settled: sclb's status writes and the endpoints loop do not rewrite it in turn
+  local g1 g2
+  g1=$(curl -s "$API/v1/endpoints/web-http" | jq .metadata.generation)
+  sleep 2
+  g2=$(curl -s "$API/v1/endpoints/web-http" | jq .metadata.generation)
+  [ "$g1" = "$g2" ] || { echo "generation moved $g1 -> $g2 with nothing changing" >&2; return 1; }
 }
 
 @test "an instance whose readiness fails gets no request; it is back once it recovers" {

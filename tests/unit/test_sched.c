@@ -387,9 +387,9 @@ static void test_endpoints_from_ready_instances(void **state)
     char *text = json_dumps(json_object_get(http, "spec"), JSON_COMPACT | JSON_SORT_KEYS);
     assert_string_equal(
         text, "{\"deployment\":\"web\",\"endpoints\":["
-              "{\"address\":\"10.0.0.9\",\"instance\":\"web-a\",\"node\":\"n2\",\"port\":8080,"
+              "{\"address\":\"10.0.0.9\",\"draining\":false,\"instance\":\"web-a\",\"node\":\"n2\",\"port\":8080,"
               "\"revision\":\"web-old\",\"weight\":100},"
-              "{\"address\":\"10.0.0.2\",\"instance\":\"web-z\",\"node\":\"n1\",\"port\":8080,"
+              "{\"address\":\"10.0.0.2\",\"draining\":false,\"instance\":\"web-z\",\"node\":\"n1\",\"port\":8080,"
               "\"revision\":\"web-new\",\"weight\":10}],"
               "\"expose\":{\"listen\":80,\"via\":\"lb\"},"
               "\"port\":{\"container\":8080,\"name\":\"http\",\"protocol\":\"tcp\"}}");
