@@ -224,3 +224,23 @@ rev_of() { curl -s "$API/v1/deployments/$1" | jq -r '.status.rollout.revision'; 
   [ "$(hits "$free" 5)" = "$(names_of clash) " ]
   curl -sf -X DELETE "$API/v1/deployments/clash" >/dev/null
 }
+
+@test "a revision whose readiness never passes gets no traffic and is rolled back" {
+  local upd='{"strategy":"rolling","maxSurge":1,"maxUnavailable":0,"progressDeadline":"4s"}'
+  deploy rb 2 nginx "$LB4" '{}' "$upd"
+  wait_for 60 served rb-http 2
+  local r1 r2
+  r1=$(rev_of rb)
+  deploy rb 2 nginx "$LB4" '{"HELLO_UNHEALTHY":"1"}' "$upd"
+  wait_for 30 bash -c "[ \"\$(curl -s '$API/v1/deployments/rb' | jq -r .status.rollout.revision)\" != '$r1' ]"
+  r2=$(rev_of rb)
+  # while it tries: every request still goes to the old revision
+  [ "$(share rb "$LB4" 40 "$r1")" = 40 ]
+  wait_for 60 bash -c "[ \"\$(curl -s '$API/v1/deployments/rb' | jq -r .status.rollout.phase)\" = rolled-back ]"
+  [[ "$(curl -s "$API/v1/deployments/rb" | jq -r .status.rollout.reason)" == "revision $r2: 0/2 available"* ]]
+  [ "$(rev_of rb)" = "$r1" ]
+  # the unready instance is gone; all requests on the old revision
+  wait_for 30 bash -c "[ \"\$(curl -s '$API/v1/assignments?selector=deployment%3Drb' | jq '[.items[] | select(.spec.revision == \"$r2\")] | length')\" = 0 ]"
+  [ "$(share rb "$LB4" 40 "$r1")" = 40 ]
+  curl -sf -X DELETE "$API/v1/deployments/rb" >/dev/null
+}
