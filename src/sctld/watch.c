@@ -57,6 +57,10 @@ void srv_stream_end(struct srv *s, struct srv_stream *st, int r, const char *why
         evhttp_send_reply_chunk(st->req, chunk);
     }
     evbuffer_free(chunk);
+    /* the connection may serve more requests: the usual idle timeout again */
+    const struct timeval idle = {(time_t)(s->cfg.http_idle_usec / USEC_PER_SEC),
+                                 (suseconds_t)(s->cfg.http_idle_usec % USEC_PER_SEC)};
+    evhttp_connection_set_timeout_tv(st->conn, &idle);
     evhttp_send_reply_end(st->req);
     srv_conn_forget(s, st->conn, NULL, st);
     srv_stream_free(s, st);
