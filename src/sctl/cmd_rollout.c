@@ -74,6 +74,17 @@ static int revisions_of(struct sctl *s, const char *name, json_t **items)
     return 0;
 }
 
+/* The Deployment and its Revisions (both or neither). */
+static int get_with_revisions(struct sctl *s, const char *name, json_t **d, json_t **revs)
+{
+    int code = get_deployment(s, name, d);
+    if (!code && (code = revisions_of(s, name, revs)) != 0) {
+        json_decref(*d);
+        *d = NULL;
+    }
+    return code;
+}
+
 /* "3/4 updated, 2 available, 1 old, 1 draining" from the Assignments and Instances. */
 static int progress_line(struct sctl *s, const char *name, const json_t *d, char *out, size_t size)
 {
@@ -199,13 +210,9 @@ static int rollout_history(struct sctl *s, int argc, char **argv)
         return sctl_usage("usage: sctl rollout history NAME");
     const char *name = dep_name(argv[1]);
     json_t *d = NULL, *revs = NULL;
-    int code = get_deployment(s, name, &d);
-    if (!code)
-        code = revisions_of(s, name, &revs);
-    if (code) {
-        json_decref(d);
+    int code = get_with_revisions(s, name, &d, &revs);
+    if (code)
         return code;
-    }
     const char *cur = sctl_at_str(d, "status.rollout.revision");
     struct sctl_table t = {0};
     sctl_table_row(&t, 5, "REVISION", "GENERATION", "AGE", "IMAGE", "FOLLOWED");
@@ -244,13 +251,9 @@ static int rollout_undo(struct sctl *s, int argc, char **argv)
         return sctl_usage("usage: sctl rollout undo NAME [--to-revision REVISION]");
     const char *name = dep_name(argv[optind]);
     json_t *d = NULL, *revs = NULL;
-    int code = get_deployment(s, name, &d);
-    if (!code)
-        code = revisions_of(s, name, &revs);
-    if (code) {
-        json_decref(d);
+    int code = get_with_revisions(s, name, &d, &revs);
+    if (code)
         return code;
-    }
     const char *cur = sctl_at_str(d, "status.rollout.revision");
     const char *from = sctl_at_str(d, "status.rollout.from");
     const json_t *pick = NULL;

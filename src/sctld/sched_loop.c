@@ -84,6 +84,15 @@ static const char *spec_str(const json_t *o, const char *field)
     return json_string_value(json_object_get(json_object_get(o, "spec"), field));
 }
 
+/* name -> o in map, or name gone from it when o is NULL (a deletion) */
+static void map_set(json_t *map, const char *name, json_t *o)
+{
+    if (o)
+        json_object_set(map, name, o);
+    else
+        json_object_del(map, name);
+}
+
 static void view_free(struct srv *s, struct sched_view *v)
 {
     if (!v)
@@ -273,10 +282,7 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
             v->nodes_changed = true;
             v->all_dirty = true;
         }
-        if (o)
-            json_object_set(v->nodes, name, o);
-        else
-            json_object_del(v->nodes, name);
+        map_set(v->nodes, name, o);
     } else if (IS("deployments")) {
         /* our own status write plans nothing; a new spec, or a status someone
          * else wrote (through /status), is planned (and the status restored) */
@@ -293,19 +299,13 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
             json_object_set_new(v->ep_rescan, name, json_true()); /* its ready Instances */
         if (!is_exposed)
             json_object_del(v->ready_ep, name);
-        if (o)
-            json_object_set(v->deps, name, o);
-        else
-            json_object_del(v->deps, name);
+        map_set(v->deps, name, o);
     } else if (IS("endpoints")) {
         const json_t *old = json_object_get(v->eps, name);
         const char *d = spec_str(o ? o : old, "deployment");
         if (d) /* ours come back, the programmer's status, or someone's edit */
             json_object_set_new(v->epdirty, d, json_true());
-        if (o)
-            json_object_set(v->eps, name, o);
-        else
-            json_object_del(v->eps, name);
+        map_set(v->eps, name, o);
     } else if (IS("assignments")) {
         set_assignment(v, name, o);
     } else if (IS("instances")) {
@@ -413,12 +413,26 @@ static struct sc_buf *tx_buf(struct txn *t)
     return b;
 }
 
-static void tx_remove(struct txn *t, const char *plural, const char *name, int64_t rev)
+/* The transaction goes through only if object plural/name is still at mod
+ * revision rev (0: must not exist); returns its key. */
+static struct sc_buf *tx_guard(struct txn *t, const char *plural, const char *name, int64_t rev)
 {
     struct sc_buf *k = tx_buf(t);
     obj_key(k, obj_kind_by_plural(plural, strlen(plural)), name);
     t->cmps[t->ncmps++] = (struct store_cmp){
         .key = k->data, .key_len = k->len, .target = STORE_CMP_MOD, .op = STORE_CMP_EQ, .num = rev};
+    return k;
+}
+
+/* metadata.revision of an object as read (its key's mod revision), 0 for NULL */
+static int64_t rev_of(const json_t *o)
+{
+    return json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision"));
+}
+
+static void tx_remove(struct txn *t, const char *plural, const char *name, int64_t rev)
+{
+    struct sc_buf *k = tx_guard(t, plural, name, rev);
     t->ops[t->nops++] =
         (struct store_op){.type = STORE_OP_DELETE, .key = k->data, .key_len = k->len};
 }
@@ -474,8 +488,7 @@ static bool collect_orphans(struct srv *s, struct sched_view *v, const char *dep
     json_t *o;
     json_object_foreach((json_t *)sched_pass_of(v->pass, dep), k, o)
     {
-        tx_remove(t, "assignments", k,
-                  json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision")));
+        tx_remove(t, "assignments", k, rev_of(o));
         s->sched_removed++;
         if (t->nops >= 60)
             tx_propose(s, t);
@@ -531,15 +544,7 @@ static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struc
     bool new_status = !json_equal(json_object_get(d, "status"), plan.status);
     bool again = plan.changes > 0 || new_status || json_object_get(plan.status, "unschedulable");
     if (plan.changes > 0 || new_status) {
-        int64_t drev =
-            json_integer_value(json_object_get(json_object_get(d, "metadata"), "revision"));
-        struct sc_buf *k = tx_buf(t);
-        obj_key(k, obj_kind_by_name("Deployment"), name_of(d));
-        t->cmps[t->ncmps++] = (struct store_cmp){.key = k->data,
-                                                 .key_len = k->len,
-                                                 .target = STORE_CMP_MOD,
-                                                 .op = STORE_CMP_EQ,
-                                                 .num = drev};
+        tx_guard(t, "deployments", name_of(d), rev_of(d));
         size_t j;
         const json_t *x;
         json_array_foreach(plan.remove, j, x)
@@ -548,18 +553,8 @@ static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struc
         json_array_foreach(plan.drain, j, x)
         {
             /* marked draining, if it is still as the plan saw it */
-            const json_t *md = json_object_get(x, "metadata");
-            struct sc_buf *ak = tx_buf(t);
-            obj_key(ak, obj_kind_by_name("Assignment"),
-                    json_string_value(json_object_get(md, "name")));
-            t->cmps[t->ncmps++] =
-                (struct store_cmp){.key = ak->data,
-                                   .key_len = ak->len,
-                                   .target = STORE_CMP_MOD,
-                                   .op = STORE_CMP_EQ,
-                                   .num = json_integer_value(json_object_get(md, "revision"))};
-            json_t *stored =
-                json_object_get(v->asg, json_string_value(json_object_get(md, "name")));
+            tx_guard(t, "assignments", name_of(x), rev_of(x));
+            json_t *stored = json_object_get(v->asg, name_of(x));
             json_t *merged = obj_merge(stored, (json_t *)x, false, now_ms);
             tx_put(t, "assignments", merged, NULL);
             json_decref(merged);
@@ -598,14 +593,7 @@ static bool status_one(struct srv *s, struct sched_view *v, const json_t *d, str
     bool changed = !json_equal(cur, st);
     if (changed) {
         json_object_set(v->wrote, name_of(d), st);
-        struct sc_buf *k = tx_buf(t);
-        obj_key(k, obj_kind_by_name("Deployment"), name_of(d));
-        t->cmps[t->ncmps++] = (struct store_cmp){
-            .key = k->data,
-            .key_len = k->len,
-            .target = STORE_CMP_MOD,
-            .op = STORE_CMP_EQ,
-            .num = json_integer_value(json_object_get(json_object_get(d, "metadata"), "revision"))};
+        tx_guard(t, "deployments", name_of(d), rev_of(d));
         json_t *wrap = json_pack("{s:O}", "status", st);
         json_t *merged = obj_merge((json_t *)d, wrap, true, 0);
         tx_put(t, "deployments", merged, NULL);
@@ -674,15 +662,7 @@ static bool endpoints_one(struct srv *s, struct sched_view *v, const char *dep, 
             json_equal(json_object_get(json_object_get(have, "metadata"), "labels"),
                        json_object_get(json_object_get(o, "metadata"), "labels")))
             continue;
-        struct sc_buf *key = tx_buf(t);
-        obj_key(key, obj_kind_by_plural("endpoints", 9), k);
-        t->cmps[t->ncmps++] =
-            (struct store_cmp){.key = key->data,
-                               .key_len = key->len,
-                               .target = STORE_CMP_MOD,
-                               .op = STORE_CMP_EQ,
-                               .num = json_integer_value(
-                                   json_object_get(json_object_get(have, "metadata"), "revision"))};
+        tx_guard(t, "endpoints", k, rev_of(have));
         json_t *merged = obj_merge(have, o, false, now_ms); /* keeps the programmer's status */
         tx_put(t, "endpoints", merged, NULL);
         wrote = true;
@@ -695,8 +675,7 @@ static bool endpoints_one(struct srv *s, struct sched_view *v, const char *dep, 
         const char *od = spec_str(o, "deployment");
         if (!od || strcmp(od, dep) != 0 || json_object_get(want, k))
             continue;
-        tx_remove(t, "endpoints", k,
-                  json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision")));
+        tx_remove(t, "endpoints", k, rev_of(o));
         wrote = true;
         if (t->nops >= 60)
             tx_propose(s, t);
