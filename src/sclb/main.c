@@ -197,6 +197,7 @@ static void reconcile(struct sclb *b, json_t *o)
     json_decref(s->obj);
     s->obj = json_incref(o);
     const json_t *list = json_object_get(spec, "endpoints");
+    bool truncated = false;
     size_t n = json_array_size(list), k = 0;
     struct lb_endpoint *eps = xcalloc(n ? n : 1, sizeof(*eps));
     size_t i;
@@ -204,8 +205,14 @@ static void reconcile(struct sclb *b, json_t *o)
     json_array_foreach(list, i, ep)
     {
         const char *addr = json_string_value(json_object_get(ep, "address"));
-        if (!addr || k >= LB_MAX_ENDPOINTS)
+        if (!addr)
             continue;
+        if (k >= LB_MAX_ENDPOINTS) { /* said in the status below, not dropped silently */
+            log_warn("msg=\"too many endpoints\" endpoints=%s n=%zu served=%d", name, n,
+                     LB_MAX_ENDPOINTS);
+            truncated = true;
+            break;
+        }
         snprintf(eps[k].addr, sizeof(eps[k].addr), "%s", addr);
         eps[k].port = (int)json_integer_value(json_object_get(ep, "port"));
         eps[k].weight = json_is_integer(json_object_get(ep, "weight"))
@@ -238,6 +245,13 @@ static void reconcile(struct sclb *b, json_t *o)
                             prov, "listen", listen, "endpoints", (json_int_t)k, "lbGeneration",
                             (json_int_t)st.generation, "retries", (json_int_t)st.retries, "reloads",
                             (json_int_t)st.reloads);
+    if (r >= 0 && truncated) {
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "%zu endpoints; a load balancer takes at most %d: the first %zu are served", n,
+                 LB_MAX_ENDPOINTS, k);
+        json_object_set_new(out, "error", json_string(why));
+    }
     if (r >= 0) {
         json_object_set(out, "generation",
                         json_object_get(json_object_get(o, "metadata"), "generation"));
