@@ -1,0 +1,223 @@
+/*
+ * tls.c: TLS 1.3 SSL_CTX builders, peer identity, and the libevent glue (see
+ * tls.h for the design and the invariants).
+ *
+ * The role check runs inside OpenSSL's verify callback at depth 0, after the
+ * chain itself verified, so a wrong role fails the handshake with a
+ * certificate alert exactly like a wrong CA does: the application never sees a
+ * connection it would have to remember to refuse.
+ */
+#include "net/tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+
+#include "base/util.h"
+
+static int ssl_err(struct sc_error *e, int r, const char *what, const char *path)
+{
+    char buf[160] = "unknown OpenSSL error";
+    unsigned long code = ERR_peek_last_error();
+    if (code)
+        ERR_error_string_n(code, buf, sizeof(buf));
+    ERR_clear_error();
+    return sc_error_set(e, r, "tls", "%s%s%s: %s", what, path ? " " : "", path ? path : "", buf);
+}
+
+/* ---- role check ------------------------------------------------------------------------- */
+
+static int role_idx = -1;
+static pthread_once_t role_once = PTHREAD_ONCE_INIT;
+
+static void role_idx_init(void)
+{
+    role_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static int verify_role(int preverify_ok, X509_STORE_CTX *sctx)
+{
+    if (!preverify_ok || X509_STORE_CTX_get_error_depth(sctx) != 0)
+        return preverify_ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    enum pki_role want =
+        (enum pki_role)(intptr_t)SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), role_idx);
+    struct pki_identity id;
+    if (want == PKI_ROLE_NONE ||
+        (pki_identity_from_x509(X509_STORE_CTX_get_current_cert(sctx), &id, NULL) == 0 &&
+         id.role == want))
+        return 1;
+    X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
+    return 0;
+}
+
+/* ---- contexts --------------------------------------------------------------------------- */
+
+/* What servers and clients share: TLS 1.3 only, the CA, the verify callback, and
+ * this side's certificate when it has one. */
+static int ctx_common(SSL_CTX *ctx, const struct net_tls_files *f, enum pki_role peer_role,
+                      int verify_mode, struct sc_error *e)
+{
+    pthread_once(&role_once, role_idx_init);
+    if (!f->ca)
+        return sc_error_set(e, -SC_E_INVALID, "tls", "the cluster CA file is required");
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_ex_data(ctx, role_idx, (void *)(intptr_t)peer_role) != 1)
+        return ssl_err(e, -SC_E_INTERNAL, "configure", NULL);
+    if (SSL_CTX_load_verify_file(ctx, f->ca) != 1)
+        return ssl_err(e, -SC_E_INVALID, "load CA", f->ca);
+    SSL_CTX_set_verify(ctx, verify_mode, verify_role);
+    if (!f->cert != !f->key)
+        return sc_error_set(e, -SC_E_INVALID, "tls", "a certificate needs its key and back");
+    if (!f->cert)
+        return 0;
+    if (SSL_CTX_use_certificate_chain_file(ctx, f->cert) != 1)
+        return ssl_err(e, -SC_E_INVALID, "load certificate", f->cert);
+    if (SSL_CTX_use_PrivateKey_file(ctx, f->key, SSL_FILETYPE_PEM) != 1)
+        return ssl_err(e, -SC_E_INVALID, "load key", f->key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return ssl_err(e, -SC_E_INVALID, "key does not match certificate", f->cert);
+    return 0;
+}
+
+int net_tls_server_ctx_new(const struct net_tls_files *f, enum net_tls_client_auth auth,
+                           enum pki_role peer_role, SSL_CTX **ret, struct sc_error *e)
+{
+    if (!f->cert || !f->key)
+        return sc_error_set(e, -SC_E_INVALID, "tls", "a TLS server needs a certificate and key");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        sc_oom();
+    int mode =
+        SSL_VERIFY_PEER | (auth == NET_TLS_CLIENT_REQUIRED ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+    int r = ctx_common(ctx, f, peer_role, mode, e);
+    if (r == 0) {
+        /* Tells clients which CA to pick a certificate for, and lets sessions
+         * with a client certificate resume. */
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(f->ca);
+        if (!names)
+            r = ssl_err(e, -SC_E_INVALID, "read CA names", f->ca);
+        else
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    if (r == 0 && SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"swiftcube", 9) != 1)
+        r = ssl_err(e, -SC_E_INTERNAL, "session id context", NULL);
+    if (r < 0) {
+        SSL_CTX_free(ctx);
+        return r;
+    }
+    *ret = ctx;
+    return 0;
+}
+
+int net_tls_client_ctx_new(const struct net_tls_files *f, enum pki_role peer_role, SSL_CTX **ret,
+                           struct sc_error *e)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        sc_oom();
+    int r = ctx_common(ctx, f, peer_role, SSL_VERIFY_PEER, e);
+    if (r < 0) {
+        SSL_CTX_free(ctx);
+        return r;
+    }
+    *ret = ctx;
+    return 0;
+}
+
+int net_tls_client_ssl_new(SSL_CTX *ctx, const char *host, SSL **ret, struct sc_error *e)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl)
+        sc_oom();
+    int r = 0;
+    if (host) {
+        uint8_t addr[16];
+        bool ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+                                   X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1
+               : (SSL_set1_host(ssl, host) != 1 || SSL_set_tlsext_host_name(ssl, host) != 1))
+            r = ssl_err(e, -SC_E_INVALID, "server name", host);
+    }
+    if (r < 0) {
+        SSL_free(ssl);
+        return r;
+    }
+    *ret = ssl;
+    return 0;
+}
+
+int net_tls_peer_identity(SSL *ssl, struct pki_identity *ret, struct sc_error *e)
+{
+    X509 *x = SSL_get0_peer_certificate(ssl);
+    if (!x)
+        return sc_error_set(e, -ENOKEY, "tls", "the peer showed no certificate");
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK)
+        return sc_error_set(e, -EKEYREJECTED, "tls", "the peer's certificate did not verify: %s",
+                            X509_verify_cert_error_string(v));
+    return pki_identity_from_x509(x, ret, e);
+}
+
+/* ---- libevent --------------------------------------------------------------------------- */
+
+struct bufferevent *net_tls_bev_new(struct event_base *base, SSL_CTX *ctx, int fd, bool accepted,
+                                    const char *host)
+{
+    SSL *ssl = NULL;
+    if (accepted) {
+        ssl = SSL_new(ctx);
+        if (!ssl)
+            sc_oom();
+    } else if (net_tls_client_ssl_new(ctx, host, &ssl, NULL) < 0) {
+        return NULL;
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl, accepted ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev)
+        sc_oom();  /* invariant 1: never hand evhttp a NULL (it would go plaintext) */
+    if (!accepted) /* HTTP servers may close without close_notify after a response */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+struct bufferevent *net_tls_evhttp_bevcb(struct event_base *base, void *ssl_ctx)
+{
+    return net_tls_bev_new(base, ssl_ctx, -1, true, NULL);
+}
+
+int net_tls_evhttp_identity(struct evhttp_request *req, struct pki_identity *ret,
+                            struct sc_error *e)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    if (!ssl)
+        return sc_error_set(e, -ENOTCONN, "tls", "the request did not arrive over TLS");
+    return net_tls_peer_identity(ssl, ret, e);
+}
+
+struct evhttp_connection *net_tls_evhttp_connection_new(struct event_base *base, SSL_CTX *ctx,
+                                                        const char *host, uint16_t port,
+                                                        struct sc_error *e)
+{
+    struct bufferevent *bev = net_tls_bev_new(base, ctx, -1, false, host);
+    if (!bev) {
+        sc_error_set(e, -SC_E_INVALID, "tls", "cannot verify server name '%s'", host);
+        return NULL;
+    }
+    struct evhttp_connection *c =
+        evhttp_connection_base_bufferevent_new(base, NULL, bev, host, port);
+    if (!c) {
+        bufferevent_free(bev);
+        sc_error_set(e, -ENOMEM, "tls", "evhttp connection to %s:%u", host, port);
+    }
+    return c;
+}
