@@ -12,6 +12,8 @@ pkgs=(
   libarchive-dev libseccomp-dev
   # tests
   libcmocka-dev bats curl jq iproute2 procps busybox-static b3sum docker-registry umoci
+  # partitions between the multi-host test's namespaces (tests/system/cluster_lib.sh)
+  nftables
   # benchmark peers and load generators
   etcd-server etcd-client wrk crun runc erofs-utils
   # load balancers the lb providers drive (src/lb, tests/lb)

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# cluster.sh: the multi-host scenarios of issue 7 (part 4) that today's code can
+# pass, on the namespace cluster of cluster_lib.sh (three sctld, four slet, sclb
+# with nginx on an lb host, a client host; docs/cluster_tests.md).  Output is TAP,
+# one line per scenario; they run in order on one cluster:
+#
+#   register   four nodes register: four Node objects, all READY
+#   spread     a Deployment of 8 replicas: 2 per node, all ready, each reached
+#              through nginx on the lb host (sclb) from the client host
+#   leader     kill -9 of the leader controller: apply and scale acknowledged
+#              through the others (time to the first acknowledged write), the
+#              nodes follow; the killed one restarts and catches up
+#   minority   a controller cut off: it refuses writes (503 and its error code,
+#              sctl exit 3), the majority goes on, after the heal it has the same
+#              store revision and the same Deployment
+#   split      the harness's cuts: `split` groups reach inside, not across; heal
+#   latency    the harness's `latency` (skipped when the kernel has no netem)
+#   failover   a node's controller killed -> its slet goes on through another
+#              (skipped while slet takes a single --server: a gap, documented)
+#   node-down  kill -9 of a node's slet and its Cells -> its replicas ready
+#              elsewhere and served through the LB (skipped while nothing
+#              reschedules: node lifecycle, issue 7 part 2, is not built yet)
+#
+# Because slet and sclb take one --server and do not fail over, they are pointed
+# at the two controllers that are followers when the cluster starts; the leader
+# (which the `leader` scenario kills) serves no node.
+#
+# After a failing scenario the later ones are skipped.  Not root, or no network
+# namespaces: "1..0 # SKIP" (meson: SKIP).  SC_KEEP=1 keeps the temp dir (logs).
+# Run: tests/system/cluster.sh BUILD/src/sctld/sctld BUILD/src/slet/slet \
+#        BUILD/src/sctl/sctl BUILD/src/sclb/sclb  (or: meson test -C BUILD cluster)
+set -uo pipefail
+SCTLD=${1:?usage: cluster.sh SCTLD SLET SCTL SCLB}
+SLET=${2:?} SCTL=${3:?} SCLB=${4:?}
+SC_SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(dirname "$0")
+source "$here/sctld_lib.bash" # hello_image
+source "$here/cluster_lib.sh" # defines wait_for again, for plain bash (ms clock)
+
+LBPORT=8088
+NODE_DOWN_WAIT=${SC_NODE_DOWN_WAIT:-15} # s: the goal is 3 s (issue 7)
+
+# ---- what the scenarios look at ---------------------------------------------------
+
+no() { WHY="$*"; }
+# instances C [DEPLOYMENT]: "NAME NODE READY ADDRESS" of the Instances, via cC
+instances() {
+  api "c$1" "/v1/instances${2:+?selector=deployment%3D$2}" |
+    jq -r '.items[] | "\(.metadata.name) \(.spec.node) \(.status.ready) \(.status.addresses[0] // "-")"'
+}
+# assigned C DEPLOYMENT: "NAME NODE" of its Assignments
+assigned() {
+  api "c$1" "/v1/assignments?selector=deployment%3D$2" | jq -r '.items[] | "\(.metadata.name) \(.spec.node)"'
+}
+# ready_of C DEPLOYMENT: the names of its ready Instances, sorted, space-ended
+ready_of() {
+  api "c$1" "/v1/instances?selector=deployment%3D$2" |
+    jq -r '[.items[] | select(.status.ready) | .metadata.name] | sort | map(. + " ") | add // ""'
+}
+# ready_n C DEPLOYMENT N: exactly N Instances of it, all ready
+ready_n() {
+  local out
+  out=$(instances "$1" "$2") || return 1
+  [ "$(grep -c . <<<"$out")" = "$3" ] && ! grep -qv ' true ' <<<"$out"
+}
+# nodes_ready C N: `sctl get nodes` through cC lists N nodes READY
+nodes_ready() { [ "$(sctl_c "$1" get nodes | awk 'NR > 1 && $2 == "true"' | wc -l)" = "$2" ]; }
+# served C NAME N: sclb applied the Endpoints' current generation, N endpoints
+served() {
+  api "c$1" "/v1/endpoints/$2" | jq -e --argjson n "$3" \
+    '.status.served == true and .status.endpoints == $n and .status.generation == .metadata.generation
+     and (.spec.endpoints | length) == $n' >/dev/null
+}
+# lb_names N: up to N requests from the client through nginx on the lb host;
+# prints the instance names that answered, sorted, unique (stops early once
+# $want, a sorted list, is complete); fails if a request fails
+lb_names() {
+  local i out seen=" "
+  for i in $(seq "$1"); do
+    out=$(on client curl -sf -m 2 "http://${IP[lb]}:$LBPORT/") || { no "request $i through the LB failed"; return 1; }
+    out=${out#hello from }
+    out=${out%% *}
+    [[ $seen == *" $out "* ]] || seen+="$out "
+    [ "$(tr ' ' '\n' <<<"$seen" | grep . | sort | tr '\n' ' ')" = "${want:-x} " ] && break
+  done
+  tr ' ' '\n' <<<"$seen" | grep . | sort | tr '\n' ' '
+}
+deployment() { # deployment NAME REPLICAS PORT: the manifest (sctl apply -f reads it)
+  cat <<EOF
+app: $1
+image: hello@$IMG
+replicas: $2
+resources: { cpu: 50m, memory: 16Mi }
+ports:
+  - name: http
+    container: 8080
+    expose: { via: lb, provider: nginx, listen: $3, protocol: http }
+health:
+  readiness: { http: /healthz, port: http, period: 1s, failureThreshold: 1 }
+placement: { spread: node }
+EOF
+}
+apply() { # apply C NAME REPLICAS: through cC from the client host; each its own LB port
+  local port=$LBPORT
+  [ "$2" = web ] || port=$((LBPORT + 1))
+  deployment "$2" "$3" $port >"$dir/$2.yaml"
+  sctl_c "$1" apply -f "$dir/$2.yaml" >>"$dir/sctl.out" 2>&1
+}
+# converged A B: controllers A and B at the same store revision (local reads)
+converged() {
+  local ra rb
+  ra=$(revision "c$1") && rb=$(revision "c$2") && [ -n "$ra" ] && [ "$ra" = "$rb" ]
+}
+
+# ---- the scenarios (each returns 0 pass, 1 fail (WHY says why), 2 skip (WHY)) ----
+
+sc_register() {
+  local n out
+  for n in 1 2 3 4; do start_node $n; done
+  wait_for 20 nodes_ready "$F1" 4 ||
+    { no "not four READY nodes: $(sctl_c "$F1" get nodes 2>&1 | tr '\n' ';')"; return 1; }
+  out=$(sctl_c "$F2" get nodes -o wide) || { no "sctl get nodes through c$F2 failed"; return 1; }
+  for n in 1 2 3 4; do
+    grep -Eq "^n$n +true .* ${IP[n$n]} " <<<"$out" || { no "n$n: $(grep "^n$n " <<<"$out")"; return 1; }
+  done
+  echo "$out" | sed 's/^/#   /'
+}
+
+sc_spread() {
+  local n out per want
+  apply "$F1" web 8 || { no "apply web: $(tail -3 "$dir/sctl.out")"; return 1; }
+  wait_for 60 ready_n "$F1" web 8 || { no "web: $(instances "$F1" web | tr '\n' ';')"; return 1; }
+  out=$(instances "$F2" web)
+  for n in 1 2 3 4; do
+    per=$(grep -c " n$n true " <<<"$out")
+    [ "$per" = 2 ] || { no "n$n runs $per replicas, want 2: $(tr '\n' ';' <<<"$out")"; return 1; }
+    # each Cell has an address of its own node's range: the lb reaches it by route
+    [ "$(grep " n$n true " <<<"$out" | grep -c " $CL_NET\.$n\.")" = 2 ] ||
+      { no "n$n's instances are not in $CL_NET.$n.0/24: $(tr '\n' ';' <<<"$out")"; return 1; }
+  done
+  wait_for 30 served "$F1" web-http 8 || { no "Endpoints web-http: $(api "c$F1" /v1/endpoints/web-http | jq -c .status)"; return 1; }
+  want=$(awk '{ print $1 }' <<<"$out" | sort | tr '\n' ' ')
+  want=${want% }
+  out=$(want=$want lb_names 100) || return 1
+  [ "$out" = "$want " ] || { no "through nginx: '$out', want '$want '"; return 1; }
+  echo "# all 8 instances answered through nginx on the lb host"
+}
+
+sc_leader() {
+  local t0 dt n
+  kill9 c$L
+  t0=$(ms)
+  # the first acknowledged write after the kill, through a survivor
+  until sctl_c "$F2" scale web --replicas 4 >>"$dir/sctl.out" 2>&1; do
+    [ $(($(ms) - t0)) -lt 10000 ] || { no "no scale acknowledged in 10 s after kill -9 of c$L"; return 1; }
+    sleep 0.02
+  done
+  dt=$(($(ms) - t0))
+  apply "$F1" api 4 || { no "apply api through c$F1: $(tail -3 "$dir/sctl.out")"; return 1; }
+  n=$(wait_leader "$F1" "$F2") || { no "no leader among c$F1 c$F2"; return 1; }
+  wait_for 30 ready_n "$F2" web 4 || { no "web: $(instances "$F2" web | tr '\n' ';')"; return 1; }
+  wait_for 30 ready_n "$F1" api 4 || { no "api: $(instances "$F1" api | tr '\n' ';')"; return 1; }
+  wait_for 30 served "$F1" api-http 4 || { no "Endpoints api-http: $(api "c$F1" /v1/endpoints/api-http | jq -c .status)"; return 1; }
+  echo "# new leader c$n; first acknowledged write (sctl scale) ${dt} ms after kill -9 of c$L"
+  start_controller $L
+  wait_for 20 converged "$L" "$F1" || { no "restarted c$L at revision $(revision c$L), c$F1 at $(revision c$F1)"; return 1; }
+  echo "# c$L restarted and caught up (revision $(revision c$L))"
+}
+
+sc_minority() {
+  local P=$L M=$F1 code body t0 dt rc out
+  partition c$P
+  sleep 0.3
+  # asked from its own namespace: nobody else reaches it
+  t0=$(ms)
+  body=$(on c$P curl -s -m 5 -w ' %{http_code}' -X PUT --data-binary x "$(url c$P)/v1/kv/cut-test")
+  dt=$(($(ms) - t0))
+  code=${body##* }
+  body=$(tr -d '\n' <<<"${body% *}")
+  [ "$code" = 503 ] || { no "the cut-off c$P answered a write with '$body', want 503"; return 1; }
+  echo "# cut-off c$P: PUT /v1/kv -> HTTP $code in $dt ms: $body"
+  out=$(on c$P "$SCTL" --server "$(url c$P)" scale web --replicas 6 2>&1); rc=$?
+  [ "$rc" = 3 ] || { no "sctl scale through the cut-off c$P: exit $rc ($out), want 3 (unavailable)"; return 1; }
+  echo "# cut-off c$P: sctl scale -> exit $rc: $out"
+  # the majority goes on: scale, and the nodes (on c$F1, c$F2) follow
+  sctl_c "$M" scale web --replicas 6 >>"$dir/sctl.out" 2>&1 || { no "majority scale through c$M failed"; return 1; }
+  wait_for 30 ready_n "$M" web 6 || { no "web: $(instances "$M" web | tr '\n' ';')"; return 1; }
+  reach client c$P && { no "client still reaches the cut-off c$P"; return 1; }
+  heal
+  t0=$(ms)
+  wait_for 20 converged "$P" "$M" || { no "healed c$P at revision $(revision c$P), c$M at $(revision c$M)"; return 1; }
+  dt=$(($(ms) - t0))
+  [ "$(on c$P curl -s "$(url c$P)/v1/deployments/web?serializable=1" | jq .spec.replicas)" = 6 ] ||
+    { no "healed c$P does not have web at 6 replicas"; return 1; }
+  echo "# healed c$P reached the majority's revision $(revision c$P) in $dt ms, web at 6 replicas"
+}
+
+sc_split() {
+  # the controllers stay together; a node and the lb go to the other side
+  split "n1 lb" "c1 c2 c3 client"
+  reach client c1 || { no "client cannot reach c1 on its side"; heal; return 1; }
+  reach n1 c1 && { no "n1 reaches c1 across the split"; heal; return 1; }
+  reach lb c2 && { no "lb reaches c2 across the split"; heal; return 1; }
+  reach n1 n2 || { no "n1 cannot reach n2 (in neither group)"; heal; return 1; }
+  heal
+  wait_for 5 reach n1 c1 && wait_for 5 reach lb c2 || { no "after heal: n1 or lb still cut"; return 1; }
+}
+
+sc_latency() {
+  local t rc
+  latency c1 100; rc=$?
+  [ "$rc" = 2 ] && { no "this kernel has no netem (CONFIG_NET_SCH_NETEM): latency HOST MS cannot work"; return 2; }
+  [ "$rc" = 0 ] || { no "tc netem failed"; return 1; }
+  t=$(on client curl -s -o /dev/null -w '%{time_connect}' "$(url c1)/healthz")
+  latency c1 0
+  awk -v t="$t" 'BEGIN { exit !(t >= 0.1) }' || { no "connect took $t s with 100 ms added"; return 1; }
+}
+
+sc_failover() {
+  local out rc
+  out=$(timeout 5 "$SLET" agent --server "$(url c1),$(url c2)" --name probe --data-dir "$dir/probe" \
+    --simulate 1 2>&1)
+  rc=$?
+  if [ "$rc" = 2 ]; then
+    no "slet takes a single --server and does not fail over (slet agent --server A,B: $(head -1 <<<"$out"))"
+    return 2
+  fi
+  # slet accepted several servers: the real check, n2's controller killed
+  no "slet accepts several --server now: write the failover check (docs/cluster_tests.md)"
+  return 1
+}
+
+sc_node_down() {
+  local out t0 dt want on_n4 others
+  out=$(assigned "$F1" web)
+  on_n4=$(grep -c " n4$" <<<"$out")
+  others=$(grep -vc " n4$" <<<"$out")
+  [ "$on_n4" -gt 0 ] || { no "n4 runs no web replica: $(tr '\n' ';' <<<"$out")"; return 1; }
+  kill_node 4
+  t0=$(ms)
+  # done when every Assignment is on a live node and its Instance is ready there
+  until out=$(assigned "$F1" web) && ! grep -q " n4$" <<<"$out" && [ "$(grep -c . <<<"$out")" = 6 ] &&
+    [ "$(ready_of "$F1" web)" = "$(awk '{ print $1 }' <<<"$out" | sort | tr '\n' ' ')" ]; do
+    [ $(($(ms) - t0)) -lt $((NODE_DOWN_WAIT * 1000)) ] || break
+    sleep 0.2
+  done
+  dt=$(($(ms) - t0))
+  if [ "$(grep -c " n4$" <<<"$out")" = "$on_n4" ] && [ "$(grep -vc " n4$" <<<"$out")" -le "$others" ]; then
+    no "nothing rescheduled in ${NODE_DOWN_WAIT} s: $on_n4 web Assignments still on the dead n4 (node lifecycle, issue 7 part 2, is not built yet)"
+    return 2
+  fi
+  [ "$dt" -lt $((NODE_DOWN_WAIT * 1000)) ] ||
+    { no "after ${dt} ms: assigned: $(tr '\n' ';' <<<"$out") ready: $(ready_of "$F1" web)"; return 1; }
+  echo "# web's 6 replicas assigned off n4 and ready ${dt} ms after kill -9 of n4 (goal 3,000 ms)"
+  # the LB sends to exactly those: none to the dead node's stale Instances
+  wait_for 30 served "$F1" web-http 6 || { no "Endpoints web-http: $(api "c$F1" /v1/endpoints/web-http | jq -c .status)"; return 1; }
+  want=$(awk '{ print $1 }' <<<"$out" | sort | tr '\n' ' ')
+  want=${want% }
+  out=$(want=$want lb_names 100) || return 1
+  [ "$out" = "$want " ] || { no "through nginx: '$out', want '$want '"; return 1; }
+}
+
+# ---- the run --------------------------------------------------------------------
+
+T=0 FAILED=0
+show_logs() {
+  local h
+  for h in c1 c2 c3 n1 n2 n3 n4 lb; do
+    [ -f "$dir/$h.log" ] && { echo "# --- $h.log"; tail -6 "$dir/$h.log" | sed 's/^/#   /'; }
+  done
+}
+scenario() { # scenario NAME DESCRIPTION: runs sc_NAME, prints its TAP line
+  local t0 rc
+  T=$((T + 1))
+  if [ "$FAILED" = 1 ]; then echo "ok $T - $2 # SKIP an earlier scenario failed"; return; fi
+  WHY=
+  t0=$(ms)
+  "sc_${1//-/_}"
+  rc=$?
+  case $rc in
+  0) echo "ok $T - $2 ($(($(ms) - t0)) ms)" ;;
+  2) echo "ok $T - $2 # SKIP $WHY" ;;
+  *) echo "not ok $T - $2"; echo "# $WHY"; show_logs; FAILED=1 ;;
+  esac
+}
+
+trap 'exit 143' TERM INT # meson's timeout: end through the EXIT trap (cleanup)
+T0=$(ms)
+cluster_up || { echo "Bail out! cannot build the hosts"; exit 1; }
+for n in 1 2 3; do start_controller $n; done
+L=$(wait_leader 1 2 3) || { echo "Bail out! no leader elected"; show_logs; exit 1; }
+F1=$((L % 3 + 1)) F2=$(((L + 1) % 3 + 1)) # the followers serve the nodes and the lb
+NODE_SERVER=([n1]=c$F1 [n2]=c$F2 [n3]=c$F1 [n4]=c$F2)
+LB_SERVER=c$F1
+node_image || { echo "Bail out! cannot build the test image"; exit 1; }
+start_lb
+echo "# leader c$L; nodes n1 n3 and the lb on c$F1, n2 n4 on c$F2; up in $(($(ms) - T0)) ms"
+
+scenario register "four nodes register: four Node objects, all ready"
+scenario spread "8 replicas: 2 per node, ready, all reached through nginx on the lb host"
+scenario leader "kill -9 of the leader: apply and scale through the others; it restarts and catches up"
+scenario minority "a cut-off controller refuses writes, the majority goes on, heal converges"
+scenario split "split groups reach inside and not across; heal"
+scenario latency "latency HOST MS delays HOST's packets"
+scenario failover "a node's controller killed: its slet goes on through another controller"
+scenario node-down "a node killed: its replicas ready elsewhere and served through the LB"
+echo "1..$T"
+echo "# $T scenarios in $(($(ms) - T0)) ms"
+exit 0
