@@ -55,8 +55,9 @@ declare -A IP=([c1]=$CL_NET.0.1 [c2]=$CL_NET.0.2 [c3]=$CL_NET.0.3
   [n1]=$CL_NET.0.11 [n2]=$CL_NET.0.12 [n3]=$CL_NET.0.13 [n4]=$CL_NET.0.14
   [lb]=$CL_NET.0.50 [client]=$CL_NET.0.100)
 declare -A PID   # HOST -> PID of the daemon the harness started there
-# The controller each node's slet talks to (slet takes one --server: no
-# failover, docs/cluster_tests.md).  The scenario sets it before start_node.
+# The controller(s) each node's slet talks to, "c2" or "c2 c3" (given to --server
+# joined by commas; today slet takes one URL and does not fail over:
+# docs/cluster_tests.md).  The scenario sets them before start_node.
 declare -A NODE_SERVER
 LB_SERVER=
 CL_IC="c1=${IP[c1]}:$CL_PORT_PEER,c2=${IP[c2]}:$CL_PORT_PEER,c3=${IP[c3]}:$CL_PORT_PEER"
@@ -75,6 +76,12 @@ dir=$(mktemp -d /tmp/sc-cluster-XXXXXX)
 EXTRA_CLEANUP=${EXTRA_CLEANUP:-}
 
 url() { echo "http://${IP[$1]}:$CL_PORT_API"; }
+# urls "cA cB ...": their URLs joined by commas (one URL for one host)
+urls() {
+  local h out=
+  for h in $1; do out+=${out:+,}$(url "$h"); done
+  echo "$out"
+}
 on() { # on HOST CMD...: CMD in HOST's network namespace (mounts and cgroups kept)
   local h=$1
   shift
@@ -227,12 +234,12 @@ start_controller() {
 }
 
 # start_node N: slet nN in its namespace, talking to ${NODE_SERVER[nN]} (c1 if
-# unset); Cells on its bridge cbrN in 10.79.N.0/24, images from its own store
+# unset; several: comma-separated); Cells on its bridge cbrN in 10.79.N.0/24, images from its own store
 # (node_image imports the test image there), cgroups under TAG-nN.
 start_node() {
   local h=n$1
   mkdir -p "$dir/$h"
-  spawn $h "$SLET" agent --server "$(url "${NODE_SERVER[$h]:-c1}")" --name $h \
+  spawn $h "$SLET" agent --server "$(urls "${NODE_SERVER[$h]:-c1}")" --name $h \
     --data-dir "$dir/$h/data" --store "$dir/$h/store" --trust "$dir/img/trust" \
     --address "${IP[$h]}" --listen "${IP[$h]}:$CL_PORT_LOGS" --cell-net bridge \
     --bridge cbr$1 --cell-range $CL_NET.$1.0/24 --cgroup-parent $tag-$h --grace 2 \
