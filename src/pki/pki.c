@@ -135,7 +135,7 @@ static void identity_classify(struct pki_identity *id)
                 id->role = r;
         } else if (strncmp(id->cn, roles[r].cn_prefix, pl) == 0 && pki_name_valid(id->cn + pl)) {
             id->role = r;
-            snprintf(id->name, sizeof(id->name), "%s", id->cn + pl);
+            memcpy(id->name, id->cn + pl, strlen(id->cn + pl) + 1); /* valid: <= 63 */
         }
     }
 }
