@@ -94,6 +94,29 @@ static void check_update(struct mf_ctx *c, json_t *u)
                   "make progress");
     if (strategy && strcmp(strategy, "canary") != 0 && json_object_get(u, "canaryWeight"))
         mf_report_at(c, "canaryWeight", true, "canaryWeight applies only to strategy: canary");
+    if (strategy && strcmp(strategy, "canary") != 0 && json_object_get(u, "steps"))
+        mf_report_at(c, "steps", true, "steps apply only to strategy: canary");
+    if (json_object_get(u, "steps") && json_object_get(u, "canaryWeight"))
+        mf_report_at(c, "canaryWeight", true,
+                     "give either canaryWeight (one step, paused until promoted) or steps, "
+                     "not both");
+    if (strategy && strcmp(strategy, "blue-green") != 0 && json_object_get(u, "keepOldMs"))
+        mf_report_at(c, "keepOld", true, "keepOld applies only to strategy: blue-green");
+    /* each step sends more traffic to the new revision than the one before */
+    const json_t *steps = json_object_get(u, "steps");
+    for (size_t i = 1; i < json_array_size(steps); i++) {
+        json_int_t w0 = json_integer_value(json_object_get(json_array_get(steps, i - 1), "weight"));
+        json_int_t w1 = json_integer_value(json_object_get(json_array_get(steps, i), "weight"));
+        if (w1 <= w0) {
+            size_t o1 = mf_path_key(&c->path, "steps"), o2 = mf_path_index(&c->path, i);
+            mf_report_at(c, "weight", false,
+                         "each canary step needs a higher weight than the one before (%lld after "
+                         "%lld)",
+                         (long long)w1, (long long)w0);
+            mf_path_pop(&c->path, o2);
+            mf_path_pop(&c->path, o1);
+        }
+    }
 }
 
 /* ---- Deployment ------------------------------------------------------------------- */
@@ -168,6 +191,16 @@ static const struct mf_field resources_fields[] = {
     END,
 };
 
+/* a canary step: the new revision's share of the traffic, then a pause of a
+ * duration or (no pause) until `sctl rollout promote` */
+static const struct mf_field step_fields[] = {
+    {"weight", MF_INT, MF_REQUIRED, .min = 1, .max = 99, .expect = "a percentage 1..99"},
+    {"pause", MF_QTY, 0, &mf_unit_duration, .canon = "pauseMs", .min = 0,
+     .max = 7 * 24 * 3600 * 1000LL},
+    END,
+};
+static const struct mf_field step_item = {"", MF_OBJ, 0, .children = step_fields};
+
 static const struct mf_field update_fields[] = {
     {"strategy", MF_STR, 0, .enums = strategy_enum, .def = "\"rolling\""},
     {"maxSurge", MF_INT, 0, .min = 0, .max = 100000, .def = "1",
@@ -175,6 +208,9 @@ static const struct mf_field update_fields[] = {
     {"maxUnavailable", MF_INT, 0, .min = 0, .max = 100000, .def = "0",
      .expect = "a non-negative number of instances"},
     {"canaryWeight", MF_INT, 0, .min = 1, .max = 99, .expect = "a percentage 1..99"},
+    {"steps", MF_LIST, MF_NONEMPTY, .children = &step_item, .max = 16},
+    {"keepOld", MF_QTY, 0, &mf_unit_duration, .canon = "keepOldMs", .min = 0,
+     .max = 24 * 3600 * 1000},
     {"progressDeadline", MF_QTY, 0, &mf_unit_duration, .canon = "progressDeadlineMs", .min = 1000,
      .max = 24 * 3600 * 1000, .def = "600000"},
     {"minReady", MF_QTY, 0, &mf_unit_duration, .canon = "minReadyMs", .min = 0, .max = 3600 * 1000,
@@ -253,8 +289,13 @@ static const struct mf_field rollout_fields[] = {
     {"rolledBackFrom", MF_STR, 0, &mf_unit_dns_label, .expect = "the name of a Revision"},
     {"reason", MF_STR, 0, &mf_unit_text},
     {"weights", MF_MAP, 0, &mf_unit_dns_label, .children = &weight_value, .max = 64},
-    /* set by `sctl rollout promote|abort` through /status */
+    {"step", MF_INT, 0, .min = 0, .max = 16},                   /* the canary step (from 0) */
+    {"stepReachedMs", MF_INT, 0, .min = 0, .max = INT64_MAX},   /* its instances up */
+    {"progressSinceMs", MF_INT, 0, .min = 0, .max = INT64_MAX}, /* deadline counts from */
+    /* set by `sctl rollout promote|pause|resume|abort` through /status */
     {"promoted", MF_BOOL, 0},
+    {"promoteFull", MF_BOOL, 0},
+    {"pausedByUser", MF_BOOL, 0},
     {"aborted", MF_BOOL, 0},
     END,
 };
@@ -335,6 +376,8 @@ static const struct mf_field assignment_spec_fields[] = {
     /* set by a rollout: out of its load balancer's pool, removed once drained */
     {"draining", MF_BOOL, 0},
     {"drainingSinceMs", MF_INT, 0, .min = 0, .max = INT64_MAX},
+    /* blue-green's keepOld: drained but kept this long, for a fast way back */
+    {"drainMs", MF_INT, 0, .min = 0, .max = INT64_MAX},
     END,
 };
 static const struct mf_field assignment_object_fields[] = {

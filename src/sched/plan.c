@@ -226,7 +226,7 @@ static bool plan_available(const struct sched_plan_ctx *ctx, const json_t *a)
  * (its endpoint leaves the pool while its Cell still runs) and removed once
  * drained (step 1 of a later plan); otherwise it is removed now. */
 static void retire(struct sched_pass *p, struct sched_plan *out, const json_t *a, bool exposed,
-                   int64_t now_ms)
+                   int64_t now_ms, int64_t keep_ms)
 {
     if (!exposed) {
         add_remove(out, a);
@@ -237,9 +237,32 @@ static void retire(struct sched_pass *p, struct sched_plan *out, const json_t *a
     json_t *spec = json_object_get(x, "spec");
     json_object_set_new(spec, "draining", json_true());
     json_object_set_new(spec, "drainingSinceMs", json_integer(now_ms));
+    if (keep_ms > SCHED_DRAIN_MS)
+        json_object_set_new(spec, "drainMs", json_integer(keep_ms));
     json_array_append_new(out->drain, x);
     out->changes++;
     out->waiting = true;
+}
+
+/* The rollout goes back to the revision it came from (or fails without one). */
+static void roll_back(json_t *rollout, const char *revname, const char *from, const char *why)
+{
+    json_object_set_new(rollout, "reason", json_string(why));
+    json_object_del(rollout, "weights");
+    if (!from || !strcmp(from, revname)) {
+        json_object_set_new(rollout, "phase", json_string("failed"));
+        return;
+    }
+    json_object_set_new(rollout, "phase", json_string("rolled-back"));
+    json_object_set_new(rollout, "rolledBackFrom", json_string(revname));
+    json_object_set_new(rollout, "revision", json_string(from));
+    json_object_del(rollout, "from");
+}
+
+static int64_t int_or(const json_t *o, const char *key, int64_t dflt)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
 }
 
 /* K of an assignment named DEP-GEN-K, or -1. */
@@ -299,7 +322,8 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     const char *an;
     const json_t **cur = xcalloc(n_mine ? n_mine : 1, sizeof(*cur));
     const json_t **old = xcalloc(n_mine ? n_mine : 1, sizeof(*old));
-    size_t ncur = 0, nold = 0, ndraining = 0;
+    size_t ncur = 0, nold = 0, ndraining = 0, nkept = 0, nrevived = 0;
+    const json_t **keptv = xcalloc(n_mine ? n_mine : 1, sizeof(*keptv));
     uint32_t *per = xcalloc(p->n ? p->n : 1, sizeof(uint32_t));
     const json_t *a;
     bool exposed = sched_exposes(d);
@@ -316,17 +340,23 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
             continue;
         }
         if (json_is_true(json_object_get(as, "draining"))) {
-            /* drained long enough: the load balancer has let it go */
+            /* drained long enough: the load balancer has let it go (blue-green's
+             * keepOld keeps it running longer, out of the pool) */
             int64_t since = json_integer_value(json_object_get(as, "drainingSinceMs"));
-            if (!exposed || now_ms >= since + SCHED_DRAIN_MS) {
+            int64_t keep = int_or(as, "drainMs", 0);
+            if (!exposed || now_ms >= since + (keep > SCHED_DRAIN_MS ? keep : SCHED_DRAIN_MS)) {
                 if (out->changes < SCHED_PLAN_MAX_OPS) {
                     add_remove(out, a);
                     release(p, a);
                 }
-            } else {
-                out->waiting = true;
-                ndraining++;
+                continue;
             }
+            out->waiting = true;
+            if (now_ms < since + SCHED_DRAIN_MS)
+                ndraining++;
+            else if (arev && !strcmp(arev, revname)) /* kept, and wanted again */
+                keptv[nkept++] = a;
+            /* drained and kept (keepOld): outside the rollout's budget */
             continue;
         }
         if (!arev || strcmp(arev, revname) != 0) {
@@ -335,6 +365,21 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
         }
         cur[ncur++] = a;
         per[ni]++;
+    }
+    /* the rollout returned to a revision whose instances are still kept: they
+     * come back into the pool instead of new ones being placed */
+    for (size_t k = 0; k < nkept && (int64_t)ncur < want && out->changes < SCHED_PLAN_MAX_OPS;
+         k++) {
+        json_t *x = json_deep_copy(keptv[k]);
+        json_t *xs = json_object_get(x, "spec");
+        json_object_del(xs, "draining");
+        json_object_del(xs, "drainingSinceMs");
+        json_object_del(xs, "drainMs");
+        json_array_append_new(out->drain, x);
+        out->changes++;
+        nrevived++;
+        cur[ncur++] = keptv[k];
+        per[node_find(p, json_string_value(json_object_get(json_object_get(x, "spec"), "node")))]++;
     }
     size_t ready_cur = 0, ready_old = 0;
     for (size_t k = 0; k < ncur; k++)
@@ -355,7 +400,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
         for (size_t k = 0; k < drop && out->changes < SCHED_PLAN_MAX_OPS; k++) {
             if (plan_available(ctx, cur[idx[k]]))
                 ready_cur--;
-            retire(p, out, cur[idx[k]], exposed, now_ms);
+            retire(p, out, cur[idx[k]], exposed, now_ms, 0);
             gone[idx[k]] = true;
         }
         for (size_t k = 0; k < ncur; k++)
@@ -375,15 +420,40 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     const json_t *upd = json_object_get(spec, "update");
     const char *strategy = json_string_value(json_object_get(upd, "strategy"));
     bool bluegreen = strategy && !strcmp(strategy, "blue-green");
-    /* canary: a few new instances beside the whole old set, canaryWeight % of the
-     * traffic by endpoint weights, until promoted (then rolling) or aborted */
+    int64_t keep_old = int_or(upd, "keepOldMs", 0);
     const char *ph0 = json_string_value(json_object_get(rollout, "phase"));
-    bool canary = strategy && !strcmp(strategy, "canary") && nold > 0 &&
-                  !json_is_true(json_object_get(rollout, "promoted")) && ph0 &&
-                  (!strcmp(ph0, "progressing") || !strcmp(ph0, "paused"));
-    int64_t cw = json_is_integer(json_object_get(upd, "canaryWeight"))
-                     ? json_integer_value(json_object_get(upd, "canaryWeight"))
-                     : 10;
+    bool in_progress = ph0 && (!strcmp(ph0, "progressing") || !strcmp(ph0, "paused"));
+    /* `sctl rollout pause`: nothing old leaves and nothing new comes until resume */
+    bool user_paused = in_progress && json_is_true(json_object_get(rollout, "pausedByUser"));
+    /* canary: steps of a few new instances beside the whole old set, each
+     * step's weight % of the traffic by endpoint weights, paused for its
+     * duration or until promoted; after the last step a rolling update */
+    const json_t *steps = json_object_get(upd, "steps");
+    int64_t nsteps = steps ? (int64_t)json_array_size(steps) : 1;
+    int64_t step = int_or(rollout, "step", 0);
+    bool canary = strategy && !strcmp(strategy, "canary") && nold > 0 && in_progress;
+    if (canary && !user_paused) {
+        const json_t *st = json_array_get(steps, (size_t)step);
+        int64_t reached = int_or(rollout, "stepReachedMs", 0);
+        int64_t pause_ms = steps ? int_or(st, "pauseMs", -1) : -1;
+        int64_t was = step;
+        if (json_is_true(json_object_get(rollout, "promoteFull")))
+            step = nsteps;
+        else if (json_is_true(json_object_get(rollout, "promoted")))
+            step++;
+        else if (reached && pause_ms >= 0 && now_ms >= reached + pause_ms)
+            step++;
+        json_object_del(rollout, "promoted");
+        json_object_del(rollout, "promoteFull");
+        if (step != was) {
+            json_object_del(rollout, "stepReachedMs");
+            json_object_set_new(rollout, "progressSinceMs", json_integer(now_ms));
+        }
+        json_object_set_new(rollout, "step", json_integer(step < nsteps ? step : nsteps));
+    }
+    canary = canary && step < nsteps;
+    int64_t cw = steps ? int_or(json_array_get(steps, (size_t)step), "weight", 10)
+                       : int_or(upd, "canaryWeight", 10);
     int64_t ccount = (want * cw + 99) / 100;
     ccount = ccount < 1 ? 1 : ccount > want ? want : ccount;
     int64_t surge = json_is_integer(json_object_get(upd, "maxSurge"))
@@ -397,7 +467,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     }
     if (canary)
         surge = ccount;
-    if (nold > 0 && !canary) {
+    if (nold > 0 && !canary && !user_paused) {
         for (int pass_ready = 0; pass_ready < 2; pass_ready++)
             for (size_t k = 0; k < nold && out->changes < SCHED_PLAN_MAX_OPS; k++) {
                 if (!old[k])
@@ -411,7 +481,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
                         break;
                     ready_old--;
                 }
-                retire(p, out, old[k], exposed, now_ms);
+                retire(p, out, old[k], exposed, now_ms, bluegreen ? keep_old : 0);
                 old[k] = NULL;
             }
         size_t left = 0;
@@ -422,13 +492,16 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     out->rolling = nold > 0;
 
     /* the room a rollout leaves for new ones: replicas + maxSurge in all */
-    int64_t in_all = (int64_t)(ncur + nold + ndraining + json_array_size(out->drain));
+    size_t nretired = json_array_size(out->drain) - nrevived;
+    int64_t in_all = (int64_t)(ncur + nold + ndraining + nretired);
     int64_t cap_total = want + surge;
     /* 3. too few: place the missing ones, within what this plan may still change
      *    and, during a rollout, within replicas + maxSurge in all */
     int64_t missing = (canary ? ccount : want) - (int64_t)ncur;
-    if (nold + ndraining + json_array_size(out->drain) > 0 && missing > cap_total - in_all)
+    if (nold + ndraining + nretired > 0 && missing > cap_total - in_all)
         missing = cap_total - in_all;
+    if (user_paused && nold > 0)
+        missing = 0;
     int64_t room = SCHED_PLAN_MAX_OPS - out->changes;
     const char *reason = NULL;
     struct sched_result placed = {0};
@@ -486,20 +559,15 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     /* the rollout's phase: complete when nothing else remains and the target is
      * fully available; past progressDeadline, back to the revision it came from */
     const char *phase = json_string_value(json_object_get(rollout, "phase"));
-    int64_t deadline = json_is_integer(json_object_get(upd, "progressDeadlineMs"))
-                           ? json_integer_value(json_object_get(upd, "progressDeadlineMs"))
-                           : 600000;
-    int64_t started = json_integer_value(json_object_get(rollout, "startedMs"));
-    if (json_is_true(json_object_get(rollout, "aborted")) && phase &&
-        (!strcmp(phase, "progressing") || !strcmp(phase, "paused")) && ro_from &&
+    int64_t deadline = int_or(upd, "progressDeadlineMs", 600000);
+    /* the deadline counts from the start, a canary step's end or a resume */
+    int64_t since = int_or(rollout, "startedMs", 0);
+    if (int_or(rollout, "progressSinceMs", 0) > since)
+        since = int_or(rollout, "progressSinceMs", 0);
+    if (json_is_true(json_object_get(rollout, "aborted")) && in_progress && ro_from &&
         strcmp(ro_from, revname) != 0) {
-        json_object_set_new(rollout, "reason", json_string("aborted by the user"));
-        json_object_set_new(rollout, "phase", json_string("rolled-back"));
-        json_object_set_new(rollout, "rolledBackFrom", json_string(revname));
-        json_object_set_new(rollout, "revision", json_string(ro_from));
-        json_object_del(rollout, "from");
+        roll_back(rollout, revname, ro_from, "aborted by the user");
         json_object_del(rollout, "aborted");
-        json_object_del(rollout, "weights");
         phase = NULL;
     }
     json_object_del(rollout, "weights");
@@ -521,31 +589,43 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
                 json_object_set_new(w, orev, json_integer(wo));
         }
         json_object_set_new(rollout, "weights", w);
-        if ((int64_t)ready_cur >= ccount) { /* the canary is up: wait for promote or abort */
+        int64_t reached = int_or(rollout, "stepReachedMs", 0);
+        if ((int64_t)ready_cur >= ccount) {
+            /* the step's instances are up: its pause runs (a duration, or until
+             * promote or abort) */
+            if (!reached)
+                json_object_set_new(rollout, "stepReachedMs", json_integer(now_ms));
             json_object_set_new(rollout, "phase", json_string("paused"));
+            phase = NULL;
+        } else if (reached) {
+            /* a canary instance stopped being available during its step */
+            char why[256];
+            snprintf(why, sizeof(why),
+                     "canary step %lld (weight %lld%%) failed: %zu/%lld canary instances "
+                     "available",
+                     (long long)step + 1, (long long)cw, ready_cur, (long long)ccount);
+            roll_back(rollout, revname, ro_from, why);
             phase = NULL;
         }
     }
-    if (phase && !strcmp(phase, "paused") && !canary) /* promoted */
+    if (phase && user_paused) {
+        json_object_set_new(rollout, "phase", json_string("paused"));
+        phase = NULL;
+    }
+    if (phase && !strcmp(phase, "paused")) { /* resumed, or the canary promoted */
         json_object_set_new(rollout, "phase", json_string(phase = "progressing"));
+        json_object_set_new(rollout, "progressSinceMs", json_integer(now_ms));
+        since = now_ms;
+    }
     if (phase && !strcmp(phase, "progressing")) {
-        if (!out->rolling && ndraining == 0 && json_array_size(out->drain) == 0 &&
-            (int64_t)ready_cur >= want) {
+        if (!out->rolling && ndraining == 0 && nretired == 0 && (int64_t)ready_cur >= want) {
             json_object_set_new(rollout, "phase", json_string("complete"));
-        } else if (ctx && now_ms - started > deadline) {
+        } else if (ctx && now_ms - since > deadline) {
             char why[256];
             snprintf(why, sizeof(why),
                      "revision %s: %zu/%lld available after %llds (progressDeadline)", revname,
                      ready_cur, (long long)want, (long long)(deadline / 1000));
-            json_object_set_new(rollout, "reason", json_string(why));
-            if (ro_from && strcmp(ro_from, revname) != 0) {
-                json_object_set_new(rollout, "phase", json_string("rolled-back"));
-                json_object_set_new(rollout, "rolledBackFrom", json_string(revname));
-                json_object_set_new(rollout, "revision", json_string(ro_from));
-                json_object_del(rollout, "from");
-            } else {
-                json_object_set_new(rollout, "phase", json_string("failed"));
-            }
+            roll_back(rollout, revname, ro_from, why);
         }
     }
     json_object_set_new(out->status, "rollout", rollout);
@@ -553,6 +633,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
         json_object_set_new(out->status, "unschedulable", json_string(reason));
     sched_result_done(&placed);
     free(per);
+    free(keptv);
     free(old);
     free(cur);
 }

@@ -14,6 +14,16 @@
  *       Revision's name, its hash suffix or its generation; default: the one
  *       the current rollout came from, else the newest older one), keeping
  *       replicas; a compare-and-swap on the revision read, like scale.
+ *   promote NAME [--full]
+ *       a paused canary step moves on to the next (--full: past all of them,
+ *       straight to the rolling update to the end).
+ *   pause NAME / resume NAME
+ *       holds the rollout where it is (nothing old leaves, nothing new comes,
+ *       the deadline stops) and lets it go on.
+ *   abort NAME
+ *       back to the revision the rollout came from, at once.
+ * promote, pause, resume and abort write a flag into status.rollout through
+ * /status, a compare-and-swap on the revision read; the scheduler loop acts.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -30,7 +40,8 @@ static const char rollout_usage[] =
     "usage: sctl rollout status NAME [--timeout DURATION] [--no-follow]\n"
     "       sctl rollout history NAME\n"
     "       sctl rollout undo NAME [--to-revision REVISION]\n"
-    "       sctl rollout promote|abort NAME\n";
+    "       sctl rollout promote NAME [--full]\n"
+    "       sctl rollout pause|resume|abort NAME\n";
 
 static const char *str_or(const char *v, const char *dflt)
 {
@@ -118,9 +129,29 @@ static int progress_line(struct sctl *s, const char *name, const json_t *d, char
             json_is_true(sctl_at(a, "status.ready")))
             avail++;
     }
-    snprintf(out, size, "%s %s: %lld/%lld updated, %lld ready, %lld old, %lld draining",
-             str_or(target, "?"), str_or(sctl_at_str(d, "status.rollout.phase"), "pending"),
-             updated, sctl_at_int(d, "spec.replicas"), avail, old, draining);
+    const char *phase = str_or(sctl_at_str(d, "status.rollout.phase"), "pending");
+    int n = snprintf(out, size, "%s %s: %lld/%lld updated, %lld ready, %lld old, %lld draining",
+                     str_or(target, "?"), phase, updated, sctl_at_int(d, "spec.replicas"), avail,
+                     old, draining);
+    /* a canary on its way: which step, at what share of the traffic */
+    const json_t *steps = sctl_at(d, "spec.update.steps");
+    long long nsteps = steps ? (long long)json_array_size(steps) : 1;
+    long long step = sctl_at_int(d, "status.rollout.step");
+    bool moving = !strcmp(phase, "progressing") || !strcmp(phase, "paused");
+    if (n > 0 && (size_t)n < size && moving && old > 0 && step < nsteps &&
+        !strcmp(str_or(sctl_at_str(d, "spec.update.strategy"), ""), "canary")) {
+        json_int_t w =
+            steps
+                ? json_integer_value(json_object_get(json_array_get(steps, (size_t)step), "weight"))
+                : (sctl_at(d, "spec.update.canaryWeight")
+                       ? sctl_at_int(d, "spec.update.canaryWeight")
+                       : 10);
+        n += snprintf(out + n, size - (size_t)n, ", canary step %lld/%lld at %lld%%", step + 1,
+                      nsteps, (long long)w);
+    }
+    if (n > 0 && (size_t)n < size && moving &&
+        json_is_true(sctl_at(d, "status.rollout.pausedByUser")))
+        snprintf(out + n, size - (size_t)n, " (paused by the user: sctl rollout resume)");
     json_decref(asg);
     json_decref(insts);
     return 0;
@@ -302,13 +333,11 @@ static int rollout_undo(struct sctl *s, int argc, char **argv)
     return code;
 }
 
-/* promote/abort: a flag in status.rollout, written through /status with the
+/* A flag set (or cleared) in status.rollout, written through /status with the
  * revision read (a compare-and-swap); the scheduler loop acts on it. */
-static int rollout_flag(struct sctl *s, int argc, char **argv, const char *flag, const char *done)
+static int rollout_flag(struct sctl *s, const char *name, const char *flag, bool set,
+                        const char *done)
 {
-    if (argc != 2)
-        return sctl_usage("usage: sctl rollout %s NAME", argv[0]);
-    const char *name = dep_name(argv[1]);
     json_t *d = NULL;
     int code = get_deployment(s, name, &d);
     if (code)
@@ -321,7 +350,10 @@ static int rollout_flag(struct sctl *s, int argc, char **argv, const char *flag,
         return SCTL_EXIT_REFUSED;
     }
     json_t *st = json_deep_copy(json_object_get(d, "status"));
-    json_object_set_new(json_object_get(st, "rollout"), flag, json_true());
+    if (set)
+        json_object_set_new(json_object_get(st, "rollout"), flag, json_true());
+    else
+        json_object_del(json_object_get(st, "rollout"), flag);
     json_t *body = json_pack("{s:{s:O}, s:o}", "metadata", "revision",
                              sctl_at(d, "metadata.revision"), "status", st);
     char *text = json_dumps(body, JSON_COMPACT);
@@ -342,20 +374,47 @@ static int rollout_flag(struct sctl *s, int argc, char **argv, const char *flag,
 
 static int rollout_promote(struct sctl *s, int argc, char **argv)
 {
-    return rollout_flag(s, argc, argv, "promoted", "promoted");
+    bool full = argc == 3 && !strcmp(argv[2], "--full");
+    if (argc != 2 && !full)
+        return sctl_usage("usage: sctl rollout promote NAME [--full]");
+    return rollout_flag(s, dep_name(argv[1]), full ? "promoteFull" : "promoted", true,
+                        full ? "promoted past every canary step" : "promoted");
+}
+
+static int rollout_simple(int argc, char **argv, const char **name)
+{
+    if (argc != 2)
+        return sctl_usage("usage: sctl rollout %s NAME", argv[0]);
+    *name = dep_name(argv[1]);
+    return 0;
 }
 
 static int rollout_abort(struct sctl *s, int argc, char **argv)
 {
-    return rollout_flag(s, argc, argv, "aborted", "aborted: rolling back");
+    const char *name = NULL;
+    int code = rollout_simple(argc, argv, &name);
+    return code ? code : rollout_flag(s, name, "aborted", true, "aborted: rolling back");
+}
+
+static int rollout_pause(struct sctl *s, int argc, char **argv)
+{
+    const char *name = NULL;
+    int code = rollout_simple(argc, argv, &name);
+    return code ? code : rollout_flag(s, name, "pausedByUser", true, "paused");
+}
+
+static int rollout_resume(struct sctl *s, int argc, char **argv)
+{
+    const char *name = NULL;
+    int code = rollout_simple(argc, argv, &name);
+    return code ? code : rollout_flag(s, name, "pausedByUser", false, "resumed");
 }
 
 int sctl_rollout_main(struct sctl *s, int argc, char **argv)
 {
-    static const struct sctl_verb sub[] = {{"status", rollout_status},
-                                           {"history", rollout_history},
-                                           {"undo", rollout_undo},
-                                           {"promote", rollout_promote},
+    static const struct sctl_verb sub[] = {{"status", rollout_status}, {"history", rollout_history},
+                                           {"undo", rollout_undo},     {"promote", rollout_promote},
+                                           {"pause", rollout_pause},   {"resume", rollout_resume},
                                            {"abort", rollout_abort}};
     return sctl_subverb(s, argc, argv, sub, sizeof(sub) / sizeof(sub[0]), rollout_usage);
 }

@@ -330,3 +330,102 @@ weights_of() { # ENDPOINTS: the distinct "revision-suffix:weight xN" of its endp
   for _ in 1 2 3 4; do sleep 1; done
   until_eq "$r2:4" revs_of can
 }
+
+# clear_rollout_flag DEPLOYMENT FLAG: what `sctl rollout resume` writes
+clear_rollout_flag() {
+  local d
+  d=$(curl -s "$U/v1/deployments/$1")
+  curl -sf -X PUT "$U/v1/deployments/$1/status" -d "$(echo "$d" |
+    jq -c --arg f "$2" '{metadata: {revision: .metadata.revision}, status: (.status | del(.rollout[$f]))}')" >/dev/null
+}
+step_of() { curl -s "$U/v1/deployments/$1" | jq -r '"\(.status.rollout.phase) \(.status.rollout.step)"'; }
+# deploy_complete NAME REPLICAS SPEC: a first revision, placed, ready, complete
+deploy_complete() {
+  heartbeat n1 60
+  deploy "$1" "$2" "$3" >/dev/null
+  until_eq "$2" status_of "$1" assigned
+  ready_all "$1"
+  until_eq "complete " rollout_of "$1"
+}
+sorted_revs_of() { revs_of "$1" | tr ' ' '\n' | sort | paste -sd' '; }
+assignments_n() { curl -s "$U/v1/assignments?selector=deployment%3D$1" | jq '.items | length'; }
+
+@test "canary steps: a timed step moves on by itself, the next waits; pause holds a promote" {
+  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"canary","maxSurge":5,"steps":[{"weight":10,"pause":"3s"},{"weight":50}]}'
+  deploy_complete cst 10 "$spec"
+  local r1 r2
+  r1=$(curl -s "$U/v1/deployments/cst" | jq -r .status.rollout.revision | sed 's/^cst-//')
+  deploy cst 10 "$spec"',"env":{"V":"2"}' >/dev/null
+  # step 1: one new instance (10 % of 10) beside the ten old ones
+  until_eq 11 assignments_n cst
+  ready_all cst
+  until_eq "paused 0" step_of cst
+  r2=$(curl -s "$U/v1/deployments/cst" | jq -r .status.rollout.revision | sed 's/^cst-//')
+  # 1 x 100 against 10 x 90: 100 / 1000 = 10 % of the requests to the canary
+  until_eq "$(printf '%s\n' "$r1:90x10" "$r2:100x1" | sort | paste -sd' ')" weights_of cst-http
+  # after its 3 s pause, step 2 by itself: five new (50 %), waiting for promote
+  until_eq 15 assignments_n cst
+  ready_all cst
+  until_eq "paused 1" step_of cst
+  # 5 x 250 against 10 x 125: half the requests each way
+  until_eq "$(printf '%s\n' "$r1:125x10" "$r2:250x5" | sort | paste -sd' ')" weights_of cst-http
+  sleep 1.5
+  [ "$(step_of cst)" = "paused 1" ]
+  [ "$(assignments_n cst)" = 15 ]
+  # paused by the user, a promote waits for resume: nothing moves
+  set_rollout_flag cst pausedByUser
+  set_rollout_flag cst promoted
+  sleep 1.5
+  [ "$(step_of cst)" = "paused 1" ]
+  [ "$(draining_of cst)" = 0 ]
+  [ "$(revs_of cst)" = "$r1:10 $r2:5" ] || [ "$(revs_of cst)" = "$r2:5 $r1:10" ]
+  # resumed: the promote takes effect, a rolling update to the end
+  clear_rollout_flag cst pausedByUser
+  for _ in $(seq 1 12); do ready_all cst; sleep 1; [ "$(phase_of cst)" = complete ] && break; done
+  until_eq "complete " rollout_of cst
+  until_eq "$r2:10" revs_of cst
+  until_eq "$r2:100x10" weights_of cst-http
+}
+
+@test "a canary instance that stops being ready during its step rolls the canary back" {
+  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"canary","steps":[{"weight":25,"pause":"1h"}]}'
+  deploy_complete cfail 4 "$spec"
+  local r1
+  r1=$(curl -s "$U/v1/deployments/cfail" | jq -r .status.rollout.revision | sed 's/^cfail-//')
+  deploy cfail 4 "$spec"',"env":{"V":"2"}' >/dev/null
+  until_eq 5 assignments_n cfail
+  ready_all cfail
+  until_eq "paused 0" step_of cfail
+  # the canary's readiness fails (as slet reports it): the step has failed
+  local c
+  c=$(curl -s "$U/v1/assignments?selector=deployment%3Dcfail" |
+    jq -r --arg r "cfail-$r1" '.items[] | select(.spec.revision != $r) | .metadata.name')
+  instance "$c" cfail n1 false 10.9.0.9 "$(curl -s "$U/v1/assignments/$c" | jq -r .spec.revision)"
+  until_eq rolled-back phase_of cfail
+  [[ "$(rollout_of cfail)" == *"canary step 1 (weight 25%) failed: 0/1 canary instances available"* ]]
+  for _ in 1 2 3 4; do sleep 1; done
+  until_eq "$r1:4" revs_of cfail
+}
+
+@test "blue-green keepOld: the old set stays out of the pool, and comes back at once on undo" {
+  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"blue-green","keepOld":"30s"}'
+  deploy_complete bgk 2 "$spec"
+  local r1 r2 old_names
+  r1=$(curl -s "$U/v1/deployments/bgk" | jq -r .status.rollout.revision | sed 's/^bgk-//')
+  old_names=$(names_of bgk)
+  deploy bgk 2 "$spec"',"env":{"V":"2"}' >/dev/null
+  until_eq 4 assignments_n bgk
+  ready_all bgk
+  # the switch: the old two leave the Endpoints but stay, past the 2 s drain window
+  until_eq "complete " rollout_of bgk
+  r2=$(curl -s "$U/v1/deployments/bgk" | jq -r .status.rollout.revision | sed 's/^bgk-//')
+  sleep 3
+  [ "$(revs_of bgk)" = "$r1(d):2 $r2:2" ] || [ "$(revs_of bgk)" = "$r2:2 $r1(d):2" ]
+  until_eq "$r2:100x2" weights_of bgk-http
+  # back to the first template: its kept Assignments return, nothing new is placed
+  deploy bgk 2 "$spec" >/dev/null
+  until_eq "$(printf '%s\n' "$r1:2" "$r2(d):2" | sort | paste -sd' ')" sorted_revs_of bgk
+  until_eq "$r1:100x2" weights_of bgk-http
+  for n in $old_names; do [[ " $(names_of bgk) " == *" $n "* ]]; done
+  until_eq "complete " rollout_of bgk
+}

@@ -473,7 +473,7 @@ static void assignment_shape(void **state)
                  "{\"metadata\":{\"name\":\"web-2-0\"},\"spec\":{\"deployment\":\"web\","
                  "\"revision\":2,\"generation\":2,\"node\":\"N1\",\"cpu\":\"100m\"}}",
                  "spec.cpu: unknown field 'cpu' (known fields: deployment, revision, generation, "
-                 "node, cpuMillis, memoryBytes, draining, drainingSinceMs)\n"
+                 "node, cpuMillis, memoryBytes, draining, drainingSinceMs, drainMs)\n"
                  "spec.revision: expected the name of a Revision, got 2\n"
                  "spec.node: expected the name of a Node, got 'N1': "
                  "upper-case letters are not allowed\n");
