@@ -12,6 +12,8 @@
 #include <event2/thread.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <event2/bufferevent.h>
 #include <openssl/err.h>
 #include <pthread.h>
 #include <signal.h>
@@ -113,7 +115,14 @@ static void who(struct evhttp_request *req, void *arg)
     struct sc_error e = {0};
     struct evbuffer *out = evbuffer_new();
     int r = net_tls_evhttp_identity(req, &id, &e);
-    if (r == 0)
+    if (strcmp(evhttp_request_get_uri(req), "/nodelay") == 0) {
+        struct bufferevent *bev =
+            evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+        int v = -1;
+        socklen_t vl = sizeof(v);
+        getsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &v, &vl);
+        evbuffer_add_printf(out, "nodelay %d", v);
+    } else if (r == 0)
         evbuffer_add_printf(out, "%s %s %s", id.cn, id.org, pki_role_name(id.role));
     else
         evbuffer_add_printf(out, "none %d", r);
@@ -182,14 +191,14 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 
 /* GET https://HOST:port/who as the client whose files are ca, cert/key (NULL: none);
  * tls12 forces a TLS 1.2-only client. */
-static struct reply get(const struct server *s, const char *host, const char *ca, const char *cert,
-                        bool tls12)
+static struct reply get_path(const struct server *s, const char *host, const char *ca,
+                             const char *cert, bool tls12, const char *upath)
 {
     struct reply r = {0};
     CURL *c = curl_easy_init();
     assert_non_null(c);
     char url[128], res[128], kf[64];
-    snprintf(url, sizeof(url), "https://%s:%u/who", host, s->port);
+    snprintf(url, sizeof(url), "https://%s:%u%s", host, s->port, upath);
     struct curl_slist *resolve = NULL;
     if (strcmp(host, "127.0.0.1") != 0) { /* names resolve to loopback, nothing else */
         snprintf(res, sizeof(res), "%s:%u:127.0.0.1", host, s->port);
@@ -219,6 +228,12 @@ static struct reply get(const struct server *s, const char *host, const char *ca
     return r;
 }
 
+static struct reply get(const struct server *s, const char *host, const char *ca, const char *cert,
+                        bool tls12)
+{
+    return get_path(s, host, ca, cert, tls12, "/who");
+}
+
 static void expect_ok(struct reply r, const char *body)
 {
     if (r.rc != CURLE_OK)
@@ -245,6 +260,16 @@ static void valid_client_cert_gets_200_and_identity(void **state)
     /* the server certificate also names localhost */
     expect_ok(get(&s, "localhost", "ca.crt", "node", false), "node:n1 swiftcube:nodes node");
     assert_int_equal(atomic_load(&s.requests), 3);
+    server_stop(&s);
+}
+
+/* libevent writes a response as several TLS records: without TCP_NODELAY the
+ * later ones wait for the client's delayed ACK (40 ms a request). */
+static void server_sockets_have_nodelay(void **state)
+{
+    struct server s = {0};
+    server_start(&s, NET_TLS_CLIENT_REQUIRED, PKI_ROLE_NONE);
+    expect_ok(get_path(&s, "127.0.0.1", "ca.crt", "node", false, "/nodelay"), "nodelay 1");
     server_stop(&s);
 }
 
@@ -487,6 +512,7 @@ int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(valid_client_cert_gets_200_and_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(server_sockets_have_nodelay, setup, teardown),
         cmocka_unit_test_setup_teardown(no_client_cert_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(client_cert_from_other_ca_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(expired_client_cert_is_refused, setup, teardown),
