@@ -86,6 +86,8 @@ static int ctx_common(SSL_CTX *ctx, const struct net_tls_files *f, enum pki_role
         return ssl_err(e, -SC_E_INTERNAL, "configure", NULL);
     if (SSL_CTX_load_verify_file(ctx, f->ca) != 1)
         return ssl_err(e, -SC_E_INVALID, "load CA", f->ca);
+    /* the cluster CA is the trust anchor even when an operator's root signed it */
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
     SSL_CTX_set_verify(ctx, verify_mode, verify_role);
     SSL_CTX_set_info_callback(ctx, info_nodelay);
     if (!f->cert != !f->key)

@@ -700,6 +700,8 @@ int pki_cert_verify(const char *ca_pem, const char *cert_pem, time_t now, struct
     X509_STORE_CTX *c = X509_STORE_CTX_new();
     if (!st || !c || X509_STORE_add_cert(st, ca) != 1 || X509_STORE_CTX_init(c, st, x, NULL) != 1)
         sc_oom();
+    /* The cluster CA is the trust anchor even when an operator's root signed it. */
+    X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(c), X509_V_FLAG_PARTIAL_CHAIN);
     if (now)
         X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(c), now);
     if (X509_verify_cert(c) != 1) {

@@ -149,6 +149,70 @@ static void ca_load_or_create_creates_once(void **state)
     pki_ca_free(b);
 }
 
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+/* A CA the operator made with the openssl CLI (P-256 root, RSA intermediate under
+ * it): loads, issues, and what it issues passes `openssl verify`. */
+static void operator_ca_from_openssl_cli(void **state)
+{
+    struct sc_error e = {0};
+    assert_int_equal(pki_file_write(path("ca.ext"),
+                                    "basicConstraints=critical,CA:TRUE\n"
+                                    "keyUsage=critical,keyCertSign,cRLSign\n",
+                                    0644, &e),
+                     0);
+    assert_int_equal(sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+                        "-nodes -keyout root.key -out root.crt -days 30 -subj /CN=op-root "
+                        "-addext basicConstraints=critical,CA:TRUE "
+                        "-addext keyUsage=critical,keyCertSign 2>/dev/null",
+                        dir),
+                     0);
+    assert_int_equal(sh("cd %s && openssl req -newkey rsa:2048 -nodes -keyout int.key -out int.csr "
+                        "-subj /CN=op-cluster 2>/dev/null && openssl x509 -req -in int.csr "
+                        "-CA root.crt -CAkey root.key -set_serial 7 -days 30 -extfile ca.ext "
+                        "-out int.crt 2>/dev/null",
+                        dir),
+                     0);
+    static const char *names[] = {"root", "int"};
+    for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+        char crt[64], key[64];
+        snprintf(crt, sizeof(crt), "%s.crt", names[i]);
+        snprintf(key, sizeof(key), "%s.key", names[i]);
+        struct pki_ca *ca = NULL;
+        assert_int_equal(pki_ca_load(path(crt), path(key), &ca, &e), 0);
+        struct pki_issue req = {.role = PKI_ROLE_NODE, .name = "n1", .validity_sec = 600};
+        char *k = NULL, *c = NULL, *pem = NULL;
+        assert_int_equal(pki_ca_issue(ca, &req, &k, &c, &e), 0);
+        assert_int_equal(pki_file_write(path("leaf.crt"), c, 0644, &e), 0);
+        assert_int_equal(pki_file_read(path(crt), &pem, &e), 0);
+        struct pki_identity id;
+        assert_int_equal(pki_cert_verify(pem, c, 0, &id, &e), 0);
+        assert_string_equal(id.cn, "node:n1");
+        /* the CLI agrees: against this CA as the anchor, and, for the
+         * intermediate, along the full chain to the operator's root */
+        assert_int_equal(sh("openssl verify -partial_chain -purpose sslclient -CAfile %s %s "
+                            ">/dev/null 2>&1",
+                            path(crt), path("leaf.crt")),
+                         0);
+        assert_int_equal(sh("openssl verify -CAfile %s -untrusted %s %s >/dev/null 2>&1",
+                            path("root.crt"), path("int.crt"), path("leaf.crt")),
+                         0);
+        pki_secret_free(k);
+        free(c);
+        free(pem);
+        pki_ca_free(ca);
+    }
+}
+
 /* ---- pins ------------------------------------------------------------------------------- */
 
 static void ca_hash_matches_openssl_cli_and_pins(void **state)
@@ -690,6 +754,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(ca_save_load_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(ca_load_or_create_creates_once, setup, teardown),
         cmocka_unit_test_setup_teardown(ca_hash_matches_openssl_cli_and_pins, setup, teardown),
+        cmocka_unit_test_setup_teardown(operator_ca_from_openssl_cli, setup, teardown),
         cmocka_unit_test(controller_cert_has_sans_and_both_usages),
         cmocka_unit_test(node_cert_is_client_only_unless_asked),
         cmocka_unit_test(bad_names_and_sans_are_refused),
