@@ -108,6 +108,12 @@ apply() { # apply C NAME REPLICAS: through cC from the client host; each its own
   deployment "$2" "$3" $port >"$dir/$2.yaml"
   sctl_c "$1" apply -f "$dir/$2.yaml" >>"$dir/sctl.out" 2>&1
 }
+# became_leader HOST: when (epoch ms) HOST last logged becoming leader
+became_leader() {
+  local ts
+  ts=$(grep 'to=StateLeader' "$dir/$1.log" | tail -1 | sed -n 's/^ts=\([^ ]*\) .*/\1/p')
+  [ -n "$ts" ] && echo $(($(date -d "$ts" +%s%N) / 1000000))
+}
 # converged A B: controllers A and B at the same store revision (local reads)
 converged() {
   local ra rb
@@ -163,7 +169,8 @@ sc_leader() {
   wait_for 30 ready_n "$F2" web 4 || { no "web: $(instances "$F2" web | tr '\n' ';')"; return 1; }
   wait_for 30 ready_n "$F1" api 4 || { no "api: $(instances "$F1" api | tr '\n' ';')"; return 1; }
   wait_for 30 served "$F1" api-http 4 || { no "Endpoints api-http: $(api "c$F1" /v1/endpoints/api-http | jq -c .status)"; return 1; }
-  echo "# new leader c$n; first acknowledged write (sctl scale) ${dt} ms after kill -9 of c$L"
+  echo "# new leader c$n elected $(($(became_leader "c$n") - t0)) ms after kill -9 of c$L (its log);" \
+    "first acknowledged write (sctl scale through c$F2) after ${dt} ms"
   start_controller $L
   wait_for 20 converged "$L" "$F1" || { no "restarted c$L at revision $(revision c$L), c$F1 at $(revision c$F1)"; return 1; }
   echo "# c$L restarted and caught up (revision $(revision c$L))"
