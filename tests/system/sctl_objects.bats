@@ -296,6 +296,41 @@ wait_instances() {
   run "$SCTL" rollout status nosuch
   [ "$status" -eq 4 ]
   run "$SCTL" rollout pause ro
-  [ "$status" -eq 2 ]
+  [ "$status" -eq 1 ] && [[ "$output" == *"no rollout in progress (phase complete)"* ]]
   "$SCTL" delete deployment ro >/dev/null
+}
+
+@test "rollout promote, pause and resume drive a canary's steps" {
+  printf 'kind: Deployment\nmetadata: {name: cy}\nspec: {image: hello, replicas: 3, env: {V: "1"},
+  update: {strategy: canary, steps: [{weight: 33}, {weight: 66}]}}\n' >"$BATS_TEST_TMPDIR/cy1.yaml"
+  sed 's/V: "1"/V: "2"/' "$BATS_TEST_TMPDIR/cy1.yaml" >"$BATS_TEST_TMPDIR/cy2.yaml"
+  "$SCTL" apply -f "$BATS_TEST_TMPDIR/cy1.yaml" >/dev/null
+  "$SCTL" rollout status cy --timeout 30s >/dev/null
+  "$SCTL" apply -f "$BATS_TEST_TMPDIR/cy2.yaml" >/dev/null
+  # step 1: one of three (33 %) beside the old three, paused until promoted
+  run "$SCTL" rollout status cy --timeout 30s
+  [ "$status" -eq 0 ]
+  [[ "${lines[-1]}" == *" paused: 1/3 updated, 1 ready, 3 old, 0 draining, canary step 1/2 at 33%" ]]
+  run "$SCTL" rollout promote cy
+  [ "$status" -eq 0 ] && [ "$output" = "deployment/cy promoted" ]
+  for _ in $(seq 1 50); do
+    [ "$("$SCTL" get deploy cy -o json | jq -r '"\(.status.rollout.phase) \(.status.rollout.step)"')" = "paused 1" ] && break
+    sleep 0.2
+  done
+  run "$SCTL" rollout status cy --no-follow
+  [[ "${lines[-1]}" == *" paused: 2/3 updated, 2 ready, 3 old, 0 draining, canary step 2/2 at 66%" ]]
+  # paused by the user: a promote waits for the resume
+  run "$SCTL" rollout pause cy
+  [ "$status" -eq 0 ] && [ "$output" = "deployment/cy paused" ]
+  "$SCTL" rollout promote cy >/dev/null
+  sleep 1.5
+  run "$SCTL" rollout status cy --no-follow
+  [[ "${lines[-1]}" == *" paused: 2/3 updated, 2 ready, 3 old, 0 draining, canary step 2/2 at 66% (paused by the user: sctl rollout resume)" ]]
+  run "$SCTL" rollout resume cy
+  [ "$status" -eq 0 ] && [ "$output" = "deployment/cy resumed" ]
+  run "$SCTL" rollout status cy --timeout 30s
+  [ "$status" -eq 0 ] && [[ "${lines[-1]}" == *" complete: 3/3 updated, 3 ready, 0 old, 0 draining" ]]
+  run "$SCTL" rollout promote cy --fully
+  [ "$status" -eq 2 ]
+  "$SCTL" delete deployment cy >/dev/null
 }
