@@ -182,7 +182,7 @@ sc_minority() {
   sleep 0.3
   # asked from its own namespace: nobody else reaches it
   t0=$(ms)
-  body=$(on c$P curl -s -m 5 -w ' %{http_code}' -X PUT --data-binary x "$(url c$P)/v1/kv/cut-test")
+  body=$(api_from c$P c$P /v1/kv/cut-test -w ' %{http_code}' -X PUT --data-binary x)
   dt=$(($(ms) - t0))
   code=${body##* }
   body=$(tr -d '\n' <<<"${body% *}")
@@ -199,7 +199,7 @@ sc_minority() {
   t0=$(ms)
   wait_for 20 converged "$P" "$M" || { no "healed c$P at revision $(revision c$P), c$M at $(revision c$M)"; return 1; }
   dt=$(($(ms) - t0))
-  [ "$(on c$P curl -s "$(url c$P)/v1/deployments/web?serializable=1" | jq .spec.replicas)" = 6 ] ||
+  [ "$(api_from c$P c$P "/v1/deployments/web?serializable=1" | jq .spec.replicas)" = 6 ] ||
     { no "healed c$P does not have web at 6 replicas"; return 1; }
   echo "# healed c$P reached the majority's revision $(revision c$P) in $dt ms, web at 6 replicas"
 }
@@ -250,28 +250,64 @@ sc_failover() {
 }
 
 # node_cut: n3 cut off (slet and Cells keep running, unreachable), then healed
-sc_node_cut() {
-  local out t0 on_n3 others
+# node_ready C NODE: `sctl get nodes` through cC shows NODE READY (its heartbeat key)
+node_ready() { sctl_c "$1" get nodes | awk -v n="$2" '$1 == n { f = $2 == "true" } END { exit !f }'; }
+node_not_ready() { sctl_c "$1" get nodes | awk -v n="$2" '$1 == n { f = $2 == "false" } END { exit !f }'; }
+
+# Rescheduling off a lost node (the node lifecycle of issue 7 part 2).
+# lost NODE: notes where web's Assignments are (LOST_ON: on NODE, LOST_OTHERS: elsewhere)
+lost() {
+  local out
   out=$(assigned "$F1" web)
-  on_n3=$(grep -c " n3$" <<<"$out")
-  others=$(grep -vc " n3$" <<<"$out")
-  [ "$on_n3" -gt 0 ] || { no "n3 runs no web replica: $(tr '\n' ';' <<<"$out")"; return 1; }
-  n3_runs_its_own || { no "before the cut n3 runs $(n3_runs) (Cells: $(n3_cells)), assigned: $(n3_assigned)"; return 1; }
-  partition n3
-  t0=$(ms)
-  until out=$(assigned "$F1" web) && ! grep -q " n3$" <<<"$out" && [ "$(grep -c . <<<"$out")" = 6 ]; do
+  LOST_ON=$(grep -c " $1$" <<<"$out")
+  LOST_OTHERS=$(grep -vc " $1$" <<<"$out")
+}
+# moved NODE T0 [ready]: waits until T0 + NODE_DOWN_WAIT s for web's 6 Assignments
+# to be off NODE (with "ready": their Instances ready too); 0 when they are, 2
+# (skip, WHY set) when nothing moved at all, 1 when something moved but not all.
+# MOVED_MS: from T0 to done.
+moved() {
+  local node=$1 t0=$2 out
+  until out=$(assigned "$F1" web) && ! grep -q " $node$" <<<"$out" && [ "$(grep -c . <<<"$out")" = 6 ] &&
+    { [ "${3:-}" != ready ] || [ "$(ready_of "$F1" web)" = "$(awk '{ print $1 }' <<<"$out" | sort | tr '\n' ' ')" ]; }; do
     [ $(($(ms) - t0)) -lt $((NODE_DOWN_WAIT * 1000)) ] || break
     sleep 0.2
   done
-  if [ "$(grep -c " n3$" <<<"$out")" = "$on_n3" ] && [ "$(grep -vc " n3$" <<<"$out")" -le "$others" ]; then
-    heal
-    no "nothing rescheduled in ${NODE_DOWN_WAIT} s: $on_n3 web Assignments still on the cut-off n3 (node lifecycle, issue 7 part 2, is not built yet)"
+  MOVED_MS=$(($(ms) - t0))
+  MOVED=$(awk '{ print $1 }' <<<"$out" | sort | tr '\n' ' ')
+  if [ "$(grep -c " $node$" <<<"$out")" = "$LOST_ON" ] && [ "$(grep -vc " $node$" <<<"$out")" -le "$LOST_OTHERS" ]; then
+    no "nothing rescheduled in ${NODE_DOWN_WAIT} s: $LOST_ON web Assignments still on $node (node lifecycle, issue 7 part 2, is not built yet)"
     return 2
   fi
-  grep -q " n3$" <<<"$out" && { heal; no "still on n3 after ${NODE_DOWN_WAIT} s: $(tr '\n' ';' <<<"$out")"; return 1; }
+  [ "$MOVED_MS" -lt $((NODE_DOWN_WAIT * 1000)) ] && return 0
+  no "after $MOVED_MS ms: assigned: $(tr '\n' ';' <<<"$out") ready: $(ready_of "$F1" web)"
+  return 1
+}
+
+sc_node_cut() {
+  n3_runs_its_own || { no "before the cut n3 runs $(n3_runs) (Cells: $(n3_cells)), assigned: $(n3_assigned)"; return 1; }
+  lost n3
+  [ "$LOST_ON" -gt 0 ] || { no "n3 runs no web replica"; return 1; }
+  partition n3
+  CUT_T0=$(ms)
+  wait_for "$NODE_DOWN_WAIT" node_not_ready "$F1" n3 ||
+    { no "n3 still READY ${NODE_DOWN_WAIT} s after the cut"; return 1; }
+  echo "# n3 not READY $(($(ms) - CUT_T0)) ms after the cut (heartbeat lease: 10 s)"
+}
+
+sc_node_cut_moved() {
+  moved n3 "$CUT_T0" || return
+  echo "# web's Assignments off n3 $MOVED_MS ms after the cut"
+}
+
+sc_node_heal() {
+  local t0
   heal
-  # back: n3 runs exactly what is assigned to it now; its stale Cells are stopped
-  wait_for 20 n3_runs_its_own || { no "n3 runs $(n3_runs) (instances; Cells: $(n3_cells)), assigned: $(n3_assigned)"; return 1; }
+  t0=$(ms)
+  wait_for 20 node_ready "$F1" n3 || { no "n3 not READY 20 s after the heal"; return 1; }
+  echo "# n3 READY again $(($(ms) - t0)) ms after the heal"
+  # it runs exactly what is assigned to it now: Cells whose Assignment moved are gone
+  wait_for 20 n3_runs_its_own || { no "n3 runs $(n3_runs) (Cells: $(n3_cells)), assigned: $(n3_assigned)"; return 1; }
 }
 n3_assigned() { api "c$F1" "/v1/assignments?selector=node%3Dn3" | jq -r '[.items[].metadata.name] | sort | join(" ")'; }
 n3_runs() { on client curl -sf "http://${IP[n3]}:$CL_PORT_LOGS/instances" | jq -r '[.[].name] | sort | join(" ")'; }
@@ -287,31 +323,22 @@ n3_runs_its_own() {
 }
 
 sc_node_down() {
-  local out t0 dt want on_n4 others
-  out=$(assigned "$F1" web)
-  on_n4=$(grep -c " n4$" <<<"$out")
-  others=$(grep -vc " n4$" <<<"$out")
-  [ "$on_n4" -gt 0 ] || { no "n4 runs no web replica: $(tr '\n' ';' <<<"$out")"; return 1; }
+  lost n4
+  [ "$LOST_ON" -gt 0 ] || { no "n4 runs no web replica"; return 1; }
   kill_node 4
-  t0=$(ms)
-  # done when every Assignment is on a live node and its Instance is ready there
-  until out=$(assigned "$F1" web) && ! grep -q " n4$" <<<"$out" && [ "$(grep -c . <<<"$out")" = 6 ] &&
-    [ "$(ready_of "$F1" web)" = "$(awk '{ print $1 }' <<<"$out" | sort | tr '\n' ' ')" ]; do
-    [ $(($(ms) - t0)) -lt $((NODE_DOWN_WAIT * 1000)) ] || break
-    sleep 0.2
-  done
-  dt=$(($(ms) - t0))
-  if [ "$(grep -c " n4$" <<<"$out")" = "$on_n4" ] && [ "$(grep -vc " n4$" <<<"$out")" -le "$others" ]; then
-    no "nothing rescheduled in ${NODE_DOWN_WAIT} s: $on_n4 web Assignments still on the dead n4 (node lifecycle, issue 7 part 2, is not built yet)"
-    return 2
-  fi
-  [ "$dt" -lt $((NODE_DOWN_WAIT * 1000)) ] ||
-    { no "after ${dt} ms: assigned: $(tr '\n' ';' <<<"$out") ready: $(ready_of "$F1" web)"; return 1; }
-  echo "# web's 6 replicas assigned off n4 and ready ${dt} ms after kill -9 of n4 (goal 3,000 ms)"
+  DOWN_T0=$(ms)
+  wait_for "$NODE_DOWN_WAIT" node_not_ready "$F1" n4 ||
+    { no "n4 still READY ${NODE_DOWN_WAIT} s after kill -9"; return 1; }
+  echo "# n4 not READY $(($(ms) - DOWN_T0)) ms after kill -9 of its slet and Cells (heartbeat lease: 10 s)"
+}
+
+sc_node_down_moved() {
+  local want out
+  moved n4 "$DOWN_T0" ready || return
+  echo "# web's 6 replicas assigned off n4 and ready $MOVED_MS ms after kill -9 of n4 (goal 3,000 ms)"
   # the LB sends to exactly those: none to the dead node's stale Instances
   wait_for 30 served "$F1" web-http 6 || { no "Endpoints web-http: $(api "c$F1" /v1/endpoints/web-http | jq -c .status)"; return 1; }
-  want=$(awk '{ print $1 }' <<<"$out" | sort | tr '\n' ' ')
-  want=${want% }
+  want=${MOVED% }
   out=$(want=$want lb_names 100) || return 1
   [ "$out" = "$want " ] || { no "through nginx: '$out', want '$want '"; return 1; }
 }
@@ -359,8 +386,11 @@ scenario minority "a cut-off controller refuses writes, the majority goes on, he
 scenario split "split groups reach inside and not across; heal"
 scenario latency "latency HOST MS delays HOST's packets"
 scenario failover "a node's controller killed: its slet goes on through another controller"
-scenario node-cut "a node cut off: its replicas elsewhere; healed: its stale Cells stopped"
-scenario node-down "a node killed: its replicas ready elsewhere and served through the LB"
+scenario node-cut "a node cut off drops out of READY within its lease"
+scenario node-cut-moved "a cut-off node's replicas are placed elsewhere"
+scenario node-heal "healed: the node is READY again and runs exactly its Assignments (stale Cells stopped)"
+scenario node-down "kill -9 of a node's slet and Cells: it drops out of READY within its lease"
+scenario node-down-moved "a dead node's replicas ready elsewhere and served through the LB"
 echo "1..$T"
 echo "# $T scenarios in $(($(ms) - T0)) ms"
-exit 0
+exit $FAILED # meson reads the TAP lines; a hand run sees the failure too
