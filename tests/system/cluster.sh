@@ -17,11 +17,14 @@
 #   latency    the harness's `latency` (skipped when the kernel has no netem)
 #   failover   a node's controller killed -> its slet goes on through another
 #              (skipped while slet takes a single --server: a gap, documented)
-#   node-cut   a node cut off -> its replicas placed elsewhere; after the heal its
-#              stale Cells are stopped (skipped while nothing reschedules)
-#   node-down  kill -9 of a node's slet and its Cells -> its replicas ready
-#              elsewhere and served through the LB (skipped while nothing
+#   node-cut   n3 cut off -> it drops out of READY within its heartbeat lease
+#   node-cut-moved   its web replicas placed elsewhere (skipped while nothing
 #              reschedules: node lifecycle, issue 7 part 2, is not built yet)
+#   node-heal  healed -> n3 READY again, running exactly its Assignments (its
+#              slet's /instances and its Cell cgroups): stale Cells stopped
+#   node-down  kill -9 of n4's slet and its Cells -> it drops out of READY
+#   node-down-moved  its replicas ready elsewhere and served through the LB
+#              (skipped while nothing reschedules)
 #
 # Because slet and sclb take one --server and do not fail over, they are pointed
 # at the two controllers that are followers when the cluster starts; the leader
