@@ -19,6 +19,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "base/util.h"
 
@@ -32,53 +34,143 @@ static int ssl_err(struct sc_error *e, int r, const char *what, const char *path
     return sc_error_set(e, r, "tls", "%s%s%s: %s", what, path ? " " : "", path ? path : "", buf);
 }
 
-/* ---- role check ------------------------------------------------------------------------- */
+/* ---- role check and refusal notes ------------------------------------------------------- */
 
-static int role_idx = -1;
-static pthread_once_t role_once = PTHREAD_ONCE_INIT;
+static int role_idx = -1, hook_idx = -1, note_idx = -1, addr_idx = -1;
+static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
-static void role_idx_init(void)
+static void ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    free(ptr);
+}
+
+static void idx_init(void)
 {
     role_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    hook_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
+    note_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
+    addr_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, ex_free);
+}
+
+struct refused_hook {
+    net_tls_refused_fn fn;
+    void *ud;
+};
+
+/* Remembers who the refused certificate named, for the alert that follows. */
+static void note_subject(SSL *ssl, X509 *leaf, const char *why)
+{
+    struct pki_identity id;
+    char *note = xmalloc(PKI_CN_MAX + 64);
+    if (!leaf || pki_identity_from_x509(leaf, &id, NULL) < 0)
+        snprintf(id.cn, sizeof(id.cn), "?");
+    snprintf(note, PKI_CN_MAX + 64, "%s%s", id.cn, why);
+    free(SSL_get_ex_data(ssl, note_idx));
+    SSL_set_ex_data(ssl, note_idx, note);
 }
 
 static int verify_role(int preverify_ok, X509_STORE_CTX *sctx)
 {
-    if (!preverify_ok || X509_STORE_CTX_get_error_depth(sctx) != 0)
-        return preverify_ok;
     SSL *ssl = X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    if (!preverify_ok) {
+        note_subject(ssl, X509_STORE_CTX_get0_cert(sctx), "");
+        return 0;
+    }
+    if (X509_STORE_CTX_get_error_depth(sctx) != 0)
+        return 1;
     enum pki_role want =
         (enum pki_role)(intptr_t)SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), role_idx);
     struct pki_identity id;
-    if (want == PKI_ROLE_NONE ||
-        (pki_identity_from_x509(X509_STORE_CTX_get_current_cert(sctx), &id, NULL) == 0 &&
-         id.role == want))
+    X509 *leaf = X509_STORE_CTX_get_current_cert(sctx);
+    if (want == PKI_ROLE_NONE || (pki_identity_from_x509(leaf, &id, NULL) == 0 && id.role == want))
         return 1;
+    char why[48];
+    snprintf(why, sizeof(why), ", not a %s", pki_role_name(want));
+    note_subject(ssl, leaf, why);
     X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
 }
 
-/* ---- contexts --------------------------------------------------------------------------- */
+/* ---- the info callback ------------------------------------------------------------------ */
+
+/* The peer's address, kept from the handshake's start: by the time an alert the
+ * peer sent is read, the peer may have closed and getpeername fails. */
+static void note_peer(const SSL *ssl, int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (SSL_get_ex_data(ssl, addr_idx) || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    bool v4 = ss.ss_family == AF_INET;
+    char host[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(ss.ss_family,
+              v4 ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                 : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr,
+              host, sizeof(host));
+    int port =
+        ntohs(v4 ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    char *a = xmalloc(INET6_ADDRSTRLEN + 16);
+    snprintf(a, INET6_ADDRSTRLEN + 16, v4 ? "%s:%d" : "[%s]:%d", host, port);
+    SSL_set_ex_data((SSL *)ssl, addr_idx, a); /* ex_data is not the SSL's state */
+}
+
+static void report_alert(const SSL *ssl, bool sent, int alert)
+{
+    const struct refused_hook *h = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), hook_idx);
+    if (!h)
+        return;
+    struct net_tls_refusal r = {.sent = sent};
+    const char *addr = SSL_get_ex_data(ssl, addr_idx);
+    snprintf(r.peer, sizeof(r.peer), "%s", addr ? addr : "?");
+    const char *note = SSL_get_ex_data(ssl, note_idx);
+    snprintf(r.subject, sizeof(r.subject), "%s", note ? note : "");
+    long v = SSL_get_verify_result(ssl);
+    /* OpenSSL 3.0 has no name for TLS 1.3's certificate_required (116) */
+    const char *desc =
+        (alert & 0xff) == 116 ? "certificate required" : SSL_alert_desc_string_long(alert);
+    snprintf(r.reason, sizeof(r.reason), "%s alert '%s'%s%s", sent ? "sent" : "received", desc,
+             v != X509_V_OK ? ": " : "", v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+    h->fn(h->ud, &r);
+}
 
 /* libevent writes each evbuffer chunk as its own TLS record, so a response is
  * often two or three small segments; with Nagle on, the second waits for the
  * peer's delayed ACK (40 ms on Linux).  Every TLS socket gets TCP_NODELAY once
- * its handshake starts, the first moment the SSL knows its fd. */
-static void info_nodelay(const SSL *ssl, int where, int ret)
+ * its handshake starts, the first moment the SSL knows its fd.  Fatal alerts,
+ * sent or received, go to the refusal hook. */
+static void info_cb(const SSL *ssl, int where, int ret)
 {
-    if (!(where & SSL_CB_HANDSHAKE_START))
-        return;
-    int fd = SSL_get_fd(ssl), one = 1;
-    if (fd >= 0)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (where & SSL_CB_HANDSHAKE_START) {
+        int fd = SSL_get_fd(ssl), one = 1;
+        if (fd >= 0) {
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            note_peer(ssl, fd);
+        }
+    }
+    if ((where & SSL_CB_ALERT) && strcmp(SSL_alert_type_string(ret), "F") == 0)
+        report_alert(ssl, where & SSL_CB_WRITE, ret);
 }
+
+void net_tls_on_refused(SSL_CTX *ctx, net_tls_refused_fn fn, void *ud)
+{
+    pthread_once(&idx_once, idx_init);
+    struct refused_hook *h = NULL;
+    if (fn) {
+        h = xmalloc(sizeof(*h));
+        *h = (struct refused_hook){fn, ud};
+    }
+    free(SSL_CTX_get_ex_data(ctx, hook_idx));
+    SSL_CTX_set_ex_data(ctx, hook_idx, h);
+}
+
+/* ---- contexts --------------------------------------------------------------------------- */
 
 /* What servers and clients share: TLS 1.3 only, the CA, the verify callback, and
  * this side's certificate when it has one. */
 static int ctx_common(SSL_CTX *ctx, const struct net_tls_files *f, enum pki_role peer_role,
                       int verify_mode, struct sc_error *e)
 {
-    pthread_once(&role_once, role_idx_init);
+    pthread_once(&idx_once, idx_init);
     if (!f->ca)
         return sc_error_set(e, -SC_E_INVALID, "tls", "the cluster CA file is required");
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
@@ -86,10 +178,14 @@ static int ctx_common(SSL_CTX *ctx, const struct net_tls_files *f, enum pki_role
         return ssl_err(e, -SC_E_INTERNAL, "configure", NULL);
     if (SSL_CTX_load_verify_file(ctx, f->ca) != 1)
         return ssl_err(e, -SC_E_INVALID, "load CA", f->ca);
+    /* A peer that closes without close_notify (libevent's clients and servers
+     * do) is an EOF, not a "decode error" alert: HTTP and the peer frames carry
+     * their own lengths, so a truncation is still caught a layer up. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* the cluster CA is the trust anchor even when an operator's root signed it */
     X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_PARTIAL_CHAIN);
     SSL_CTX_set_verify(ctx, verify_mode, verify_role);
-    SSL_CTX_set_info_callback(ctx, info_nodelay);
+    SSL_CTX_set_info_callback(ctx, info_cb);
     if (!f->cert != !f->key)
         return sc_error_set(e, -SC_E_INVALID, "tls", "a certificate needs its key and back");
     if (!f->cert)

@@ -72,6 +72,19 @@ int net_tls_client_ssl_new(SSL_CTX *ctx, const char *host, SSL **ret, struct sc_
  * -EKEYREJECTED when verification did not succeed. */
 int net_tls_peer_identity(SSL *ssl, struct pki_identity *ret, struct sc_error *e);
 
+/* A handshake that ended with a fatal alert: sent (this side refused the peer) or
+ * received (the peer refused this side). */
+struct net_tls_refusal {
+    bool sent;
+    char peer[64];                 /* "ADDR:PORT" */
+    char subject[PKI_CN_MAX + 64]; /* the refused certificate's CN (+ ", not a ROLE"), or "" */
+    char reason[192];              /* "sent alert 'certificate required'", + the verify error */
+};
+typedef void (*net_tls_refused_fn)(void *ud, const struct net_tls_refusal *r);
+/* Calls fn (on the thread running the handshake) for every fatal alert on
+ * connections of ctx, so the daemon can log each refusal once.  fn NULL: none. */
+void net_tls_on_refused(SSL_CTX *ctx, net_tls_refused_fn fn, void *ud);
+
 /* ---- libevent --------------------------------------------------------------------------- */
 
 /* For evhttp_set_bevcb(http, net_tls_evhttp_bevcb, server_ctx). */

@@ -104,7 +104,55 @@ struct server {
     pthread_t thread;
     uint16_t port;
     atomic_int requests;
+    pthread_mutex_t mu;  /* guards refusals while the server thread runs */
+    char refusals[2048]; /* "SUBJECT|REASON\n" each, from net_tls_on_refused */
 };
+
+static void on_refused(void *ud, const struct net_tls_refusal *r)
+{
+    struct server *s = ud;
+    pthread_mutex_lock(&s->mu);
+    size_t n = strlen(s->refusals);
+    if (strncmp(r->peer, "127.0.0.1:", 10) != 0)
+        snprintf(s->refusals + n, sizeof(s->refusals) - n, "bad peer %s %s %s\n", r->peer,
+                 r->subject, r->reason);
+    else
+        snprintf(s->refusals + n, sizeof(s->refusals) - n, "%s|%s\n", r->subject, r->reason);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Waits (at most 10 s) until the server has logged n refusals: an alert the
+ * client sent as it hung up may be read after the client's call returned. */
+static void wait_refusals(struct server *s, int n)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        pthread_mutex_lock(&s->mu);
+        int lines = 0;
+        for (const char *p = s->refusals; (p = strchr(p, '\n')); p++)
+            lines++;
+        pthread_mutex_unlock(&s->mu);
+        if (lines >= n)
+            return;
+        usleep(10000);
+    }
+}
+
+/* Takes the next refusal the server logged (after server_stop: the server thread
+ * has ended) and checks who and why. */
+static void expect_refusal(struct server *s, const char *subject, const char *reason)
+{
+    char *nl = strchr(s->refusals, '\n');
+    if (!nl)
+        fail_msg("no refusal logged; expected %s|%s", subject, reason);
+    *nl = '\0';
+    char *bar = strchr(s->refusals, '|');
+    assert_non_null(bar);
+    *bar = '\0';
+    assert_string_equal(s->refusals, subject);
+    if (!strstr(bar + 1, reason))
+        fail_msg("refusal '%s' does not say '%s'", bar + 1, reason);
+    memmove(s->refusals, nl + 1, strlen(nl + 1) + 1);
+}
 
 /* Answers "CN O ROLE" for a verified client, "none" for one without a certificate. */
 static void who(struct evhttp_request *req, void *arg)
@@ -141,6 +189,7 @@ static void server_start(struct server *s, enum net_tls_client_auth auth, enum p
 {
     struct sc_error e = {0};
     assert_int_equal(evthread_use_pthreads(), 0);
+    pthread_mutex_init(&s->mu, NULL);
     signal(SIGPIPE, SIG_IGN); /* as the daemons do: a peer that hangs up is an EPIPE */
     struct net_tls_files f = {
         .ca = path("ca.crt"), .cert = path("ctl.crt"), .key = path("ctl.key")};
@@ -150,6 +199,7 @@ static void server_start(struct server *s, enum net_tls_client_auth auth, enum p
     s->base = event_base_new();
     s->http = evhttp_new(s->base);
     evhttp_set_bevcb(s->http, net_tls_evhttp_bevcb, s->ctx);
+    net_tls_on_refused(s->ctx, on_refused, s);
     evhttp_set_gencb(s->http, who, s);
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
     assert_non_null(bs);
@@ -165,6 +215,7 @@ static void server_stop(struct server *s)
     event_base_loopbreak(s->base);
     pthread_join(s->thread, NULL);
     evhttp_free(s->http);
+    event_base_loop(s->base, EVLOOP_NONBLOCK); /* runs the freed bufferevents' finalizers */
     event_base_free(s->base);
     SSL_CTX_free(s->ctx);
 }
@@ -261,6 +312,7 @@ static void valid_client_cert_gets_200_and_identity(void **state)
     expect_ok(get(&s, "localhost", "ca.crt", "node", false), "node:n1 swiftcube:nodes node");
     assert_int_equal(atomic_load(&s.requests), 3);
     server_stop(&s);
+    assert_string_equal(s.refusals, "");
 }
 
 /* libevent writes a response as several TLS records: without TCP_NODELAY the
@@ -271,6 +323,7 @@ static void server_sockets_have_nodelay(void **state)
     server_start(&s, NET_TLS_CLIENT_REQUIRED, PKI_ROLE_NONE);
     expect_ok(get_path(&s, "127.0.0.1", "ca.crt", "node", false, "/nodelay"), "nodelay 1");
     server_stop(&s);
+    assert_string_equal(s.refusals, "");
 }
 
 static void no_client_cert_is_refused(void **state)
@@ -280,7 +333,10 @@ static void no_client_cert_is_refused(void **state)
     expect_refused(get(&s, "127.0.0.1", "ca.crt", NULL, false));
     expect_ok(get(&s, "127.0.0.1", "ca.crt", "node", false), "node:n1 swiftcube:nodes node");
     assert_int_equal(atomic_load(&s.requests), 1);
+    wait_refusals(&s, 1);
     server_stop(&s);
+    expect_refusal(&s, "", "sent alert 'certificate required'");
+    assert_string_equal(s.refusals, "");
 }
 
 static void client_cert_from_other_ca_is_refused(void **state)
@@ -289,7 +345,11 @@ static void client_cert_from_other_ca_is_refused(void **state)
     server_start(&s, NET_TLS_CLIENT_REQUIRED, PKI_ROLE_NONE);
     expect_refused(get(&s, "127.0.0.1", "ca.crt", "alien", false));
     assert_int_equal(atomic_load(&s.requests), 0);
+    wait_refusals(&s, 1);
     server_stop(&s);
+    expect_refusal(&s, "node:n1",
+                   "sent alert 'unknown CA': unable to get local issuer certificate");
+    assert_string_equal(s.refusals, "");
 }
 
 static void expired_client_cert_is_refused(void **state)
@@ -298,7 +358,10 @@ static void expired_client_cert_is_refused(void **state)
     server_start(&s, NET_TLS_CLIENT_REQUIRED, PKI_ROLE_NONE);
     expect_refused(get(&s, "127.0.0.1", "ca.crt", "expired", false));
     assert_int_equal(atomic_load(&s.requests), 0);
+    wait_refusals(&s, 1);
     server_stop(&s);
+    expect_refusal(&s, "node:n1", "sent alert 'certificate expired': certificate has expired");
+    assert_string_equal(s.refusals, "");
 }
 
 static void tls12_only_client_is_refused(void **state)
@@ -309,7 +372,10 @@ static void tls12_only_client_is_refused(void **state)
     expect_refused(r);
     assert_int_equal(r.rc, CURLE_SSL_CONNECT_ERROR);
     assert_int_equal(atomic_load(&s.requests), 0);
+    wait_refusals(&s, 1);
     server_stop(&s);
+    expect_refusal(&s, "", "sent alert 'protocol version'");
+    assert_string_equal(s.refusals, "");
 }
 
 static void client_refuses_wrong_ca_or_name(void **state)
@@ -324,7 +390,11 @@ static void client_refuses_wrong_ca_or_name(void **state)
     expect_refused(r);
     assert_int_equal(r.rc, CURLE_PEER_FAILED_VERIFICATION);
     assert_int_equal(atomic_load(&s.requests), 0);
+    wait_refusals(&s, 1);
     server_stop(&s);
+    /* curl checks the name after the handshake and just hangs up: one alert */
+    expect_refusal(&s, "", "received alert 'unknown CA'");
+    assert_string_equal(s.refusals, "");
 }
 
 static void join_endpoint_takes_clients_without_cert(void **state)
@@ -339,7 +409,11 @@ static void join_endpoint_takes_clients_without_cert(void **state)
     expect_refused(get(&s, "127.0.0.1", "ca.crt", "alien", false));
     expect_refused(get(&s, "127.0.0.1", "ca.crt", "expired", false));
     assert_int_equal(atomic_load(&s.requests), 2);
+    wait_refusals(&s, 2);
     server_stop(&s);
+    expect_refusal(&s, "node:n1", "unknown CA");
+    expect_refusal(&s, "node:n1", "certificate has expired");
+    assert_string_equal(s.refusals, "");
 }
 
 static void peer_listener_takes_only_controllers(void **state)
@@ -351,7 +425,11 @@ static void peer_listener_takes_only_controllers(void **state)
     expect_ok(get(&s, "127.0.0.1", "ca.crt", "ctl", false),
               "controller:ctl-1 swiftcube:controllers controller");
     assert_int_equal(atomic_load(&s.requests), 1);
+    wait_refusals(&s, 2);
     server_stop(&s);
+    expect_refusal(&s, "node:n1, not a controller", "sent alert");
+    expect_refusal(&s, "admin, not a controller", "sent alert");
+    assert_string_equal(s.refusals, "");
 }
 
 /* ---- the libevent client ---------------------------------------------------------------- */
@@ -424,7 +502,10 @@ static void evhttp_client_over_tls(void **state)
     event_base_free(base);
     SSL_CTX_free(ctx);
     SSL_CTX_free(wrong_role);
+    wait_refusals(&s, 1);
     server_stop(&s);
+    expect_refusal(&s, "", "received alert 'handshake failure'");
+    assert_string_equal(s.refusals, "");
 }
 
 /* ---- a plain OpenSSL client: the server's identity as the client sees it ---------------- */
@@ -487,7 +568,10 @@ static void client_sees_server_identity(void **state)
     assert_int_equal(SSL_get_verify_result(ssl), X509_V_ERR_IP_ADDRESS_MISMATCH);
     ssl_close(ssl);
     SSL_CTX_free(ctx);
+    wait_refusals(&s, 1);
     server_stop(&s);
+    expect_refusal(&s, "", "received alert 'bad certificate'");
+    assert_string_equal(s.refusals, "");
 }
 
 static void contexts_refuse_bad_files(void **state)
