@@ -222,6 +222,38 @@ static bool plan_available(const struct sched_plan_ctx *ctx, const json_t *a)
     return !ctx->min_ready_ms || !since || ctx->now_ms - since >= ctx->min_ready_ms;
 }
 
+/* Is a draining Assignment's instance out of every load balancer pool (see
+ * SCHED_DRAIN_* in plan.h)? keep_ms: blue-green's keepOld, a longer minimum. */
+static bool drain_done(const struct sched_plan_ctx *ctx, const char *name, int64_t since,
+                       int64_t keep_ms, int64_t now_ms)
+{
+    bool programmed = false, confirmed = true;
+    const char *k;
+    const json_t *ep;
+    json_object_foreach((json_t *)(ctx ? ctx->endpoints : NULL), k, ep)
+    {
+        const json_t *st = json_object_get(ep, "status");
+        if (!json_object_get(st, "served"))
+            continue; /* no programmer has reported on this one */
+        programmed = true;
+        bool listed = false;
+        size_t i;
+        const json_t *e;
+        json_array_foreach(json_object_get(json_object_get(ep, "spec"), "endpoints"), i, e)
+            listed |=
+            name && !strcmp(json_string_value(json_object_get(e, "instance")) ?: "", name);
+        if (listed || !json_is_true(json_object_get(st, "served")) ||
+            int_at(ep, "status", "generation") < int_at(ep, "metadata", "generation"))
+            confirmed = false;
+    }
+    if (keep_ms > 0 && now_ms < since + keep_ms)
+        return false;
+    if (!programmed)
+        return now_ms >= since + SCHED_DRAIN_MS;
+    return now_ms >= since + SCHED_DRAIN_MIN_MS &&
+           (confirmed || now_ms >= since + SCHED_DRAIN_MAX_MS);
+}
+
 /* An Assignment leaves: behind a load balancer it is first marked draining
  * (its endpoint leaves the pool while its Cell still runs) and removed once
  * drained (step 1 of a later plan); otherwise it is removed now. */
@@ -343,8 +375,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
             /* drained long enough: the load balancer has let it go (blue-green's
              * keepOld keeps it running longer, out of the pool) */
             int64_t since = json_integer_value(json_object_get(as, "drainingSinceMs"));
-            int64_t keep = int_or(as, "drainMs", 0);
-            if (!exposed || now_ms >= since + (keep > SCHED_DRAIN_MS ? keep : SCHED_DRAIN_MS)) {
+            if (!exposed || drain_done(ctx, an, since, int_or(as, "drainMs", 0), now_ms)) {
                 if (out->changes < SCHED_PLAN_MAX_OPS) {
                     add_remove(out, a);
                     release(p, a);
@@ -352,7 +383,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
                 continue;
             }
             out->waiting = true;
-            if (now_ms < since + SCHED_DRAIN_MS)
+            if (int_or(as, "drainMs", 0) == 0 || now_ms < since + SCHED_DRAIN_MS)
                 ndraining++;
             else if (arev && !strcmp(arev, revname)) /* kept, and wanted again */
                 keptv[nkept++] = a;

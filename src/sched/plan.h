@@ -81,11 +81,22 @@ struct sched_plan_ctx {
     const json_t *ready;
     int64_t now_ms;
     int64_t min_ready_ms;
+    /* the Deployment's Endpoints objects as stored ({name: object}, with the
+     * load balancer programmer's status), or NULL: see SCHED_DRAIN_* */
+    const json_t *endpoints;
 };
 
 /* How long an Assignment stays draining (out of its load balancer's pool, Cell
- * still running) before it is removed and its Cell stopped. */
-#define SCHED_DRAIN_MS 2000
+ * still running) before it is removed and its Cell stopped:
+ *   - no load balancer programmer has ever reported on the Deployment's
+ *     Endpoints (no status.served): SCHED_DRAIN_MS, there is nothing to confirm;
+ *   - otherwise until every Endpoints object is served at its current generation
+ *     without the instance (sclb confirmed the pool without it), but at least
+ *     SCHED_DRAIN_MIN_MS (requests under way finish) and at most
+ *     SCHED_DRAIN_MAX_MS (a programmer that died does not hold a rollout forever). */
+#define SCHED_DRAIN_MS     2000
+#define SCHED_DRAIN_MIN_MS 1000
+#define SCHED_DRAIN_MAX_MS 30000
 
 /* Plans one Deployment (as read, with metadata.generation); updates the pass's
  * usage as if the plan were applied.  Free the plan with sched_plan_done. */

@@ -306,6 +306,8 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
         if (d) /* ours come back, the programmer's status, or someone's edit */
             json_object_set_new(v->epdirty, d, json_true());
         map_set(v->eps, name, o);
+        if (d && json_object_get(v->rollouts, d)) /* a drain may be confirmed */
+            json_object_set_new(v->dirty, d, json_true());
     } else if (IS("assignments")) {
         set_assignment(v, name, o);
     } else if (IS("instances")) {
@@ -530,7 +532,19 @@ static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struc
         .now_ms = now_ms,
         .min_ready_ms = json_integer_value(json_object_get(upd, "minReadyMs")),
     };
+    /* its Endpoints as stored: the drain of an instance ends when the load
+     * balancer programmer has served them without it */
+    json_t *eps = NULL;
+    if (sched_exposes(d)) {
+        eps = json_object();
+        const char *k;
+        json_t *o;
+        json_object_foreach(v->eps, k, o) if (!strcmp(spec_str(o, "deployment") ?: "", name_of(d)))
+            json_object_set(eps, k, o);
+        ctx.endpoints = eps;
+    }
     sched_plan_deployment(v->pass, d, &ctx, &plan);
+    json_decref(eps);
     const char *phase =
         json_string_value(json_object_get(json_object_get(plan.status, "rollout"), "phase"));
     if (plan.rolling || plan.waiting)

@@ -429,3 +429,29 @@ assignments_n() { curl -s "$U/v1/assignments?selector=deployment%3D$1" | jq '.it
   for n in $old_names; do [[ " $(names_of bgk) " == *" $n "* ]]; done
   until_eq "complete " rollout_of bgk
 }
+
+# serve_ep ENDPOINTS: what sclb writes once the load balancer serves the object
+serve_ep() {
+  local o
+  o=$(curl -s "$U/v1/endpoints/$1")
+  curl -sf -X PUT "$U/v1/endpoints/$1/status" -d "$(echo "$o" | jq -c '{metadata: {revision: .metadata.revision},
+    status: {served: true, provider: "nginx", generation: .metadata.generation, endpoints: (.spec.endpoints | length)}}')" >/dev/null
+}
+
+@test "behind a load balancer programmer, a drain ends when it serves the pool without the instance" {
+  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"rolling","maxSurge":1,"maxUnavailable":0}'
+  deploy_complete drc 1 "$spec"
+  until_eq 1 bash -c "curl -s '$U/v1/endpoints/drc-http' | jq '.spec.endpoints | length'"
+  serve_ep drc-http
+  deploy drc 1 "$spec"',"env":{"V":"2"}' >/dev/null
+  until_eq 2 assignments_n drc
+  ready_all drc
+  until_eq 1 draining_of drc
+  # past the 2 s window, but the programmer has not served the pool without it
+  sleep 3
+  [ "$(draining_of drc)" = 1 ]
+  serve_ep drc-http
+  until_eq 0 draining_of drc
+  until_eq "complete " rollout_of drc
+  [ "$(assignments_n drc)" = 1 ]
+}
