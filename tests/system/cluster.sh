@@ -307,7 +307,9 @@ sc_node_heal() {
   local t0
   heal
   t0=$(ms)
-  wait_for 20 node_ready "$F1" n3 || { no "n3 not READY 20 s after the heal"; return 1; }
+  # slet's request in flight through the cut comes back on TCP's retransmission
+  # backoff, or fails at its 30 s timeout and is sent again: up to ~30 s
+  wait_for 40 node_ready "$F1" n3 || { no "n3 not READY 40 s after the heal"; return 1; }
   echo "# n3 READY again $(($(ms) - t0)) ms after the heal"
   # it runs exactly what is assigned to it now: Cells whose Assignment moved are gone
   wait_for 20 n3_runs_its_own || { no "n3 runs $(n3_runs) (Cells: $(n3_cells)), assigned: $(n3_assigned)"; return 1; }
@@ -363,6 +365,9 @@ scenario() { # scenario NAME DESCRIPTION: runs sc_NAME, prints its TAP line
   t0=$(ms)
   "sc_${1//-/_}"
   rc=$?
+  local san
+  san=$(san_logs)
+  [ -z "$san" ] || { rc=1; no "sanitizer report in $san: $(cd "$dir" && grep -m1 -hE "$CL_SAN_RE" $san)"; }
   case $rc in
   0) echo "ok $T - $2 ($(($(ms) - t0)) ms)" ;;
   2) echo "ok $T - $2 # SKIP $WHY" ;;

@@ -171,6 +171,14 @@ rm_cgroups() {
   done
 }
 
+# san_logs: the daemons' logs that hold an ASan/UBSan/LSan report (CI's build has
+# sanitizers; a daemon that hits one aborts, abort_on_error=1)
+CL_SAN_RE='ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:'
+san_logs() {
+  [ -d "$dir" ] || return 0
+  (cd "$dir" && grep -lE "$CL_SAN_RE" ./*.log 2>/dev/null | sed 's#^\./##')
+}
+
 cluster_cleanup() {
   local h pid n
   set +e
@@ -183,6 +191,10 @@ cluster_cleanup() {
     wait_for 10 dead "$pid" || kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     unset "PID[$h]"
+  done
+  # a sanitizer report at shutdown is said (a scenario fails on one made while it runs)
+  for h in $(san_logs); do
+    echo "# WARNING: $h has a sanitizer report after SIGTERM: $(grep -m1 -E "$CL_SAN_RE" "$dir/$h")"
   done
   # the safety net: anything still in our namespaces or our Cells' cgroups
   for h in "${CL_HOSTS[@]}" br; do
