@@ -7,6 +7,8 @@
 #   register   four nodes register: four Node objects, all READY
 #   spread     a Deployment of 8 replicas: 2 per node, all ready, each reached
 #              through nginx on the lb host (sclb) from the client host
+#   node-restart  n2's slet stopped (SIGTERM) and started: READY throughout (its
+#              lease outlives it), back with one Cell per Assignment, all ready
 #   leader     kill -9 of the leader controller: apply and scale acknowledged
 #              through the others (time to the first acknowledged write), the
 #              nodes follow; the killed one restarts and catches up
@@ -157,6 +159,19 @@ sc_spread() {
   echo "# all 8 instances answered through nginx on the lb host"
 }
 
+sc_node_restart() {
+  local before
+  before=$(node_assigned 2)
+  [ -n "$before" ] || { no "n2 has no Assignment"; return 1; }
+  restart n2 # SIGTERM: slet stops its Cells and leaves its lease to expire
+  wait_for 20 curl_ok "http://${IP[n2]}:$CL_PORT_LOGS/healthz" || { no "n2's slet not back"; return 1; }
+  node_ready "$F1" n2 || { no "n2 not READY right after its restart (its lease should outlive it)"; return 1; }
+  wait_for 30 runs_its_own 2 || { no "$(runs_what 2)"; return 1; }
+  [ "$(node_assigned 2)" = "$before" ] || { no "n2's Assignments changed: $before -> $(node_assigned 2)"; return 1; }
+  wait_for 30 ready_n "$F1" web 8 || { no "web: $(instances "$F1" web | tr '\n' ';')"; return 1; }
+}
+curl_ok() { on client curl -sf -m 2 -o /dev/null "$1"; }
+
 sc_leader() {
   local t0 dt n
   kill9 c$L
@@ -288,7 +303,7 @@ moved() {
 }
 
 sc_node_cut() {
-  n3_runs_its_own || { no "before the cut n3 runs $(n3_runs) (Cells: $(n3_cells)), assigned: $(n3_assigned)"; return 1; }
+  runs_its_own 3 || { no "before the cut: $(runs_what 3)"; return 1; }
   lost n3
   [ "$LOST_ON" -gt 0 ] || { no "n3 runs no web replica"; return 1; }
   partition n3
@@ -312,20 +327,23 @@ sc_node_heal() {
   wait_for 40 node_ready "$F1" n3 || { no "n3 not READY 40 s after the heal"; return 1; }
   echo "# n3 READY again $(($(ms) - t0)) ms after the heal"
   # it runs exactly what is assigned to it now: Cells whose Assignment moved are gone
-  wait_for 20 n3_runs_its_own || { no "n3 runs $(n3_runs) (Cells: $(n3_cells)), assigned: $(n3_assigned)"; return 1; }
+  wait_for 20 runs_its_own 3 || { no "$(runs_what 3)"; return 1; }
 }
-n3_assigned() { api "c$F1" "/v1/assignments?selector=node%3Dn3" | jq -r '[.items[].metadata.name] | sort | join(" ")'; }
-n3_runs() { on client curl -sf "http://${IP[n3]}:$CL_PORT_LOGS/instances" | jq -r '[.[].name] | sort | join(" ")'; }
-n3_cells() { # the Cell cgroups under n3's parent, in any hierarchy
+# node_assigned N / node_runs N / node_cells N: what is assigned to nN, what its
+# slet says it runs (/instances), its Cell cgroups (any hierarchy); sorted names
+node_assigned() { api "c$F1" "/v1/assignments?selector=node%3Dn$1" | jq -r '[.items[].metadata.name] | sort | join(" ")'; }
+node_runs() { on client curl -sf "http://${IP[n$1]}:$CL_PORT_LOGS/instances" | jq -r '[.[].name] | sort | join(" ")'; }
+node_cells() {
   local p d
-  for p in $(cg_parents 3); do
+  for p in $(cg_parents "$1"); do
     for d in "$p"/*/; do [ -d "$d" ] && d=${d%/} && echo "${d##*/}"; done
   done | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
-n3_runs_its_own() {
+runs_its_own() { # N: nN runs exactly its Assignments, one Cell each
   local want
-  want=$(n3_assigned) && [ "$(n3_runs)" = "$want" ] && [ "$(n3_cells)" = "$want" ]
+  want=$(node_assigned "$1") && [ "$(node_runs "$1")" = "$want" ] && [ "$(node_cells "$1")" = "$want" ]
 }
+runs_what() { echo "n$1 runs $(node_runs "$1") (Cells: $(node_cells "$1")), assigned: $(node_assigned "$1")"; }
 
 sc_node_down() {
   lost n4
@@ -389,6 +407,7 @@ echo "# leader c$L; nodes n1 n3 and the lb on c$F1, n2 n4 on c$F2; up in $(($(ms
 
 scenario register "four nodes register: four Node objects, all ready"
 scenario spread "8 replicas: 2 per node, ready, all reached through nginx on the lb host"
+scenario node-restart "a node's slet restarted (SIGTERM): READY throughout, its own Cells again"
 scenario leader "kill -9 of the leader: apply and scale through the others; it restarts and catches up"
 scenario minority "a cut-off controller refuses writes, the majority goes on, heal converges"
 scenario split "split groups reach inside and not across; heal"
