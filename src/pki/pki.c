@@ -146,10 +146,14 @@ int pki_identity_from_x509(X509 *cert, struct pki_identity *ret, struct sc_error
     const X509_NAME *subj = X509_get_subject_name(cert);
     int r = name_get(subj, NID_commonName, id.cn, sizeof(id.cn));
     if (r < 0)
+        ERR_clear_error();
+    if (r < 0)
         return sc_error_set(e, -SC_E_INVALID, "cert",
                             "certificate subject needs exactly one CN of at most %d bytes",
                             PKI_CN_MAX);
     r = name_get(subj, NID_organizationName, id.org, sizeof(id.org));
+    if (r < 0)
+        ERR_clear_error();
     if (r < 0 && r != -ENOENT)
         return sc_error_set(e, -SC_E_INVALID, "cert", "certificate has a malformed O");
     identity_classify(&id);
@@ -682,6 +686,8 @@ int pki_ca_sign_csr(const struct pki_ca *ca, const char *csr_pem, const struct p
         r = issue_for(ca, pub, req, ret_cert_pem, e);
     }
     X509_REQ_free(q);
+    if (r < 0)
+        ERR_clear_error(); /* a bad key or name leaves OpenSSL's queue dirty */
     return r;
 }
 
