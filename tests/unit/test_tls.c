@@ -201,6 +201,7 @@ static void server_start(struct server *s, enum net_tls_client_auth auth, enum p
     evhttp_set_bevcb(s->http, net_tls_evhttp_bevcb, s->ctx);
     net_tls_on_refused(s->ctx, on_refused, s);
     evhttp_set_gencb(s->http, who, s);
+    evhttp_set_timeout(s->http, 2); /* seconds; also bounds a handshake that never comes */
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, "127.0.0.1", 0);
     assert_non_null(bs);
     struct sockaddr_in sa;
@@ -574,6 +575,29 @@ static void client_sees_server_identity(void **state)
     assert_string_equal(s.refusals, "");
 }
 
+/* A client that connects and never starts the handshake (a slow-loris on the
+ * join port) is dropped by the server's timeout, not kept forever. */
+static void silent_client_is_dropped(void **state)
+{
+    struct server s = {0};
+    server_start(&s, NET_TLS_CLIENT_OPTIONAL, PKI_ROLE_NONE);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(s.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {15, 0}; /* far past the server's 2 s */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char c;
+    usec_t t0 = now_usec(CLOCK_MONOTONIC);
+    ssize_t n = read(fd, &c, 1);
+    if (n != 0)
+        fail_msg("expected the server to close the connection, read gave %zd (%m)", n);
+    assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 14 * USEC_PER_SEC);
+    close(fd);
+    server_stop(&s);
+    assert_int_equal(atomic_load(&s.requests), 0);
+}
+
 static void contexts_refuse_bad_files(void **state)
 {
     struct sc_error e = {0};
@@ -606,6 +630,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(peer_listener_takes_only_controllers, setup, teardown),
         cmocka_unit_test_setup_teardown(evhttp_client_over_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(client_sees_server_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(silent_client_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(contexts_refuse_bad_files, setup, teardown),
     };
     return sc_test_main(tests, argc, argv);
