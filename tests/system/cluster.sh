@@ -39,6 +39,39 @@
 set -uo pipefail
 SCTLD=${1:?usage: cluster.sh SCTLD SLET SCTL SCLB}
 SLET=${2:?} SCTL=${3:?} SCLB=${4:?}
+
+# The scenarios run in a child (this same script with SC_CLUSTER_STATE set); when it
+# has ended, and its EXIT trap with it, the parent looks for anything the child's
+# run left (its namespaces, links, processes, Cell cgroups, temp dir) and adds that
+# check as the last TAP line.
+if [ -z "${SC_CLUSTER_STATE:-}" ]; then
+  state=$(mktemp /tmp/sc-cluster-state-XXXXXX)
+  SC_CLUSTER_STATE=$state "$BASH" "$0" "$@" &
+  inner=$!
+  trap 'kill -TERM $inner 2>/dev/null; wait $inner; rm -f "$state"; exit 143' TERM INT
+  wait $inner
+  rc=$?
+  # no state: the child skipped or bailed out, and said so itself
+  [ -s "$state" ] || { rm -f "$state"; exit $rc; }
+  read -r T FAILED dir <"$state"
+  rm -f "$state"
+  tag=sccl$inner
+  left=$(ip netns list | grep -o "^$tag-[a-z0-9]*" | tr '\n' ' ')
+  left+=$(ip -o link | grep -oE ' (cbr[1-4]|v(c[1-3]|n[1-4]|lb|client))[@:]' | tr -d '@:\n')
+  # "...ab[c]": matches the dir in a daemon's arguments, not in grep's own
+  left+=$(grep -ls -- "${dir%?}[${dir: -1}]" /proc/[0-9]*/cmdline | sed 's#^/proc/\([0-9]*\)/cmdline# pid:\1#' | tr -d '\n')
+  left+=$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$tag-*" 2>/dev/null | sed 's/^/ /' | tr -d '\n')
+  [ -e "$dir" ] && [ "${SC_KEEP:-}" != 1 ] && left+=" $dir"
+  T=$((T + 1))
+  if [ -z "$left" ]; then
+    echo "ok $T - nothing left behind: no namespace, link, process, Cell cgroup or temp dir of the run"
+  else
+    echo "not ok $T - left behind:$left"
+    FAILED=1
+  fi
+  echo "1..$T"
+  exit "$FAILED"
+fi
 SC_SRCDIR=$(cd "$(dirname "$0")/../.." && pwd)
 here=$(dirname "$0")
 source "$here/sctld_lib.bash" # hello_image
@@ -418,6 +451,5 @@ scenario node-cut-moved "a cut-off node's replicas are placed elsewhere"
 scenario node-heal "healed: the node is READY again and runs exactly its Assignments (stale Cells stopped)"
 scenario node-down "kill -9 of a node's slet and Cells: it drops out of READY within its lease"
 scenario node-down-moved "a dead node's replicas ready elsewhere and served through the LB"
-echo "1..$T"
 echo "# $T scenarios in $(($(ms) - T0)) ms"
-exit $FAILED # meson reads the TAP lines; a hand run sees the failure too
+echo "$T $FAILED $dir" >"$SC_CLUSTER_STATE" # the parent adds its check and the plan
