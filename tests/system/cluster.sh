@@ -27,6 +27,8 @@
 #   node-down  kill -9 of n4's slet and its Cells -> it drops out of READY
 #   node-down-moved  its replicas ready elsewhere and served through the LB
 #              (skipped while nothing reschedules)
+#   (last)     nothing left behind: checked by this script's parent process once
+#              the run (a child) and its EXIT trap have ended
 #
 # Because slet and sclb take one --server and do not fail over, they are pointed
 # at the two controllers that are followers when the cluster starts; the leader
