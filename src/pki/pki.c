@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "base/util.h"
+#include "pki/pki_int.h"
 
 static int ssl_err(struct sc_error *e, int r, const char *what)
 {
@@ -163,7 +164,7 @@ int pki_identity_from_x509(X509 *cert, struct pki_identity *ret, struct sc_error
     return 0;
 }
 
-static int pem_to_x509(const char *pem, X509 **ret, struct sc_error *e)
+int pki_pem_to_x509(const char *pem, X509 **ret, struct sc_error *e)
 {
     BIO *b = BIO_new_mem_buf(pem, -1);
     if (!b)
@@ -179,7 +180,7 @@ static int pem_to_x509(const char *pem, X509 **ret, struct sc_error *e)
 int pki_identity_from_pem(const char *cert_pem, struct pki_identity *ret, struct sc_error *e)
 {
     X509 *x = NULL;
-    int r = pem_to_x509(cert_pem, &x, e);
+    int r = pki_pem_to_x509(cert_pem, &x, e);
     if (r < 0)
         return r;
     r = pki_identity_from_x509(x, ret, e);
@@ -411,7 +412,7 @@ int pki_ca_cert_pem(const struct pki_ca *ca, char **ret_pem)
     return x509_to_pem(ca->cert, ret_pem);
 }
 
-static int pem_to_key(const char *pem, EVP_PKEY **ret, struct sc_error *e)
+int pki_pem_to_key(const char *pem, EVP_PKEY **ret, struct sc_error *e)
 {
     BIO *b = BIO_new_mem_buf(pem, -1);
     if (!b)
@@ -433,14 +434,14 @@ int pki_ca_load(const char *cert_path, const char *key_path, struct pki_ca **ret
     int r = pki_file_read(cert_path, &pem, e);
     if (r < 0)
         return r;
-    if ((r = pem_to_x509(pem, &x, e)) < 0)
+    if ((r = pki_pem_to_x509(pem, &x, e)) < 0)
         goto out;
     if (X509_check_ca(x) < 1) {
         r = sc_error_set(e, -SC_E_INVALID, "ca", "%s is not a CA certificate", cert_path);
         goto out;
     }
     if (key_path) {
-        if ((r = pki_file_read(key_path, &kpem, e)) < 0 || (r = pem_to_key(kpem, &k, e)) < 0)
+        if ((r = pki_file_read(key_path, &kpem, e)) < 0 || (r = pki_pem_to_key(kpem, &k, e)) < 0)
             goto out;
         if (X509_check_private_key(x, k) != 1) {
             r = ssl_err(e, -SC_E_INVALID, "CA key does not match the CA certificate");
@@ -532,7 +533,7 @@ int pki_ca_hash(const struct pki_ca *ca, char ret[PKI_HASH_STR_LEN + 1])
 int pki_cert_hash(const char *cert_pem, char ret[PKI_HASH_STR_LEN + 1], struct sc_error *e)
 {
     X509 *x = NULL;
-    int r = pem_to_x509(cert_pem, &x, e);
+    int r = pki_pem_to_x509(cert_pem, &x, e);
     if (r < 0)
         return r;
     r = hash_of(x, ret);
@@ -562,7 +563,7 @@ int pki_hash_check(const char *cert_pem, const char *pinned, struct sc_error *e)
     if (r < 0)
         return r;
     X509 *x = NULL;
-    if ((r = pem_to_x509(cert_pem, &x, e)) < 0)
+    if ((r = pki_pem_to_x509(cert_pem, &x, e)) < 0)
         return r;
     r = spki_sha256(x, got);
     X509_free(x);
@@ -695,10 +696,10 @@ int pki_cert_verify(const char *ca_pem, const char *cert_pem, time_t now, struct
                     struct sc_error *e)
 {
     X509 *ca = NULL, *x = NULL;
-    int r = pem_to_x509(ca_pem, &ca, e);
+    int r = pki_pem_to_x509(ca_pem, &ca, e);
     if (r < 0)
         return r;
-    if ((r = pem_to_x509(cert_pem, &x, e)) < 0) {
+    if ((r = pki_pem_to_x509(cert_pem, &x, e)) < 0) {
         X509_free(ca);
         return r;
     }

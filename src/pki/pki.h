@@ -133,6 +133,13 @@ int pki_csr_new(const struct pki_identity *id, char **ret_key_pem, char **ret_cs
 int pki_ca_sign_csr(const struct pki_ca *ca, const char *csr_pem, const struct pki_issue *req,
                     char **ret_cert_pem, struct sc_error *e);
 
+/* Keeps cert_path/key_path if they still hold a certificate from this CA for
+ * req (CN, O, every SAN, serverAuth when wanted, key matches, not due for
+ * renewal); otherwise issues a new pair and writes it (key 0600).  Returns 0
+ * kept, 1 (re)issued.  For a controller's own certificate and the admin's. */
+int pki_ca_ensure_issued(const struct pki_ca *ca, const struct pki_issue *req,
+                         const char *cert_path, const char *key_path, struct sc_error *e);
+
 /* Verifies cert_pem against the CA certificate ca_pem at time now (0: the clock)
  * and, if ret, fills the identity.  -EKEYREJECTED, -EKEYEXPIRED as above. */
 int pki_cert_verify(const char *ca_pem, const char *cert_pem, time_t now, struct pki_identity *ret,

@@ -635,6 +635,76 @@ static void csr_with_bad_signature_or_key_is_refused(void **state)
     pki_ca_free(ca);
 }
 
+static char *slurp(const char *p)
+{
+    char *s = NULL;
+    struct sc_error e = {0};
+    assert_int_equal(pki_file_read(p, &s, &e), 0);
+    return s;
+}
+
+static void ensure_issued_keeps_fresh_pairs_and_replaces_stale_ones(void **state)
+{
+    struct sc_error e = {0};
+    struct pki_ca *ca = new_ca("c"), *other = new_ca("c");
+    const char *crt = path("ctl.crt"), *key = path("ctl.key");
+    struct pki_issue req = {
+        .role = PKI_ROLE_CONTROLLER, .name = "c1", .ips = {"127.0.0.1"}, .validity_sec = 3600};
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 1);
+    struct stat st;
+    assert_int_equal(stat(key, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    char *a = slurp(crt), *b = NULL, *pem = ca_pem(ca);
+    struct pki_identity id;
+    assert_int_equal(pki_cert_verify(pem, a, 0, &id, &e), 0);
+    assert_string_equal(id.cn, "controller:c1");
+    /* unchanged wish: kept, byte for byte */
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 0);
+    b = slurp(crt);
+    assert_string_equal(a, b);
+    free(b);
+    /* a new address: reissued, and the new one has both */
+    req.ips[1] = "10.0.0.2";
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 1);
+    b = slurp(crt);
+    X509 *x = x509_of(b);
+    assert_int_equal(X509_check_ip_asc(x, "127.0.0.1", 0), 1);
+    assert_int_equal(X509_check_ip_asc(x, "10.0.0.2", 0), 1);
+    X509_free(x);
+    free(b);
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 0);
+    /* the key lost or replaced: reissued */
+    char *k2 = NULL, *c2 = NULL;
+    assert_int_equal(pki_ca_issue(ca, &req, &k2, &c2, &e), 0);
+    assert_int_equal(pki_file_write(key, k2, 0600, &e), 0);
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 1);
+    assert_int_equal(unlink(key), 0);
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 1);
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 0);
+    /* another CA now: reissued by it */
+    assert_int_equal(pki_ca_ensure_issued(other, &req, crt, key, &e), 1);
+    assert_int_equal(pki_ca_ensure_issued(other, &req, crt, key, &e), 0);
+    /* past two thirds of its life: reissued */
+    pki_secret_free(k2);
+    free(c2);
+    struct pki_issue old = req;
+    old.not_before = time(NULL) - 3000;
+    assert_int_equal(pki_ca_issue(ca, &old, &k2, &c2, &e), 0);
+    assert_int_equal(pki_file_write(key, k2, 0600, &e), 0);
+    assert_int_equal(pki_file_write(crt, c2, 0644, &e), 0);
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 1);
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 0);
+    /* another identity in the files: reissued */
+    req.name = "c2";
+    assert_int_equal(pki_ca_ensure_issued(ca, &req, crt, key, &e), 1);
+    pki_secret_free(k2);
+    free(c2);
+    free(a);
+    free(pem);
+    pki_ca_free(ca);
+    pki_ca_free(other);
+}
+
 /* ---- files ------------------------------------------------------------------------------ */
 
 static void key_files_are_0600_whatever_the_umask(void **state)
@@ -765,6 +835,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(csr_signed_for_the_allowed_name),
         cmocka_unit_test(csr_extensions_are_not_copied),
         cmocka_unit_test(csr_with_bad_signature_or_key_is_refused),
+        cmocka_unit_test_setup_teardown(ensure_issued_keeps_fresh_pairs_and_replaces_stale_ones,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(key_files_are_0600_whatever_the_umask, setup, teardown),
         cmocka_unit_test(token_format_and_randomness),
         cmocka_unit_test(token_parse_errors),
