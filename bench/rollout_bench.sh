@@ -130,7 +130,8 @@ for _ in $(seq 200); do curl -sf "$U/healthz" >/dev/null && break; sleep 0.05; d
   >>"$dir/slet.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$lport/healthz" >/dev/null && break; sleep 0.05; done
-"$SCLB" --server "$U" --dir "$dir/lb" --listen-addr 127.0.0.1 --log-level warn >>"$dir/sclb.log" 2>&1 &
+"$SCLB" --server "$U" --dir "$dir/lb" --listen-addr 127.0.0.1 --log-level "${SC_SCLB_LOG:-warn}" \
+  >>"$dir/sclb.log" 2>&1 &
 pids+=($!)
 PORTS="[{\"name\":\"http\",\"container\":8080,\"expose\":{\"via\":\"lb\",\"provider\":\"nginx\",\"listen\":$lb,\"protocol\":\"http\"}}]"
 ROLLING='{"strategy":"rolling","maxSurge":1,"maxUnavailable":0}'
@@ -141,7 +142,9 @@ wait_served 4 || exit 1
 
 declare -A total fails reqs
 v=1
-for kind in rolling blue-green canary; do
+# SC_ROLLOUT_FLIP_ONLY=1: only part 2 (the LB switch), e.g. with SC_SCLB_LOG=info
+[ -n "${SC_ROLLOUT_FLIP_ONLY:-}" ] && kinds="" || kinds="rolling blue-green canary"
+for kind in $kinds; do
   case $kind in
     rolling) upd=$ROLLING ;;
     blue-green) upd='{"strategy":"blue-green"}' ;;
@@ -182,7 +185,7 @@ for kind in rolling blue-green canary; do
   read -r reqs[$kind] fails[$kind] <"$dir/client.$kind"
   echo "$kind: ${total[$kind]} ms, ${reqs[$kind]} requests, ${fails[$kind]} failed" >&2
 done
-read -r canary_new canary_all <<<"$canary_n"
+read -r canary_new canary_all <<<"${canary_n:-0 0}"
 
 # ---- 2. readiness flip -> nginx stops sending to the instance ------------------------------
 watch endpoints "$dir/we"
@@ -233,6 +236,12 @@ done
 stop_all
 ip link del "$BRIDGE" 2>/dev/null
 
+if [ -n "${SC_ROLLOUT_FLIP_ONLY:-}" ]; then
+  [ -n "${SC_SCLB_LOG:-}" ] && cp "$dir/sclb.log" /tmp/rollout_bench.sclb.log
+  stop_all
+  echo "Endpoints change -> nginx stops sending: median $flip_lbonly ms; -> sclb status $flip_status ms"
+  exit 0
+fi
 # ---- 3. simulated: 10 nodes, 100 replicas ---------------------------------------------------
 "$SCTLD" --data-dir "$dir/sim" --listen "127.0.0.1:$port" --log-level warn >>"$dir/sctld.log" 2>&1 &
 pids+=($!)

@@ -229,14 +229,18 @@ static void reconcile(struct sclb *b, json_t *o)
         .proto = proto && !strcmp(proto, "http") ? LB_PROTO_HTTP : LB_PROTO_TCP,
     };
     struct lb_status st = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int r = lb_reconcile(s->p, &svc, eps, k, &st, &e);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     free(eps);
     if (r < 0 && r != -EAGAIN) {
         b->failed_any = true;
         log_warn("msg=\"not applied\" endpoints=%s err=\"%s\"", name, e.msg);
     } else if (r == 1) {
-        log_info("msg=\"applied\" endpoints=%s endpoints_n=%zu generation=%llu", name, k,
-                 (unsigned long long)st.generation);
+        log_info("msg=\"applied\" endpoints=%s endpoints_n=%zu generation=%llu call_ms=%.1f", name,
+                 k, (unsigned long long)st.generation,
+                 (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     } else if (r == -EAGAIN) {
         b->failed_any = true; /* backing off: tried again at the next event or progress line */
     }
@@ -322,6 +326,9 @@ static int on_line(void *arg, const char *line, size_t len)
     if (type && !strcmp(type, "DELETED")) {
         forget(b, json_string_value(json_object_get(json_object_get(o, "metadata"), "name")));
     } else if (type) {
+        log_debug("msg=\"event\" type=%s generation=%lld", type,
+                  (long long)json_integer_value(
+                      json_object_get(json_object_get(o, "metadata"), "generation")));
         reconcile(b, o);
     } else if (json_object_get(j, "progress") && b->failed_any) {
         /* retry what failed: every object we serve, once */
