@@ -11,7 +11,7 @@ pkgs=(
   libevent-dev libssl-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
   libarchive-dev libseccomp-dev
   # tests
-  libcmocka-dev bats curl jq iproute2 procps busybox-static b3sum docker-registry umoci
+  libcmocka-dev bats curl jq iproute2 procps busybox-static b3sum docker-registry umoci openssl
   # partitions between the multi-host test's namespaces (tests/system/cluster_lib.sh)
   nftables
   # benchmark peers and load generators
