@@ -345,9 +345,9 @@ int lb_confirm_marker(int ctl_port, const char *path, uint64_t gen, pid_t *maste
         }
         if (now_usec(CLOCK_MONOTONIC) > end)
             return -ETIMEDOUT;
-        struct timespec ts = {0,
-                              3000000}; /* 3 ms: a tighter loop of new connections slows the reload
-                                           it waits for (measured: 187 -> 112 ms end to end) */
+        /* 3 ms: a tighter loop of new connections slows the reload it waits for
+         * (measured on 2 cores: 187 -> 112 ms end to end with 0.5 ms) */
+        struct timespec ts = {0, 3000000};
         nanosleep(&ts, NULL);
     }
 }
