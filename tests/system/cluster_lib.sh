@@ -71,9 +71,7 @@ for _t in SCTLD SLET SCTL SCLB; do
   [ -x "${!_t:-}" ] || { echo "Bail out! \$$_t is not an executable: '${!_t:-}'"; exit 1; }
 done
 tag=sccl$$
-ip netns add $tag-br 2>/dev/null || cl_skip "cannot create network namespaces"
-dir=$(mktemp -d /tmp/sc-cluster-XXXXXX)
-EXTRA_CLEANUP=${EXTRA_CLEANUP:-}
+{ ip netns add $tag-br && ip netns del $tag-br; } 2>/dev/null || cl_skip "cannot create network namespaces"
 
 url() { echo "http://${IP[$1]}:$CL_PORT_API"; }
 # urls "cA cB ...": their URLs joined by commas (one URL for one host)
@@ -182,7 +180,6 @@ san_logs() {
 cluster_cleanup() {
   local h pid n
   set +e
-  [ -n "$EXTRA_CLEANUP" ] && eval "$EXTRA_CLEANUP"
   # TERM everything at once (sclb stops nginx, slet its Cells), then wait, then KILL
   for h in lb n1 n2 n3 n4 c1 c2 c3; do [ -n "${PID[$h]:-}" ] && kill "${PID[$h]}" 2>/dev/null; done
   for h in lb n1 n2 n3 n4 c1 c2 c3; do
@@ -204,15 +201,19 @@ cluster_cleanup() {
   for n in 1 2 3 4; do rm_cgroups $n; done
   # a namespace goes with its links, addresses, routes, Cell bridge and nft tables
   for h in "${CL_HOSTS[@]}" br; do ip netns del $tag-$h 2>/dev/null; done
+  [ -n "$dir" ] || return 0
   if [ "${SC_KEEP:-}" = 1 ]; then echo "# kept $dir"; else rm -rf "$dir"; fi
 }
+dir=
 trap cluster_cleanup EXIT
+dir=$(mktemp -d /tmp/sc-cluster-XXXXXX)
 
 # cluster_up: every host's namespace, its veth on br0, its address, the routes to
 # the nodes' Cell ranges; forwarding on in the nodes.  An empty nftables chain in
 # the bridge's namespace waits for partition/split.
 cluster_up() {
   local h n B="ip -n $tag-br"
+  ip netns add $tag-br || return 1
   $B link add br0 type bridge && $B link set br0 up && $B link set lo up || return 1
   for h in "${CL_HOSTS[@]}"; do
     ip netns add $tag-$h || return 1
@@ -246,8 +247,9 @@ start_controller() {
 }
 
 # start_node N: slet nN in its namespace, talking to ${NODE_SERVER[nN]} (c1 if
-# unset; several: comma-separated); Cells on its bridge cbrN in 10.79.N.0/24, images from its own store
-# (node_image imports the test image there), cgroups under TAG-nN.
+# unset; several: comma-separated); Cells on its bridge cbrN in 10.79.N.0/24,
+# images from its own store (node_image imports the test image there), cgroups
+# under TAG-nN.
 start_node() {
   local h=n$1
   mkdir -p "$dir/$h"
