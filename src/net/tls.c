@@ -140,7 +140,14 @@ static void report_alert(const SSL *ssl, bool sent, int alert)
  * sent or received, go to the refusal hook. */
 static void info_cb(const SSL *ssl, int where, int ret)
 {
-    if (where & SSL_CB_HANDSHAKE_START) {
+    if ((where & SSL_CB_HANDSHAKE_START) && SSL_in_before(ssl)) {
+        /* a new connection; an SSL that evhttp reuses after SSL_clear keeps its
+         * ex_data, so the last connection's notes go here */
+        SSL *s = (SSL *)ssl; /* ex_data is not the SSL's state */
+        free(SSL_get_ex_data(s, note_idx));
+        free(SSL_get_ex_data(s, addr_idx));
+        SSL_set_ex_data(s, note_idx, NULL);
+        SSL_set_ex_data(s, addr_idx, NULL);
         int fd = SSL_get_fd(ssl), one = 1;
         if (fd >= 0) {
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
