@@ -44,7 +44,7 @@
 # runs in one of its namespaces (`ip netns pids`) or in one of its Cells' cgroups.
 #
 # Use: SCTLD=.. SLET=.. SCTL=.. SCLB=.. source cluster_lib.sh; needs root, ip,
-# nsenter, nft, curl, jq; prints a TAP skip and exits 0 otherwise (meson: SKIP).
+# nsenter, nft, curl, jq, cc, nginx; prints a TAP skip and exits 0 otherwise (meson: SKIP).
 
 CL_NET=10.79
 CL_PORT_API=7400
@@ -64,7 +64,7 @@ CL_IC="c1=${IP[c1]}:$CL_PORT_PEER,c2=${IP[c2]}:$CL_PORT_PEER,c3=${IP[c3]}:$CL_PO
 
 cl_skip() { echo "1..0 # SKIP $*"; exit 0; }
 [ "$(id -u)" = 0 ] || cl_skip "not root (network namespaces, Cells)"
-for _t in ip nsenter nft curl jq cc; do
+for _t in ip nsenter nft curl jq cc nginx; do
   command -v $_t >/dev/null || cl_skip "needs $_t (scripts/deps.sh installs it)"
 done
 for _t in SCTLD SLET SCTL SCLB; do
