@@ -344,6 +344,12 @@ static int build_cert(const struct pki_ca *ca, EVP_PKEY *pub, EVP_PKEY *self_key
         r = ssl_err(e, -SC_E_INTERNAL, "build certificate");
         goto out;
     }
+    /* a leaf never outlives its CA (it could not verify past it anyway) */
+    if (ca && ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca->cert)) > 0 &&
+        X509_set1_notAfter(x, X509_get0_notAfter(ca->cert)) != 1) {
+        r = ssl_err(e, -SC_E_INTERNAL, "clamp notAfter");
+        goto out;
+    }
     bool is_ca = !ca;
     bool server = req->server || req->role == PKI_ROLE_CONTROLLER;
     if (add_ext(x, issuer, NID_basic_constraints,

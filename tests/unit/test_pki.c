@@ -443,6 +443,30 @@ static void expired_and_not_yet_valid_are_detected(void **state)
     pki_ca_free(ca);
 }
 
+static void leaf_never_outlives_its_ca(void **state)
+{
+    struct sc_error e = {0};
+    struct pki_ca *ca = NULL;
+    assert_int_equal(pki_ca_create("short", 3600, &ca, &e), 0);
+    struct pki_identity cid, lid;
+    assert_int_equal(pki_identity_from_x509(pki_ca_x509(ca), &cid, &e), 0);
+    struct pki_issue req = {.role = PKI_ROLE_NODE, .name = "n1", .validity_sec = 86400};
+    char *k = NULL, *c = NULL;
+    assert_int_equal(pki_ca_issue(ca, &req, &k, &c, &e), 0);
+    assert_int_equal(pki_identity_from_pem(c, &lid, &e), 0);
+    assert_true(lid.not_after == cid.not_after);
+    pki_secret_free(k);
+    free(c);
+    req.validity_sec = 600; /* shorter than the CA: untouched */
+    assert_int_equal(pki_ca_issue(ca, &req, &k, &c, &e), 0);
+    assert_int_equal(pki_identity_from_pem(c, &lid, &e), 0);
+    assert_true(lid.not_after < cid.not_after);
+    assert_true(lid.not_after - lid.not_before == 600 + PKI_BACKDATE_SEC);
+    pki_secret_free(k);
+    free(c);
+    pki_ca_free(ca);
+}
+
 static void should_renew_at_two_thirds(void **state)
 {
     struct pki_identity id = {.not_before = 1000, .not_after = 1300};
@@ -830,6 +854,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(bad_names_and_sans_are_refused),
         cmocka_unit_test(cert_from_other_ca_fails_verification),
         cmocka_unit_test(expired_and_not_yet_valid_are_detected),
+        cmocka_unit_test(leaf_never_outlives_its_ca),
         cmocka_unit_test(should_renew_at_two_thirds),
         cmocka_unit_test(identity_needs_cn_and_org_to_agree),
         cmocka_unit_test(csr_signed_for_the_allowed_name),
