@@ -71,8 +71,11 @@ struct sched_pass *sched_pass_new(const json_t *nodes, const json_t *ready)
         s->cpu_millis = int_at(spec, which, "cpuMillis");
         s->mem_bytes = int_at(spec, which, "memoryBytes");
         s->schedulable = ready && json_object_get(ready, name) &&
-                         !json_is_true(json_object_get(spec, "unschedulable"));
-        if (json_is_true(json_object_get(spec, "unschedulable")))
+                         !json_is_true(json_object_get(spec, "unschedulable")) &&
+                         !json_is_true(json_object_get(spec, "drain"));
+        s->evacuate = json_is_true(json_object_get(spec, "drain"));
+        if (json_is_true(json_object_get(spec, "unschedulable")) ||
+            json_is_true(json_object_get(spec, "drain")))
             json_object_set_new(cordon, name, json_true());
         s->labels = &p->labels[li];
         const char *k;
@@ -144,6 +147,13 @@ void sched_pass_set_ready(struct sched_pass *p, const char *node, bool ready)
     long ni = node_find(p, node);
     if (ni >= 0)
         p->nodes[ni].schedulable = ready && !p->cordoned[ni];
+}
+
+void sched_pass_set_lost(struct sched_pass *p, const char *node, bool lost)
+{
+    long ni = node_find(p, node);
+    if (ni >= 0)
+        p->nodes[ni].lost = lost;
 }
 
 size_t sched_pass_assignments(const struct sched_pass *p)
@@ -354,7 +364,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     const char *an;
     const json_t **cur = xcalloc(n_mine ? n_mine : 1, sizeof(*cur));
     const json_t **old = xcalloc(n_mine ? n_mine : 1, sizeof(*old));
-    size_t ncur = 0, nold = 0, ndraining = 0, nkept = 0, nrevived = 0;
+    size_t ncur = 0, nold = 0, nold_rev = 0, ndraining = 0, nkept = 0, nrevived = 0;
     const json_t **keptv = xcalloc(n_mine ? n_mine : 1, sizeof(*keptv));
     uint32_t *per = xcalloc(p->n ? p->n : 1, sizeof(uint32_t));
     const json_t *a;
@@ -364,7 +374,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
         const json_t *as = json_object_get(a, "spec");
         long ni = node_find(p, json_string_value(json_object_get(as, "node")));
         const char *arev = json_string_value(json_object_get(as, "revision"));
-        if (ni < 0) {
+        if (ni < 0 || p->nodes[ni].lost) { /* nothing is left there to drain */
             if (out->changes < SCHED_PLAN_MAX_OPS) {
                 add_remove(out, a);
                 release(p, a);
@@ -391,6 +401,11 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
             continue;
         }
         if (!arev || strcmp(arev, revname) != 0) {
+            old[nold++] = a;
+            nold_rev++;
+            continue;
+        }
+        if (p->nodes[ni].evacuate) { /* sctl nodes drain: replaced like an old revision */
             old[nold++] = a;
             continue;
         }
@@ -462,7 +477,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
     const json_t *steps = json_object_get(upd, "steps");
     int64_t nsteps = steps ? (int64_t)json_array_size(steps) : 1;
     int64_t step = int_or(rollout, "step", 0);
-    bool canary = strategy && !strcmp(strategy, "canary") && nold > 0 && in_progress;
+    bool canary = strategy && !strcmp(strategy, "canary") && nold_rev > 0 && in_progress;
     if (canary && !user_paused) {
         const json_t *st = json_array_get(steps, (size_t)step);
         int64_t reached = int_or(rollout, "stepReachedMs", 0);
@@ -616,7 +631,7 @@ void sched_plan_deployment(struct sched_pass *p, const json_t *d, const struct s
             const char *orev = old[k] ? json_string_value(json_object_get(
                                             json_object_get(old[k], "spec"), "revision"))
                                       : NULL;
-            if (orev)
+            if (orev && strcmp(orev, revname) != 0)
                 json_object_set_new(w, orev, json_integer(wo));
         }
         json_object_set_new(rollout, "weights", w);

@@ -54,6 +54,10 @@ void sched_pass_add(struct sched_pass *p, json_t *assignment);
 /* Forgets the Assignment of that name (and frees its node's capacity). */
 void sched_pass_remove(struct sched_pass *p, const char *name);
 void sched_pass_set_ready(struct sched_pass *p, const char *node, bool ready);
+/* A Node NotReady for longer than the grace period is lost: its Assignments are
+ * removed and placed elsewhere (their instances may still run there: the node's
+ * slet stops them when it comes back, or fences itself, docs/operations.md). */
+void sched_pass_set_lost(struct sched_pass *p, const char *node, bool lost);
 size_t sched_pass_assignments(const struct sched_pass *p);
 /* The Assignments of one Deployment: {name: Assignment}, borrowed, or NULL. */
 const json_t *sched_pass_of(const struct sched_pass *p, const char *deployment);

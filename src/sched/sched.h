@@ -47,6 +47,8 @@ struct sched_node {
     const struct sched_label *labels;
     size_t n_labels;
     bool schedulable; /* ready and not cordoned */
+    bool lost;        /* NotReady past the grace period: its Assignments are placed again */
+    bool evacuate;    /* being drained (spec.drain): its Assignments move off, gracefully */
 };
 
 struct sched_request {

@@ -32,6 +32,8 @@ static void usage(FILE *f)
         "10000)\n"
         "  --http-idle-ms N            an idle HTTP connection is closed after this (default "
         "120000)\n"
+        "  --node-grace-ms N           a node NotReady this long has its instances placed "
+        "elsewhere (default 1000)\n"
         "  --max-watches N             watches the server holds at most (default 100000)\n"
         "  --snapshot-every N          log entries between snapshots (default 100000)\n"
         "  --auto-compact-retain N     revisions kept by automatic compaction, 0 = off (default "
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
         {"watch-buffer-bytes", required_argument, NULL, 'W'},
         {"watch-stall-ms", required_argument, NULL, 'S'},
         {"watch-progress-ms", required_argument, NULL, 'Q'},
+        {"node-grace-ms", required_argument, NULL, 'g'},
         {"http-idle-ms", required_argument, NULL, 'H'},
         {"max-watches", required_argument, NULL, 'M'},
         {"snapshot-every", required_argument, NULL, 'P'},
@@ -143,6 +146,11 @@ int main(int argc, char **argv)
             if (parse_size(flag, optarg, 1, &v) < 0)
                 return 2;
             c.watch_progress_usec = v * 1000;
+            break;
+        case 'g':
+            if (parse_size(flag, optarg, 0, &v) < 0)
+                return 2;
+            c.node_grace_usec = v * 1000;
             break;
         case 'H':
             if (parse_size(flag, optarg, 1, &v) < 0)

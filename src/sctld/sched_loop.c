@@ -45,8 +45,11 @@
 
 struct sched_view {
     struct store_watch *w;
-    json_t *nodes;    /* Node name -> Node */
-    json_t *ready;    /* Node name -> true: its heartbeat key exists */
+    json_t *nodes; /* Node name -> Node */
+    json_t *ready; /* Node name -> true: its heartbeat key exists */
+    /* Node name -> since when (monotonic usec, this leader's clock) it is NotReady;
+     * past cfg.node_grace_usec it is lost (its Assignments are placed again) */
+    json_t *down, *lost;
     json_t *deps;     /* Deployment name -> Deployment */
     json_t *asg;      /* Assignment name -> Assignment */
     json_t *revs;     /* Revision name -> its deployment's name */
@@ -102,6 +105,8 @@ static void view_free(struct srv *s, struct sched_view *v)
     sched_pass_free(v->pass);
     json_decref(v->nodes);
     json_decref(v->ready);
+    json_decref(v->down);
+    json_decref(v->lost);
     json_decref(v->deps);
     json_decref(v->asg);
     json_decref(v->revs);
@@ -252,12 +257,21 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
     snprintf(name, sizeof(name), "%.*s", (int)(rlen - plen - 1), slash + 1);
 #define IS(p) (plen == sizeof(p) - 1 && !memcmp(rest, p, plen))
     if (IS("heartbeats")) {
-        if (value)
+        if (value) {
             json_object_set_new(v->ready, name, json_true());
-        else
+            json_object_del(v->down, name);
+            if (json_object_get(v->lost, name))
+                log_info("msg=\"node ready again\" node=%s", name);
+            json_object_del(v->lost, name);
+        } else {
             json_object_del(v->ready, name);
-        if (v->pass)
+            json_object_set_new(v->down, name, json_integer((json_int_t)now_usec(CLOCK_MONOTONIC)));
+            log_info("msg=\"node not ready\" node=%s reason=\"heartbeat lease expired\"", name);
+        }
+        if (v->pass) {
             sched_pass_set_ready(v->pass, name, value != NULL);
+            sched_pass_set_lost(v->pass, name, false);
+        }
         v->all_dirty = true;
         return;
     }
@@ -334,6 +348,7 @@ static struct sched_pass *pass_build(struct sched_view *v)
     json_object_foreach(v->nodes, k, o) json_array_append(arr, o);
     struct sched_pass *p = sched_pass_new(arr, v->ready);
     json_decref(arr);
+    json_object_foreach(v->lost, k, o) sched_pass_set_lost(p, k, true);
     json_object_foreach(v->asg, k, o) sched_pass_add(p, o);
     return p;
 }
@@ -344,6 +359,8 @@ static struct sched_view *view_build(struct srv *s)
     struct sched_view *v = xcalloc(1, sizeof(*v));
     v->nodes = json_object();
     v->ready = json_object();
+    v->down = json_object();
+    v->lost = json_object();
     v->deps = json_object();
     v->asg = json_object();
     v->revs = json_object();
@@ -381,6 +398,13 @@ static struct sched_view *view_build(struct srv *s)
         view_free(s, v);
         return NULL;
     }
+    /* a node without a heartbeat gets the whole grace period from this leader's
+     * start: a new leader never moves instances at once */
+    const char *k;
+    json_t *o;
+    usec_t now = now_usec(CLOCK_MONOTONIC);
+    json_object_foreach(v->nodes, k, o) if (!json_object_get(v->ready, k))
+        json_object_set_new(v->down, k, json_integer((json_int_t)now));
     v->pass = pass_build(v);
     v->nodes_changed = false;
     v->all_dirty = true;
@@ -720,7 +744,26 @@ void srv_sched_pass(struct srv *s)
     if (s->sched_in_flight)
         return;
     usec_t now = now_usec(CLOCK_MONOTONIC);
-    bool moved = store_rev(s->store) != s->sched_rev;
+    bool moved = false;
+    /* nodes NotReady past the grace period: their Assignments are placed again */
+    const char *dk;
+    json_t *dv;
+    void *tmp;
+    json_object_foreach_safe(v->down, tmp, dk, dv)
+    {
+        if (now - (usec_t)json_integer_value(dv) < s->cfg.node_grace_usec)
+            continue;
+        if (json_object_get(v->nodes, dk)) {
+            log_warn("msg=\"node lost: placing its instances elsewhere\" node=%s grace_ms=%llu", dk,
+                     (unsigned long long)(s->cfg.node_grace_usec / 1000));
+            json_object_set_new(v->lost, dk, json_true());
+            sched_pass_set_lost(v->pass, dk, true);
+            v->all_dirty = true;
+            moved = true;
+        }
+        json_object_del(v->down, dk);
+    }
+    moved = moved || store_rev(s->store) != s->sched_rev;
     size_t pending = json_object_size(v->dirty) + json_object_size(v->sdirty) +
                      json_object_size(v->epdirty) + json_object_size(v->rollouts);
     if (!moved && (pending == 0 || now - v->last_pass < USEC_PER_SEC))

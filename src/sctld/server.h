@@ -27,6 +27,7 @@ struct srv_config {
     size_t watch_buffer_bytes;  /* unsent events a watch may hold */
     usec_t watch_stall_usec;    /* ... for this long while full, then it is cut off */
     usec_t watch_progress_usec; /* a caught-up, quiet watch gets a progress line this often */
+    usec_t node_grace_usec;     /* NotReady this long: a node's Assignments are placed again */
     size_t max_watches;
     uint64_t snapshot_every;     /* entries between snapshots */
     int64_t auto_compact_retain; /* revisions kept by automatic compaction, 0 = off */

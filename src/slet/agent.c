@@ -7,7 +7,7 @@
  *   slet agent --server URL --name NODE --data-dir DIR [--labels k=v,...]
  *              [--cpu 4] [--memory 8Gi] [--store DIR] [--trust DIR]
  *              [--listen IP:PORT] [--address IP] [--cell-net none|bridge|host]
- *              [--cgroup-parent NAME] [--grace SEC] [--simulate N]
+ *              [--cgroup-parent NAME] [--grace SEC] [--lease-ttl SEC] [--simulate N]
  *   slet --server URL --name NODE --data-dir DIR ...      (the same)
  *
  * Design (one thread, one libevent loop; docs/slet.md)
@@ -19,7 +19,8 @@
  *   2. The list's revision R starts the watch at R+1, so no change between the
  *      two is missed or applied twice (applying twice is harmless anyway: an
  *      ADDED for a known name is ignored).
- *   3. The heartbeat key lives on a lease that is kept alive every 3 s; a
+ *   3. The heartbeat key lives on a lease (--lease-ttl, 1 s) kept alive every
+ *      quarter of its TTL; a
  *      keepalive answered 404 means the lease expired: grant a new one and put
  *      the heartbeat(s) again.
  *   4. The state directory is read once, after the first successful list and
@@ -290,7 +291,7 @@ static int put_heartbeats(struct slet_agent *a, struct sc_error *e)
 
 static int grant_lease(struct slet_agent *a, struct sc_error *e)
 {
-    json_t *body = json_pack("{s:i}", "ttl", SLET_LEASE_TTL_SEC);
+    json_t *body = json_pack("{s:i}", "ttl", (json_int_t)a->o.lease_ttl_sec);
     struct sc_reply r = {0};
     int rc = api_call(a, "POST", "/v1/leases", body, &r, e);
     json_decref(body);
@@ -332,7 +333,9 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
         log_warn("msg=\"heartbeat failed\" err=\"%s\"", e.msg);
     if (!a->o.simulate) /* a status write that failed earlier is retried here */
         slet_cell_retry_status(a);
-    struct timeval tv = {.tv_sec = SLET_KEEPALIVE_USEC / USEC_PER_SEC};
+    usec_t every = a->o.lease_ttl_sec * USEC_PER_SEC / 4;
+    struct timeval tv = {.tv_sec = (time_t)(every / USEC_PER_SEC),
+                         .tv_usec = (suseconds_t)(every % USEC_PER_SEC)};
     evtimer_add(a->ev_keepalive, &tv);
 }
 
@@ -636,7 +639,7 @@ static const char usage_text[] =
     "                  [--cpu 4] [--memory 8Gi] [--store DIR] [--trust DIR]\n"
     "                  [--listen IP:PORT] [--address IP] [--cell-net none|bridge|host]\n"
     "                  [--bridge NAME] [--cell-range CIDR] [--cgroup-parent NAME]\n"
-    "                  [--grace SEC] [--simulate N]\n";
+    "                  [--grace SEC] [--lease-ttl SEC] [--simulate N]\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -665,6 +668,7 @@ static int parse_opts(int argc, char **argv, struct slet_opts *o)
         {"cell-net", required_argument, NULL, 'N'},
         {"cgroup-parent", required_argument, NULL, 'C'},
         {"grace", required_argument, NULL, 'g'},
+        {"lease-ttl", required_argument, NULL, 'E'},
         {"simulate", required_argument, NULL, 'M'},
         {"bridge", required_argument, NULL, 'B'},
         {"log-level", required_argument, NULL, 'v'},
@@ -672,7 +676,8 @@ static int parse_opts(int argc, char **argv, struct slet_opts *o)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    *o = (struct slet_opts){.net = CELL_NET_NONE, .grace_usec = 10 * USEC_PER_SEC};
+    *o = (struct slet_opts){
+        .net = CELL_NET_NONE, .grace_usec = 10 * USEC_PER_SEC, .lease_ttl_sec = SLET_LEASE_TTL_SEC};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -725,6 +730,14 @@ static int parse_opts(int argc, char **argv, struct slet_opts *o)
         case 'g':
             o->grace_usec = (usec_t)(strtod(optarg, NULL) * USEC_PER_SEC);
             break;
+        case 'E': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (*end || n == 0 || n > 3600)
+                return usage_error("bad --lease-ttl \"%s\" (1..3600 seconds)", optarg);
+            o->lease_ttl_sec = (unsigned)n;
+            break;
+        }
         case 'M': {
             char *end;
             unsigned long n = strtoul(optarg, &end, 10);

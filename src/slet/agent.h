@@ -32,9 +32,12 @@
 #include "client/client.h"
 #include "image/image.h"
 
-#define SLET_NAME_MAX           63
-#define SLET_LEASE_TTL_SEC      10
-#define SLET_KEEPALIVE_USEC     (3 * USEC_PER_SEC)
+#define SLET_NAME_MAX 63
+/* The heartbeat lease: its TTL (--lease-ttl) and a keepalive every quarter of it,
+ * so that three lost keepalives in a row still keep the node Ready.  With
+ * sctld's --node-grace-ms (1 s) a dead node's instances are placed elsewhere
+ * 1.75-2.1 s after it died (docs/operations.md, "Timeouts"). */
+#define SLET_LEASE_TTL_SEC      1
 #define SLET_BACKOFF_MIN_USEC   (100 * USEC_PER_MSEC)
 #define SLET_BACKOFF_MAX_USEC   (10 * USEC_PER_SEC)
 #define SLET_BACKOFF_RESET_USEC (10 * USEC_PER_SEC) /* up this long: backoff starts over */
@@ -91,6 +94,7 @@ struct slet_opts {
     uint64_t cpu_millis, memory_bytes; /* 0: detected */
     unsigned simulate;                 /* 0: a real node */
     usec_t grace_usec;
+    unsigned lease_ttl_sec; /* the heartbeat lease's TTL */
 };
 
 struct slet_agent {

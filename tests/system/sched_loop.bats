@@ -166,6 +166,35 @@ status_of() { curl -s "$U/v1/deployments/$1" | jq -r ".status.$2"; }
   until_eq "0/4 nodes: 3 not matching only=n4, 1 not ready" status_of late unschedulable
 }
 
+@test "a node NotReady past the grace period has its Assignments placed on another" {
+  node n5 64000 68719476736 '{"pool":"lost"}'
+  node n6 64000 68719476736 '{"pool":"lost"}'
+  heartbeat n5 1
+  heartbeat n6 60
+  deploy moved 2 ',"placement":{"nodeSelector":{"pool":"lost"}}' >/dev/null
+  until_eq "n5:1 n6:1" assigned_on moved
+  local before
+  before=$(curl -s "$U/v1/assignments?selector=deployment%3Dmoved" | jq -r '.items[] | select(.spec.node == "n5") | .metadata.name')
+  # n5's 1 s lease runs out; 1 s of grace (sctld's default) later its Assignment moves
+  local t0=$EPOCHREALTIME
+  until_eq "n6:2" assigned_on moved
+  local took
+  took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%d", (b - a) * 1000}')
+  echo "# n5's Assignment placed again after $took ms" >&3
+  [ "$took" -ge 1000 ] # not before the lease and the grace period
+  [ "$(status_of moved assigned)" = 2 ]
+  # the replacement takes the lost one's name (the lowest free ordinal), on n6
+  [ "$(curl -s "$U/v1/assignments/$before" | jq -r .spec.node)" = n6 ]
+  # back: schedulable again, nothing moves back by itself
+  heartbeat n5 60
+  deploy moved 3 ',"placement":{"nodeSelector":{"pool":"lost"}}' >/dev/null
+  until_eq "n5:1 n6:2" assigned_on moved
+  # gone, so that later tests do not spread onto nodes whose leases run out
+  curl -sf -X DELETE "$U/v1/deployments/moved" >/dev/null
+  curl -sf -X DELETE "$U/v1/nodes/n5" >/dev/null
+  curl -sf -X DELETE "$U/v1/nodes/n6" >/dev/null
+}
+
 # instance NAME DEPLOYMENT NODE READY ADDRESS REVISION: what slet would report
 instance() { # (a plain PUT keeps the stored status: the status goes by /status, as slet's does)
   curl -sf -X PUT "$U/v1/instances/$1" -d "{\"kind\":\"Instance\",\"metadata\":{\"name\":\"$1\",
