@@ -398,6 +398,8 @@ static const struct mf_field node_spec_fields[] = {
     {"capacity", MF_OBJ, MF_REQUIRED, .children = node_resources_fields},
     {"allocatable", MF_OBJ, 0, .children = node_resources_fields},
     {"unschedulable", MF_BOOL, 0},
+    /* sctl nodes drain: its Assignments are replaced elsewhere, gracefully */
+    {"drain", MF_BOOL, 0},
     END,
 };
 static const struct mf_field node_object_fields[] = {

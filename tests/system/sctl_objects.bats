@@ -334,3 +334,32 @@ wait_instances() {
   [ "$status" -eq 2 ]
   "$SCTL" delete deployment cy >/dev/null
 }
+
+@test "nodes cordon keeps what runs; drain moves it off and waits; uncordon" {
+  printf 'kind: Deployment\nmetadata: {name: dr}\nspec: {image: hello, replicas: 4, resources: {memory: 16Mi}}\n' \
+    >"$BATS_TEST_TMPDIR/dr.yaml"
+  "$SCTL" apply -f "$BATS_TEST_TMPDIR/dr.yaml" --wait >/dev/null
+  on() { "$SCTL" get assignments -l deployment=dr -o json | jq -r "[.items[] | select(.spec.node == \"$1\")] | length"; }
+  [ "$(on sim-0)" = 2 ] && [ "$(on sim-1)" = 2 ]
+  run "$SCTL" nodes cordon sim-1
+  [ "$status" -eq 0 ] && [ "$output" = "node/sim-1 cordoned" ]
+  [ "$("$SCTL" get nodes sim-1 -o wide | awk 'NR == 2 {print $6}')" = false ]
+  # cordoned: what runs there stays, a scale-up goes to sim-0
+  "$SCTL" scale dr --replicas 5 >/dev/null
+  for _ in $(seq 50); do [ "$(on sim-0)" = 3 ] && break; sleep 0.1; done
+  [ "$(on sim-0)" = 3 ] && [ "$(on sim-1)" = 2 ]
+  # drain: replaced on sim-0, then gone from sim-1; the command waits for it
+  run "$SCTL" nodes drain sim-1 --timeout 30s
+  [ "$status" -eq 0 ] && [ "${lines[-1]}" = "node/sim-1 drained" ]
+  [ "$(on sim-1)" = 0 ] && [ "$(on sim-0)" = 5 ]
+  run "$SCTL" rollout status dr --timeout 30s
+  [ "$status" -eq 0 ] && [[ "${lines[-1]}" == *"5/5 updated, 5 ready, 0 old, 0 draining" ]]
+  run "$SCTL" nodes uncordon sim-1
+  [ "$status" -eq 0 ] && [ "$output" = "node/sim-1 uncordoned" ]
+  [ "$("$SCTL" get nodes sim-1 -o json | jq -c '.spec | [.unschedulable, .drain]')" = '[null,null]' ]
+  run "$SCTL" nodes drain nosuch --timeout 1s
+  [ "$status" -eq 4 ]
+  run "$SCTL" nodes frobnicate sim-1
+  [ "$status" -eq 2 ]
+  "$SCTL" delete deployment dr >/dev/null
+}
