@@ -15,13 +15,11 @@
  * Each change is a compare-and-swap on the Node's revision as read, retried once
  * on a conflict (slet and the operator both write Nodes).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "manifest/manifest.h"
 #include "sctl/sctl.h"
 
 static const char nodes_usage[] = "usage: sctl nodes cordon|uncordon NODE\n"
@@ -77,32 +75,16 @@ static int nodes_cordon(struct sctl *s, int argc, char **argv)
 
 static int nodes_drain(struct sctl *s, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"timeout", required_argument, NULL, 't'},
-        {"no-wait", no_argument, NULL, 'n'},
-        {0},
-    };
     int64_t timeout_ms = 300000;
-    bool wait = true;
-    char why[128];
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        if (c == 't' && manifest_parse_duration(optarg, &timeout_ms, why, sizeof(why)) < 0)
-            return sctl_usage("--timeout wants a duration like 60s or 5m, got '%s': %s", optarg,
-                              why);
-        else if (c == 'n')
-            wait = false;
-        else if (c != 't')
-            return sctl_usage("nodes drain: %s option '%s'",
-                              c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
-    }
+    bool no_wait = false;
+    int code = sctl_timeout_opts(argc, argv, "nodes drain", "no-wait", &timeout_ms, &no_wait);
+    if (code)
+        return code;
     if (argc - optind != 1)
         return sctl_usage("usage: sctl nodes drain NODE [--timeout DURATION] [--no-wait]");
     const char *name = argv[optind];
-    int code = node_set(s, name, true, true, "draining");
-    if (code || !wait)
+    code = node_set(s, name, true, true, "draining");
+    if (code || no_wait)
         return code;
     char sel[160];
     snprintf(sel, sizeof(sel), "node=%s", name);

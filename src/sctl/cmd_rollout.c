@@ -159,27 +159,13 @@ static int progress_line(struct sctl *s, const char *name, const json_t *d, char
 
 static int rollout_status(struct sctl *s, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"timeout", required_argument, NULL, 't'},
-        {"no-follow", no_argument, NULL, 'n'},
-        {0},
-    };
     int64_t timeout_ms = 600000;
-    bool follow = true;
-    char why[128];
-    optind = 1;
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        if (c == 't' && manifest_parse_duration(optarg, &timeout_ms, why, sizeof(why)) < 0)
-            return sctl_usage("--timeout wants a duration like 60s or 2m, got '%s': %s", optarg,
-                              why);
-        else if (c == 'n')
-            follow = false;
-        else if (c != 't')
-            return sctl_usage("rollout status: %s option '%s'",
-                              c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
-    }
+    bool no_follow = false;
+    int code =
+        sctl_timeout_opts(argc, argv, "rollout status", "no-follow", &timeout_ms, &no_follow);
+    if (code)
+        return code;
+    bool follow = !no_follow;
     if (argc - optind != 1)
         return sctl_usage("usage: sctl rollout status NAME [--timeout DURATION] [--no-follow]");
     const char *name = dep_name(argv[optind]);
@@ -189,7 +175,7 @@ static int rollout_status(struct sctl *s, int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         json_t *d = NULL;
-        int code = get_deployment(s, name, &d);
+        code = get_deployment(s, name, &d);
         if (!code)
             code = progress_line(s, name, d, line, sizeof(line));
         if (code) {

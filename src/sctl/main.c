@@ -9,12 +9,14 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
+#include "manifest/manifest.h"
 #include "sctl/sctl.h"
 
 static int verb_version(struct sctl *s, int argc, char **argv);
@@ -140,6 +142,31 @@ int sctl_parse_u64(const char *opt, const char *v, unsigned long long *out)
         (*out = strtoull(v, &end, 10), errno != 0 || *end != '\0')) {
         sctl_usage("%s wants a non-negative integer, got '%s'", opt, v ? v : "");
         return -1;
+    }
+    return 0;
+}
+
+int sctl_timeout_opts(int argc, char **argv, const char *verb, const char *flag,
+                      int64_t *timeout_ms, bool *flag_set)
+{
+    const struct option opts[] = {
+        {"timeout", required_argument, NULL, 't'},
+        {flag, no_argument, NULL, 'f'},
+        {0},
+    };
+    char why[128];
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == 't' && manifest_parse_duration(optarg, timeout_ms, why, sizeof(why)) < 0)
+            return sctl_usage("--timeout wants a duration like 60s or 5m, got '%s': %s", optarg,
+                              why);
+        else if (c == 'f')
+            *flag_set = true;
+        else if (c != 't')
+            return sctl_usage("%s: %s option '%s'", verb,
+                              c == ':' ? "missing value for" : "unknown", argv[optind - 1]);
     }
     return 0;
 }

@@ -59,6 +59,10 @@ struct sc_client *sctl_client(struct sctl *s);
 int sctl_fail(struct sctl *s, int rc, const struct sc_reply *r, const struct sc_error *e);
 
 /* Runs the subverb argv[1] of the verb argv[0] from a table (args/help unused). */
+/* Parses `--timeout DURATION` and one boolean `--FLAG` (e.g. "no-wait") from
+ * argv (getopt_long: optind is where the operands start); 0 or a usage exit code. */
+int sctl_timeout_opts(int argc, char **argv, const char *verb, const char *flag,
+                      int64_t *timeout_ms, bool *flag_set);
 int sctl_subverb(struct sctl *s, int argc, char **argv, const struct sctl_verb *sub, size_t n,
                  const char *usage);
 
