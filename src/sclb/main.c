@@ -95,11 +95,12 @@ static void forget(struct sclb *b, const char *name)
         if (!strcmp((*pp)->name, name)) {
             struct served *s = *pp;
             *pp = s->next;
+            /* logged first: name may point into s (or into s->obj) */
+            log_info("msg=\"stopped serving\" endpoints=%s", name);
             lb_provider_free(s->p); /* stops its process by PID */
             json_decref(s->last_status);
             json_decref(s->obj);
             free(s);
-            log_info("msg=\"stopped serving\" endpoints=%s", name);
             return;
         }
 }
@@ -194,8 +195,9 @@ static void reconcile(struct sclb *b, json_t *o)
         s->next = b->all;
         b->all = s;
     }
-    json_decref(s->obj);
+    json_t *was = s->obj; /* o may be s->obj itself (a retry) */
     s->obj = json_incref(o);
+    json_decref(was);
     const json_t *list = json_object_get(spec, "endpoints");
     bool truncated = false;
     size_t n = json_array_size(list), k = 0;
@@ -333,9 +335,15 @@ static int on_line(void *arg, const char *line, size_t len)
     } else if (json_object_get(j, "progress") && b->failed_any) {
         /* retry what failed: every object we serve, once */
         b->failed_any = false;
+        /* each with a reference of its own: reconcile may replace s and its obj */
+        json_t *objs = json_array();
         for (struct served *s = b->all; s; s = s->next)
             if (s->obj)
-                reconcile(b, s->obj);
+                json_array_append(objs, s->obj);
+        size_t i;
+        json_t *o2;
+        json_array_foreach(objs, i, o2) reconcile(b, o2);
+        json_decref(objs);
     }
     if (rev > b->rev)
         b->rev = rev;
