@@ -18,9 +18,12 @@
 
 #include "base/util.h"
 
+#define SC_CLIENT_MAX_SERVERS 7
+
 struct sc_client {
     CURL *curl;
-    char *server; /* without a trailing '/' */
+    char *servers[SC_CLIENT_MAX_SERVERS]; /* each without a trailing '/' */
+    size_t n, cur;                        /* the one requests go to now */
     long connect_timeout_ms, timeout_ms;
 };
 
@@ -30,18 +33,40 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* One http://HOST:PORT of the list, checked. */
+static int check_server(const char *s, size_t len, struct sc_error *e)
+{
+    if (len < 7 || strncmp(s, "http://", 7) != 0)
+        return sc_error_set(e, -SC_E_INVALID, "server",
+                            "server '%.*s' must look like http://HOST:PORT", (int)len, s);
+    const char *host = s + 7;
+    size_t hl = strcspn(host, "/");
+    if (hl > len - 7)
+        hl = len - 7;
+    const char *colon = memrchr(host, ':', hl);
+    if (hl == 0 || !colon || colon[1] < '0' || colon[1] > '9')
+        return sc_error_set(e, -SC_E_INVALID, "server",
+                            "server '%.*s' must look like http://HOST:PORT", (int)len, s);
+    return 0;
+}
+
 int sc_client_new(const struct sc_client_opts *o, struct sc_client **out, struct sc_error *e)
 {
     const char *s = o->server;
-    if (!s || strncmp(s, "http://", 7) != 0)
+    if (!s || !*s)
         return sc_error_set(e, -SC_E_INVALID, "server",
-                            "server '%s' must look like http://HOST:PORT", s ? s : "");
-    const char *host = s + 7;
-    const char *colon = strrchr(host, ':');
-    size_t hl = strcspn(host, "/");
-    if (hl == 0 || !colon || colon > host + hl || colon[1] < '0' || colon[1] > '9')
-        return sc_error_set(e, -SC_E_INVALID, "server",
-                            "server '%s' must look like http://HOST:PORT", s);
+                            "server '' must look like http://HOST:PORT[,http://HOST:PORT...]");
+    size_t n = 0;
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, ",");
+        int r = check_server(p, len, e);
+        if (r < 0)
+            return r;
+        if (++n > SC_CLIENT_MAX_SERVERS)
+            return sc_error_set(e, -SC_E_INVALID, "server", "at most %d servers, got more",
+                                SC_CLIENT_MAX_SERVERS);
+        p += len + (p[len] == ',');
+    }
     pthread_once(&curl_once, curl_init_once);
     struct sc_client *c = xcalloc(1, sizeof(*c));
     c->curl = curl_easy_init();
@@ -49,10 +74,16 @@ int sc_client_new(const struct sc_client_opts *o, struct sc_client **out, struct
         free(c);
         return sc_error_set(e, -ENOMEM, NULL, "curl_easy_init failed");
     }
-    c->server = xstrdup(s);
-    size_t n = strlen(c->server);
-    while (n > 7 && c->server[n - 1] == '/')
-        c->server[--n] = '\0';
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, ",");
+        char *one = xcalloc(len + 1, 1);
+        memcpy(one, p, len);
+        size_t l = strlen(one);
+        while (l > 7 && one[l - 1] == '/')
+            one[--l] = '\0';
+        c->servers[c->n++] = one;
+        p += len + (p[len] == ',');
+    }
     c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 3000;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
     *out = c;
@@ -64,13 +95,35 @@ void sc_client_free(struct sc_client *c)
     if (!c)
         return;
     curl_easy_cleanup(c->curl);
-    free(c->server);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->servers[i]);
     free(c);
 }
 
 const char *sc_client_server(const struct sc_client *c)
 {
-    return c->server;
+    return c->servers[c->cur];
+}
+
+/* The next server of the list takes the requests (a new connection). */
+static void next_server(struct sc_client *c)
+{
+    c->cur = (c->cur + 1) % c->n;
+}
+
+/* Try the request on the next server?  Only when it cannot have taken effect:
+ * no connection was made, or the server refused it for want of a quorum or
+ * leader (503); a GET also after a timeout.  Otherwise it stays where it is. */
+static bool try_next(const struct sc_client *c, int rc, const struct sc_reply *r,
+                     const char *method)
+{
+    if (c->n < 2)
+        return false;
+    if (rc == -ECONNREFUSED || rc == -EHOSTUNREACH)
+        return true;
+    if (rc == -ETIMEDOUT || rc == -EIO)
+        return !strcmp(method, "GET");
+    return rc == 0 && r->status == 503;
 }
 
 void sc_reply_free(struct sc_reply *r)
@@ -208,7 +261,7 @@ static int perform(struct sc_client *c, const char *method, const char *path, co
 {
     CURL *h = c->curl;
     struct sc_buf url = {0};
-    sc_buf_printf(&url, "%s%s", c->server, path);
+    sc_buf_printf(&url, "%s%s", sc_client_server(c), path);
     sc_buf_put_u8(&url, 0);
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, (const char *)url.data);
@@ -250,11 +303,17 @@ static int perform(struct sc_client *c, const char *method, const char *path, co
 int sc_client_do(struct sc_client *c, const char *method, const char *path, const void *body,
                  size_t len, struct sc_reply *r, struct sc_error *e)
 {
-    sc_reply_free(r);
-    struct rx x = {.r = r};
-    int rc = perform(c, method, path, body, len, &x, e);
-    if (rc == 0)
-        decode_error(r);
+    int rc = 0;
+    for (size_t tries = 0; tries < c->n; tries++) {
+        sc_reply_free(r);
+        struct rx x = {.r = r};
+        rc = perform(c, method, path, body, len, &x, e);
+        if (rc == 0)
+            decode_error(r);
+        if (!try_next(c, rc, r, method))
+            return rc;
+        next_server(c);
+    }
     return rc;
 }
 
@@ -286,6 +345,10 @@ int sc_client_stream(struct sc_client *c, const char *path, sc_client_line_fn fn
     s.x.fn = stream_line;
     s.x.arg = &s;
     int rc = perform(c, "GET", path, NULL, 0, &s.x, e);
+    for (size_t tries = 1; tries < c->n && (rc == -ECONNREFUSED || rc == -EHOSTUNREACH); tries++) {
+        next_server(c); /* nothing was streamed: no connection was made */
+        rc = perform(c, "GET", path, NULL, 0, &s.x, e);
+    }
     if (rc == 0 && s.x.line.len) { /* a last line without '\n' */
         if (r->status >= 200 && r->status < 300 && !s.x.stopped) {
             sc_buf_put_u8(&s.x.line, 0);

@@ -27,7 +27,11 @@
 struct sc_client;
 
 struct sc_client_opts {
-    const char *server;      /* http://HOST:PORT (https:// arrives with mutual TLS) */
+    /* http://HOST:PORT, or several separated by commas (the controllers): a
+     * request that cannot have taken effect (no connection, 503 for want of a
+     * quorum or leader; a GET also after a timeout) is tried on the next one,
+     * which then keeps the requests.  https:// arrives with mutual TLS. */
+    const char *server;
     long connect_timeout_ms; /* 0: 3,000 */
     long timeout_ms;         /* a whole request; 0: 30,000; streams have none */
 };
@@ -44,6 +48,7 @@ struct sc_reply {
 /* Checks the server URL (scheme, host, port) and prepares a handle. */
 int sc_client_new(const struct sc_client_opts *o, struct sc_client **out, struct sc_error *e);
 void sc_client_free(struct sc_client *c);
+/* The server requests go to now (one of the list). */
 const char *sc_client_server(const struct sc_client *c);
 
 /* One request.  path starts with '/' and is already escaped (sc_client_escape);

@@ -189,6 +189,20 @@ static void first_address(char out[INET_ADDRSTRLEN])
 
 /* ---- registration, lease, heartbeat ------------------------------------------- */
 
+static void schedule_relist(struct slet_agent *a, bool resume);
+
+/* HOST:PORT of the controller the client talks to now (one of --server's list,
+ * sc_client_new checked the form), for libevent's connections (the watch). */
+static void server_addr(struct slet_agent *a)
+{
+    snprintf(a->host_port, sizeof(a->host_port), "%s", sc_client_server(a->api) + 7);
+    a->host_port[strcspn(a->host_port, "/")] = '\0';
+    snprintf(a->server_host, sizeof(a->server_host), "%s", a->host_port);
+    char *colon = strrchr(a->server_host, ':');
+    *colon = '\0';
+    a->server_port = atoi(colon + 1);
+}
+
 static int api_call(struct slet_agent *a, const char *method, const char *path, json_t *body,
                     struct sc_reply *r, struct sc_error *e)
 {
@@ -331,6 +345,14 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
     }
     if (rc < 0)
         log_warn("msg=\"heartbeat failed\" err=\"%s\"", e.msg);
+    /* the client moved to another controller: the watch follows it */
+    char now_at[sizeof(a->host_port)];
+    snprintf(now_at, sizeof(now_at), "%s", sc_client_server(a->api) + 7);
+    now_at[strcspn(now_at, "/")] = '\0';
+    if (a->listed && strcmp(now_at, a->host_port) != 0) {
+        log_info("msg=\"following another controller\" server=%s", now_at);
+        schedule_relist(a, true);
+    }
     if (!a->o.simulate) /* a status write that failed earlier is retried here */
         slet_cell_retry_status(a);
     usec_t every = a->o.lease_ttl_sec * USEC_PER_SEC / 4;
@@ -508,6 +530,7 @@ static void selector_query(struct slet_agent *a, struct sc_buf *b)
 
 static int watch_start(struct slet_agent *a)
 {
+    server_addr(a); /* the controller the requests go to now */
     if (a->watch_conn)
         evhttp_connection_free(a->watch_conn);
     a->watch_conn =
@@ -591,11 +614,21 @@ static int relist(struct slet_agent *a, struct sc_error *e)
             in->seen = false;
             all[n++] = in;
         }
-    for (size_t i = 0; i < json_array_size(items); i++)
-        ensure_inst(a, json_array_get(items, i));
+    /* what the list still has is marked first, so that what it lost (moved
+     * away while this node was cut off, their generation stale) is stopped
+     * before anything new starts */
+    for (size_t i = 0; i < json_array_size(items); i++) {
+        const char *nm = json_string_value(
+            json_object_get(json_object_get(json_array_get(items, i), "metadata"), "name"));
+        struct slet_inst *in = nm ? slet_inst_find(a, nm) : NULL;
+        if (in && node_is_ours(a, in->node))
+            in->seen = true;
+    }
     for (size_t i = 0; i < n; i++)
         if (!all[i]->seen && all[i]->st != INST_STOPPING)
             drop_inst(a, all[i]->name);
+    for (size_t i = 0; i < json_array_size(items); i++)
+        ensure_inst(a, json_array_get(items, i));
     free(all);
     a->watch_rev = (uint64_t)json_integer_value(json_object_get(list, "revision")) + 1;
     json_decref(list);
@@ -814,18 +847,13 @@ int slet_agent_main(int argc, char **argv)
         fprintf(stderr, "slet agent: data dir %s: %s\n", a.o.data_dir, strerror(-rc));
         return 1;
     }
-    struct sc_client_opts co = {.server = a.o.server, .timeout_ms = 30000};
+    struct sc_client_opts co = {
+        .server = a.o.server, .connect_timeout_ms = 1000, .timeout_ms = 30000};
     if ((rc = sc_client_new(&co, &a.api, &e)) < 0) {
         fprintf(stderr, "slet agent: %s\n", e.msg);
         return 2;
     }
-    /* host and port for libevent's client (sc_client_new checked the form) */
-    snprintf(a.host_port, sizeof(a.host_port), "%s", a.o.server + 7);
-    a.host_port[strcspn(a.host_port, "/")] = '\0';
-    snprintf(a.server_host, sizeof(a.server_host), "%s", a.host_port);
-    char *colon = strrchr(a.server_host, ':');
-    *colon = '\0';
-    a.server_port = atoi(colon + 1);
+    server_addr(&a);
 
     /* the node names: NODE, or NODE-0 .. NODE-(N-1) */
     a.n_nodes = a.o.simulate ? a.o.simulate : 1;
