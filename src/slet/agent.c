@@ -203,16 +203,22 @@ static void server_addr(struct slet_agent *a)
     a->server_port = atoi(colon + 1);
 }
 
-static int api_call(struct slet_agent *a, const char *method, const char *path, json_t *body,
-                    struct sc_reply *r, struct sc_error *e)
+static int client_call(struct sc_client *c, const char *method, const char *path, json_t *body,
+                       struct sc_reply *r, struct sc_error *e)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    int rc = sc_client_do(a->api, method, path, text, text ? strlen(text) : 0, r, e);
+    int rc = sc_client_do(c, method, path, text, text ? strlen(text) : 0, r, e);
     free(text);
     if (rc >= 0 && (r->status < 200 || r->status >= 300))
         rc = sc_error_set(e, r->status == 404 ? -SC_E_NOT_FOUND : -EPROTO, r->field,
                           "%s %s: HTTP %ld %s: %s", method, path, r->status, r->code, r->message);
     return rc;
+}
+
+static int api_call(struct slet_agent *a, const char *method, const char *path, json_t *body,
+                    struct sc_reply *r, struct sc_error *e)
+{
+    return client_call(a->api, method, path, body, r, e);
 }
 
 json_t *slet_node_object(struct slet_agent *a, const char *node)
@@ -284,7 +290,7 @@ static char *heartbeat_value(struct slet_agent *a, const char *node)
     return s;
 }
 
-static int put_heartbeats(struct slet_agent *a, struct sc_error *e)
+static int put_heartbeats(struct slet_agent *a, struct sc_client *c, struct sc_error *e)
 {
     if (a->o.simulate)
         return slet_sim_heartbeats(a, e);
@@ -294,7 +300,7 @@ static int put_heartbeats(struct slet_agent *a, struct sc_error *e)
     sc_buf_put_u8(&p, 0);
     char *v = heartbeat_value(a, a->nodes[0]);
     struct sc_reply r = {0};
-    int rc = sc_client_do(a->api, "PUT", (const char *)p.data, v, strlen(v), &r, e);
+    int rc = sc_client_do(c, "PUT", (const char *)p.data, v, strlen(v), &r, e);
     if (rc >= 0 && r.status != 200)
         rc = sc_error_set(e, -EPROTO, NULL, "heartbeat: HTTP %ld %s", r.status, r.message);
     sc_reply_free(&r);
@@ -303,11 +309,11 @@ static int put_heartbeats(struct slet_agent *a, struct sc_error *e)
     return rc;
 }
 
-static int grant_lease(struct slet_agent *a, struct sc_error *e)
+static int grant_lease(struct slet_agent *a, struct sc_client *c, struct sc_error *e)
 {
     json_t *body = json_pack("{s:i}", "ttl", (json_int_t)a->o.lease_ttl_sec);
     struct sc_reply r = {0};
-    int rc = api_call(a, "POST", "/v1/leases", body, &r, e);
+    int rc = client_call(c, "POST", "/v1/leases", body, &r, e);
     json_decref(body);
     if (rc >= 0) {
         json_t *j = json_loads(sc_reply_text(&r), 0, NULL);
@@ -318,26 +324,27 @@ static int grant_lease(struct slet_agent *a, struct sc_error *e)
     }
     sc_reply_free(&r);
     if (rc >= 0)
-        rc = put_heartbeats(a, e);
+        rc = put_heartbeats(a, c, e);
     return rc;
 }
 
-static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+/* One heartbeat through client c: keep the lease alive, or grant a new one and
+ * put the heartbeat key(s) again when it is gone (or there is none yet). */
+static void heartbeat_once(struct slet_agent *a, struct sc_client *c)
 {
-    struct slet_agent *a = arg;
     struct sc_error e = {0};
     int rc = 0;
     if (!a->lease_id) {
-        rc = grant_lease(a, &e);
+        rc = grant_lease(a, c, &e);
     } else {
         char path[96];
         snprintf(path, sizeof(path), "/v1/leases/%" PRId64 "/keepalive", a->lease_id);
         struct sc_reply r = {0};
-        rc = sc_client_do(a->api, "POST", path, NULL, 0, &r, &e);
+        rc = sc_client_do(c, "POST", path, NULL, 0, &r, &e);
         if (rc >= 0 && r.status == 404) {
             log_warn("msg=\"lease lost, granting a new one\" lease=%" PRId64, a->lease_id);
             a->lease_id = 0;
-            rc = grant_lease(a, &e);
+            rc = grant_lease(a, c, &e);
         } else if (rc >= 0 && r.status != 200) {
             rc = sc_error_set(&e, -EPROTO, NULL, "keepalive: HTTP %ld %s", r.status, r.message);
         }
@@ -345,6 +352,30 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
     }
     if (rc < 0)
         log_warn("msg=\"heartbeat failed\" err=\"%s\"", e.msg);
+}
+
+/* A real node's heartbeat thread: a keepalive every quarter of the TTL, on its
+ * own client; it alone touches a->lease_id while it runs. */
+static void *heartbeat_thread(void *arg)
+{
+    struct slet_agent *a = arg;
+    usec_t every = a->o.lease_ttl_sec * USEC_PER_SEC / 4;
+    while (!atomic_load(&a->hb_quit)) {
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        heartbeat_once(a, a->hb_api);
+        while (!atomic_load(&a->hb_quit) && now_usec(CLOCK_MONOTONIC) - t0 < every) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    struct slet_agent *a = arg;
+    if (a->o.simulate)
+        heartbeat_once(a, a->api);
     /* the client moved to another controller: the watch follows it */
     char now_at[sizeof(a->host_port)];
     snprintf(now_at, sizeof(now_at), "%s", sc_client_server(a->api) + 7);
@@ -853,6 +884,14 @@ int slet_agent_main(int argc, char **argv)
         fprintf(stderr, "slet agent: %s\n", e.msg);
         return 2;
     }
+    /* the heartbeat's: a request that takes longer than the TTL is lost anyway */
+    struct sc_client_opts hbo = {.server = a.o.server,
+                                 .connect_timeout_ms = 500,
+                                 .timeout_ms = (long)a.o.lease_ttl_sec * 1000};
+    if (!a.o.simulate && (rc = sc_client_new(&hbo, &a.hb_api, &e)) < 0) {
+        fprintf(stderr, "slet agent: %s\n", e.msg);
+        return 2;
+    }
     server_addr(&a);
 
     /* the node names: NODE, or NODE-0 .. NODE-(N-1) */
@@ -906,7 +945,17 @@ int slet_agent_main(int argc, char **argv)
      * Cell yet) their default action ends the agent. */
     event_add(a.ev_sigint, NULL);
     event_add(a.ev_sigterm, NULL);
-    on_keepalive(-1, 0, &a); /* grants the lease and puts the heartbeat(s) */
+    if (!a.o.simulate) {
+        /* the first heartbeat here (the node is Ready before its first list),
+         * then the thread keeps it */
+        heartbeat_once(&a, a.hb_api);
+        if (pthread_create(&a.hb_thread, NULL, heartbeat_thread, &a) != 0) {
+            fprintf(stderr, "slet agent: cannot start the heartbeat thread\n");
+            return 1;
+        }
+        a.hb_started = true;
+    }
+    on_keepalive(-1, 0, &a); /* --simulate: grants the lease and puts the heartbeats */
     on_relist(-1, 0, &a);
 
     event_base_dispatch(a.base);
@@ -914,6 +963,10 @@ int slet_agent_main(int argc, char **argv)
     /* Shutdown: Cells are torn down (they would die with us anyway, docs/slet.md);
      * state files and Instance objects stay for the next run to pick up. */
     a.quitting = true;
+    if (a.hb_started) {
+        atomic_store(&a.hb_quit, true);
+        pthread_join(a.hb_thread, NULL);
+    }
     if (a.watch_conn)
         evhttp_connection_free(a.watch_conn);
     slet_logs_stop(&a);
@@ -947,5 +1000,6 @@ int slet_agent_main(int argc, char **argv)
     event_free(a.ev_sigterm);
     event_base_free(a.base);
     sc_client_free(a.api);
+    sc_client_free(a.hb_api);
     return 0;
 }

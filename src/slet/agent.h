@@ -22,6 +22,8 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "base/buf.h"
@@ -109,6 +111,13 @@ struct slet_agent {
     /* lease and heartbeat */
     int64_t lease_id;
     struct event *ev_keepalive;
+    /* a real node's heartbeat runs on a thread of its own with its own client,
+     * so that nothing the loop blocks on (a Cell start, a slow status write)
+     * delays it past the lease's 1 s TTL */
+    struct sc_client *hb_api;
+    pthread_t hb_thread;
+    bool hb_started;
+    atomic_bool hb_quit;
     /* the watch */
     struct evhttp_connection *watch_conn;
     struct evhttp_request *watch_req;
