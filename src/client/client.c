@@ -25,6 +25,7 @@ struct sc_client {
     char *servers[SC_CLIENT_MAX_SERVERS]; /* each without a trailing '/' */
     size_t n, cur;                        /* the one requests go to now */
     long connect_timeout_ms, timeout_ms;
+    bool idempotent;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -85,6 +86,7 @@ int sc_client_new(const struct sc_client_opts *o, struct sc_client **out, struct
         p += len + (p[len] == ',');
     }
     c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 3000;
+    c->idempotent = o->idempotent;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
     *out = c;
     return 0;
@@ -122,7 +124,7 @@ static bool try_next(const struct sc_client *c, int rc, const struct sc_reply *r
     if (rc == -ECONNREFUSED || rc == -EHOSTUNREACH)
         return true;
     if (rc == -ETIMEDOUT || rc == -EIO)
-        return !strcmp(method, "GET");
+        return c->idempotent || !strcmp(method, "GET");
     return rc == 0 && r->status == 503;
 }
 

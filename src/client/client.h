@@ -18,6 +18,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,9 @@ struct sc_client_opts {
     const char *server;
     long connect_timeout_ms; /* 0: 3,000 */
     long timeout_ms;         /* a whole request; 0: 30,000; streams have none */
+    /* every request of this client may be sent twice (slet's heartbeat): a
+     * timeout also moves it to the next server */
+    bool idempotent;
 };
 
 struct sc_reply {

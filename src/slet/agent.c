@@ -884,10 +884,13 @@ int slet_agent_main(int argc, char **argv)
         fprintf(stderr, "slet agent: %s\n", e.msg);
         return 2;
     }
-    /* the heartbeat's: a request that takes longer than the TTL is lost anyway */
+    /* the heartbeat's: a keepalive stuck on one controller (a forward to a leader
+     * that went away, a connection that died in a partition) is sent to the
+     * next one after half the TTL, while the lease still holds */
     struct sc_client_opts hbo = {.server = a.o.server,
-                                 .connect_timeout_ms = 500,
-                                 .timeout_ms = (long)a.o.lease_ttl_sec * 1000};
+                                 .connect_timeout_ms = 300,
+                                 .timeout_ms = (long)a.o.lease_ttl_sec * 500,
+                                 .idempotent = true};
     if (!a.o.simulate && (rc = sc_client_new(&hbo, &a.hb_api, &e)) < 0) {
         fprintf(stderr, "slet agent: %s\n", e.msg);
         return 2;

@@ -38,8 +38,10 @@
 /* The heartbeat lease: its TTL (--lease-ttl) and a keepalive every quarter of it,
  * so that three lost keepalives in a row still keep the node Ready.  With
  * sctld's --node-grace-ms (1 s) a dead node's instances are placed elsewhere
- * 1.75-2.1 s after it died (docs/operations.md, "Timeouts"). */
-#define SLET_LEASE_TTL_SEC      1
+ * 2.5-3 s after it died (docs/operations.md, "Node lifecycle and timeouts").
+ * 1 s was tried: on a loaded 2-core VM a follower that lost its leader for 1.6 s
+ * made a healthy node lose its instances. */
+#define SLET_LEASE_TTL_SEC 2
 #define SLET_BACKOFF_MIN_USEC   (100 * USEC_PER_MSEC)
 #define SLET_BACKOFF_MAX_USEC   (10 * USEC_PER_SEC)
 #define SLET_BACKOFF_RESET_USEC (10 * USEC_PER_SEC) /* up this long: backoff starts over */
@@ -113,7 +115,7 @@ struct slet_agent {
     struct event *ev_keepalive;
     /* a real node's heartbeat runs on a thread of its own with its own client,
      * so that nothing the loop blocks on (a Cell start, a slow status write)
-     * delays it past the lease's 1 s TTL */
+     * delays it past the lease's TTL */
     struct sc_client *hb_api;
     pthread_t hb_thread;
     bool hb_started;

@@ -434,7 +434,7 @@ cluster_up || { echo "Bail out! cannot build the hosts"; exit 1; }
 for n in 1 2 3; do start_controller $n; done
 L=$(wait_leader 1 2 3) || { echo "Bail out! no leader elected"; show_logs; exit 1; }
 F1=$((L % 3 + 1)) F2=$(((L + 1) % 3 + 1)) # the followers serve the nodes and the lb
-NODE_SERVER=([n1]=c$F1 [n2]=c$F2 [n3]=c$F1 [n4]=c$F2)
+NODE_SERVER=([n1]="c$F1 c$F2 c$L" [n2]="c$F2 c$F1 c$L" [n3]="c$F1 c$F2 c$L" [n4]="c$F2 c$F1 c$L")
 LB_SERVER=c$F1
 node_image || { echo "Bail out! cannot build the test image"; exit 1; }
 start_lb
