@@ -77,6 +77,19 @@ static void write_status(struct slet_inst *in)
         done = rc < 0 || r.status != 409;
         if (rc >= 0 && r.status >= 200 && r.status < 300)
             in->obj_created = true;
+        if (!done) {
+            /* it exists: from an earlier run of this agent, or left by the node
+             * this Assignment was on before it was placed here (its spec names
+             * that node): this node takes it over, then writes the status */
+            sc_reply_free(&r);
+            o = slet_instance_object(in, false);
+            text = json_dumps(o, JSON_COMPACT);
+            json_decref(o);
+            snprintf(path, sizeof(path), "/v1/instances/%s", in->name);
+            rc = sc_client_do(a->api, "PUT", path, text, strlen(text), &r, &e);
+            free(text);
+            done = rc < 0 || r.status < 200 || r.status >= 300;
+        }
     }
     if (!done) {
         sc_reply_free(&r);
@@ -99,13 +112,36 @@ static void write_status(struct slet_inst *in)
     sc_reply_free(&r);
 }
 
+/* Deletes this node's Instance object NAME, unless it is another node's now (an
+ * Assignment of that name placed elsewhere while this node was lost): read,
+ * then deleted only at the revision read. */
 static void delete_instance(struct slet_agent *a, const char *name)
 {
-    char path[128];
+    char path[192];
     struct sc_error e = {0};
     struct sc_reply r = {0};
     snprintf(path, sizeof(path), "/v1/instances/%s", name);
-    int rc = sc_client_do(a->api, "DELETE", path, NULL, 0, &r, &e);
+    int rc = sc_client_do(a->api, "GET", path, NULL, 0, &r, &e);
+    if (rc < 0 || r.status != 200) {
+        sc_reply_free(&r);
+        return; /* gone already, or unreadable: the next recovery sweeps it */
+    }
+    json_t *o = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+    const char *node = json_string_value(json_object_get(json_object_get(o, "spec"), "node"));
+    json_int_t rev =
+        json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision"));
+    bool mine = node && !strcmp(node, a->nodes[0]);
+    json_decref(o);
+    if (!mine) {
+        log_info("msg=\"instance object left to its new node\" instance=%s node=%s", name,
+                 node ? node : "?");
+        sc_reply_free(&r);
+        return;
+    }
+    snprintf(path, sizeof(path), "/v1/instances/%s?revision=%lld", name, (long long)rev);
+    rc = sc_client_do(a->api, "DELETE", path, NULL, 0, &r, &e);
+    if (rc >= 0 && r.status == 409)
+        r.status = 404; /* taken over meanwhile: not ours to delete */
     if (rc < 0 || (r.status != 200 && r.status != 404))
         log_warn("msg=\"instance not deleted\" instance=%s err=\"%s\" status=%ld", name,
                  rc < 0 ? e.msg : r.message, r.status);
