@@ -319,9 +319,9 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
         const char *d = spec_str(o ? o : old, "deployment");
         if (d) /* ours come back, the programmer's status, or someone's edit */
             json_object_set_new(v->epdirty, d, json_true());
-        map_set(v->eps, name, o);
         if (d && json_object_get(v->rollouts, d)) /* a drain may be confirmed */
             json_object_set_new(v->dirty, d, json_true());
+        map_set(v->eps, name, o); /* d may point into old: used before this */
     } else if (IS("assignments")) {
         set_assignment(v, name, o);
     } else if (IS("instances")) {
