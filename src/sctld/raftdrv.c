@@ -282,11 +282,20 @@ static void update_finish(struct srv *s)
     for (size_t i = 0; i < u->n_committed; i++)
         conf |= u->committed[i].type == RAFT_ENTRY_CONF;
     enum raft_role old = s->st.role;
+    uint64_t old_leader = s->st.leader;
     raft_advance(s->raft, u);
     s->in_flight = false;
     raft_get_status(s->raft, &s->st);
     if (old != s->st.role)
         on_role_change(s, old, s->st.role);
+    if (old_leader != s->st.leader) {
+        /* reads whose ReadIndex went to the former leader would wait out their
+         * 2 s for an answer that never comes (a leader killed): asked again of
+         * the new one (a late answer to the old context matches nothing) */
+        for (struct srv_pread *pr = s->reads; pr; pr = pr->next)
+            if (!pr->ready && pr->ctx != UINT64_MAX)
+                pr->ctx = 0;
+    }
     if (s->fwd_pool.leader && s->fwd_pool.leader != s->st.leader)
         srv_forward_drop_pool(s); /* its connections go to a former leader */
     if (conf)
