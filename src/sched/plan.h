@@ -18,10 +18,13 @@
  *                     generation, node, cpuMillis, memoryBytes}
  *   Deployment status {observedGeneration, replicas, assigned, unschedulable?}
  *
- * Decisions for one Deployment whose template is Revision V, with R replicas:
- *   1. Assignments of another Revision, or on a Node that no longer exists, are
- *      removed (issue 6 brings rolling replacement; until then an update is a
- *      recreate; scaling alone keeps V and touches nothing else);
+ * Decisions for one Deployment whose template is Revision V, with R replicas
+ * (the rollout rules in docs/rollout.md):
+ *   1. Assignments on a Node that no longer exists, or that is lost (NotReady
+ *      past the grace period, sched_pass_set_lost), are removed at once;
+ *      Assignments of another Revision, or on a Node being drained (spec.drain),
+ *      are replaced as the strategy allows (surge, availability, drain from the
+ *      load balancer before removal); scaling alone keeps V;
  *   2. of Revision V, the newest beyond R are removed (sched_pick_victims);
  *   3. the missing ones are placed by sched_place (filter, fit, spread) and named
  *      with the lowest free K;
