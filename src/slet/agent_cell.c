@@ -131,10 +131,11 @@ static void delete_instance(struct slet_agent *a, const char *name)
     json_int_t rev =
         json_integer_value(json_object_get(json_object_get(o, "metadata"), "revision"));
     bool mine = node && !strcmp(node, a->nodes[0]);
-    json_decref(o);
-    if (!mine) {
+    if (!mine)
         log_info("msg=\"instance object left to its new node\" instance=%s node=%s", name,
                  node ? node : "?");
+    json_decref(o); /* node points into it */
+    if (!mine) {
         sc_reply_free(&r);
         return;
     }
