@@ -126,6 +126,23 @@ static void handle_healthz(struct srv *s, struct evhttp_request *req, const stru
     srv_send_json(s, req, s->shutting_down ? 503 : 200, &s->scratch);
 }
 
+/* The plain-HTTP health listener (--health-listen): GET /healthz and nothing else. */
+void srv_handle_health(struct evhttp_request *req, void *arg)
+{
+    struct srv *s = arg;
+    struct sc_error e = {0};
+    const char *uri = evhttp_request_get_uri(req);
+    size_t plen = strcspn(uri, "?");
+    if (plen != 8 || memcmp(uri, "/healthz", 8) != 0)
+        return srv_send_error(s, req,
+                              sc_error_set(&e, -SC_E_NOT_FOUND, "path",
+                                           "this listener serves only /healthz; the API is HTTPS"),
+                              &e);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET)
+        return srv_send_error(s, req, sc_error_set(&e, -SC_E_METHOD, "method", "use GET"), &e);
+    handle_healthz(s, req, NULL);
+}
+
 /* ---- the routing table ---------------------------------------------------------------- */
 
 enum route_match {

@@ -39,6 +39,13 @@ static void usage(FILE *f)
         "  --auto-compact-retain N     revisions kept by automatic compaction, 0 = off (default "
         "100000)\n"
         "  --wal-segment-bytes N       size of one log segment file (default 67108864)\n"
+        "  --tls-dir DIR               mutual TLS: the cluster CA and this controller's and\n"
+        "                              the admin's certificates live here (made on the first\n"
+        "                              start); the API is then HTTPS and every client needs a\n"
+        "                              certificate of the CA (sctl: DIR/admin.crt, admin.key).\n"
+        "                              Not with --peer-listen yet\n"
+        "  --health-listen HOST:PORT   plain-HTTP GET /healthz on a loopback address (default\n"
+        "                              none)\n"
         "  --log-level debug|info|warn|error\n"
         "  --help\n"
         "On start it prints one line `sctld listening on ADDR:PORT` on stdout.\n");
@@ -83,6 +90,8 @@ int main(int argc, char **argv)
         {"auto-compact-retain", required_argument, NULL, 'C'},
         {"wal-segment-bytes", required_argument, NULL, 'G'},
         {"log-level", required_argument, NULL, 'L'},
+        {"tls-dir", required_argument, NULL, 'X'},
+        {"health-listen", required_argument, NULL, 'Y'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -176,6 +185,12 @@ int main(int argc, char **argv)
             if (parse_size(flag, optarg, 64 * 1024, &v) < 0)
                 return 2;
             c.wal_segment_bytes = v;
+            break;
+        case 'X':
+            c.tls_dir = optarg;
+            break;
+        case 'Y':
+            c.health_listen = optarg;
             break;
         case 'L': {
             int l = log_parse_level(optarg);

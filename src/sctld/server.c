@@ -360,7 +360,8 @@ int srv_run(const struct srv_config *cfg)
         r = s->exit_code;
         goto out;
     }
-    if ((r = bind_listener(s)) < 0 || (r = start_peers(s)) < 0)
+    if ((r = srv_tls_start(s)) < 0 || (r = bind_listener(s)) < 0 || (r = srv_health_start(s)) < 0 ||
+        (r = start_peers(s)) < 0)
         goto out;
     srv_sync_peers(s); /* members added after --initial-cluster, from their address keys */
     s->wake_ev = event_new(s->base, s->persist.wake_fd, EV_READ | EV_PERSIST, srv_on_durable, s);
@@ -427,6 +428,7 @@ out:
         event_free(s->sigterm_ev);
     if (s->sigint_ev)
         event_free(s->sigint_ev);
+    srv_tls_done(s); /* the health listener; freed SSL bufferevents finalized in the loop */
     if (s->base)
         event_base_free(s->base);
     srv_sched_forget(s);

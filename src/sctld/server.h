@@ -32,6 +32,8 @@ struct srv_config {
     uint64_t snapshot_every;     /* entries between snapshots */
     int64_t auto_compact_retain; /* revisions kept by automatic compaction, 0 = off */
     size_t wal_segment_bytes;
+    const char *tls_dir; /* CA + certificates; the API is HTTPS with client certs; NULL: HTTP */
+    const char *health_listen; /* loopback HOST:PORT serving plain GET /healthz; NULL: none */
 };
 
 void srv_config_default(struct srv_config *c);

@@ -16,6 +16,7 @@
  *   logs.c     /v1/instances/NAME/logs: an instance's output relayed from its node
  *   members.c  /v1/cluster, membership changes, the peer table following the log
  *   recover.c  snapshot files (format, the forked writer) and recovery at start-up
+ *   tls.c      --tls-dir: the CA and certificates, HTTPS on the API listener; --health-listen
  *
  * The design block is split the same way; its invariants keep their numbers:
  *  1-3, 5  raftdrv.c (one update in flight; durable before applied; parked
@@ -137,6 +138,8 @@ struct srv {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
+    struct ssl_ctx_st *tls;     /* --tls-dir: the API listener's SSL_CTX (tls.c) */
+    struct evhttp *health_http; /* --health-listen: plain GET /healthz (tls.c) */
     struct store *store;
     struct persist persist;
     bool persist_running;
@@ -246,6 +249,8 @@ void srv_handle(struct evhttp_request *req, void *arg);
 int srv_body_of(struct srv *s, struct evhttp_request *req, char **ret, size_t *len,
                 struct sc_error *e);
 bool srv_writable(struct srv *s, struct evhttp_request *req);
+/* The health listener's only route: GET /healthz (tls.c binds it). */
+void srv_handle_health(struct evhttp_request *req, void *arg);
 
 /* http_kv.c: route handlers */
 void srv_http_kv(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
@@ -330,3 +335,9 @@ int srv_snap_decode(const uint8_t *p, size_t n, struct raft_snapshot_meta *m, co
                     size_t *len);
 void srv_maybe_snapshot(struct srv *s);
 int srv_recover(struct srv *s, struct wal **ret_wal);
+
+/* tls.c: --tls-dir (before the API socket is bound), --health-listen, their teardown
+ * (after evhttp_free(s->http), before event_base_free) */
+int srv_tls_start(struct srv *s);
+int srv_health_start(struct srv *s);
+void srv_tls_done(struct srv *s);
