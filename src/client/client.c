@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "base/util.h"
+#include "net/tls_curl.h"
 
 #define SC_CLIENT_MAX_SERVERS 7
 
@@ -26,6 +27,7 @@ struct sc_client {
     size_t n, cur;                        /* the one requests go to now */
     long connect_timeout_ms, timeout_ms;
     bool idempotent;
+    char *ca, *cert, *key; /* for https:// servers */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -34,16 +36,22 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* One http://HOST:PORT of the list, checked. */
+static bool is_https(const char *s)
+{
+    return strncmp(s, "https://", 8) == 0;
+}
+
+/* One http://HOST:PORT or https://HOST:PORT of the list, checked. */
 static int check_server(const char *s, size_t len, struct sc_error *e)
 {
-    if (len < 7 || strncmp(s, "http://", 7) != 0)
+    size_t sl = len >= 8 && is_https(s) ? 8 : 7;
+    if (len < sl || (sl == 7 && strncmp(s, "http://", 7) != 0))
         return sc_error_set(e, -SC_E_INVALID, "server",
                             "server '%.*s' must look like http://HOST:PORT", (int)len, s);
-    const char *host = s + 7;
+    const char *host = s + sl;
     size_t hl = strcspn(host, "/");
-    if (hl > len - 7)
-        hl = len - 7;
+    if (hl > len - sl)
+        hl = len - sl;
     const char *colon = memrchr(host, ':', hl);
     if (hl == 0 || !colon || colon[1] < '0' || colon[1] > '9')
         return sc_error_set(e, -SC_E_INVALID, "server",
@@ -63,6 +71,13 @@ int sc_client_new(const struct sc_client_opts *o, struct sc_client **out, struct
         int r = check_server(p, len, e);
         if (r < 0)
             return r;
+        if (is_https(p) && (!o->ca || !*o->ca))
+            return sc_error_set(e, -SC_E_INVALID, "ca",
+                                "server '%.*s' is https: the cluster CA file is needed (ca)",
+                                (int)len, p);
+        if (is_https(p) && !o->cert != !o->key)
+            return sc_error_set(e, -SC_E_INVALID, "cert",
+                                "a client certificate needs its key and a key its certificate");
         if (++n > SC_CLIENT_MAX_SERVERS)
             return sc_error_set(e, -SC_E_INVALID, "server", "at most %d servers, got more",
                                 SC_CLIENT_MAX_SERVERS);
@@ -88,6 +103,9 @@ int sc_client_new(const struct sc_client_opts *o, struct sc_client **out, struct
     c->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 3000;
     c->idempotent = o->idempotent;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+    c->ca = o->ca ? xstrdup(o->ca) : NULL;
+    c->cert = o->cert ? xstrdup(o->cert) : NULL;
+    c->key = o->key ? xstrdup(o->key) : NULL;
     *out = c;
     return 0;
 }
@@ -99,6 +117,9 @@ void sc_client_free(struct sc_client *c)
     curl_easy_cleanup(c->curl);
     for (size_t i = 0; i < c->n; i++)
         free(c->servers[i]);
+    free(c->ca);
+    free(c->cert);
+    free(c->key);
     free(c);
 }
 
@@ -277,6 +298,17 @@ static int perform(struct sc_client *c, const char *method, const char *path, co
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "sctl/" SC_VERSION);
+    char errbuf[CURL_ERROR_SIZE] = "";
+    if (is_https(sc_client_server(c))) {
+        struct net_tls_files f = {.ca = c->ca, .cert = c->cert, .key = c->key};
+        int tr = net_tls_curl_setup(h, &f, e);
+        if (tr < 0) {
+            sc_buf_free(&url);
+            return tr;
+        }
+        /* curl's detail ("SSL certificate problem: ...") says why a handshake failed */
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    }
     struct curl_slist *hdr = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
     if (body) {
         hdr = curl_slist_append(hdr, "Content-Type: application/json");
@@ -295,9 +327,15 @@ static int perform(struct sc_client *c, const char *method, const char *path, co
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->r->status);
     int rc = 0;
     if (cc != CURLE_OK && !(x->stopped && cc == CURLE_WRITE_ERROR)) {
-        rc = sc_error_set(e, curl_errno(cc), "server", "%s %s: %s", method, (const char *)url.data,
-                          curl_easy_strerror(cc));
+        /* a server that wants a client certificate just ends the handshake */
+        bool hint =
+            is_https(sc_client_server(c)) && !c->cert &&
+            (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR);
+        rc = sc_error_set(e, curl_errno(cc), "server", "%s %s: %s%s", method,
+                          (const char *)url.data, errbuf[0] ? errbuf : curl_easy_strerror(cc),
+                          hint ? " (no client certificate was given: --cert, --key)" : "");
     }
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* errbuf ends here */
     sc_buf_free(&url);
     return rc;
 }

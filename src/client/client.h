@@ -6,6 +6,10 @@
  * transport here (libcurl, which both binaries already need for registries)
  * means TLS, timeouts, keep-alive and error decoding are written once.
  *
+ * https:// servers get TLS 1.3 with the cluster CA as the only trust anchor and
+ * the client's certificate (net_tls_curl_setup); the host name or IP of the URL
+ * must be in the server certificate's SANs.
+ *
  * Shape: a client holds one libcurl easy handle, so requests on it reuse one
  * keep-alive connection; it is not thread-safe (one per thread).  A request
  * returns 0 whenever the server answered, whatever the status; the status, the
@@ -28,11 +32,15 @@
 struct sc_client;
 
 struct sc_client_opts {
-    /* http://HOST:PORT, or several separated by commas (the controllers): a
-     * request that cannot have taken effect (no connection, 503 for want of a
-     * quorum or leader; a GET also after a timeout) is tried on the next one,
-     * which then keeps the requests.  https:// arrives with mutual TLS. */
+    /* http://HOST:PORT or https://HOST:PORT, or several separated by commas (the
+     * controllers): a request that cannot have taken effect (no connection, 503
+     * for want of a quorum or leader; a GET also after a timeout) is tried on the
+     * next one, which then keeps the requests. */
     const char *server;
+    /* PEM files for https:// servers (mutual TLS, docs/pki.md): the cluster CA
+     * (required with https, the only trust anchor) and this client's certificate
+     * and key (both or neither).  Copied; unused for http://. */
+    const char *ca, *cert, *key;
     long connect_timeout_ms; /* 0: 3,000 */
     long timeout_ms;         /* a whole request; 0: 30,000; streams have none */
     /* every request of this client may be sent twice (slet's heartbeat): a

@@ -3,7 +3,9 @@
  * by name (wireguard-tools habit); global flags may stand anywhere before `--`
  * (kubectl habit); the server comes from --server, else $SCTL_SERVER, else the
  * config file ($SCTL_CONFIG, ~/.config/sctl/config, /etc/swiftcube/sctl.conf:
- * `server = URL` lines), else http://127.0.0.1:7400.  Everything the verbs share
+ * `server = URL` lines), else http://127.0.0.1:7400.  An https:// server takes
+ * the cluster CA and the client's certificate and key from --ca/--cert/--key,
+ * else from the config file's `ca =`, `cert =`, `key =`.  Everything the verbs share
  * (requests that print the server's errors, exit codes, tables) lives here.
  */
 #include <assert.h>
@@ -53,8 +55,8 @@ int sctl_usage(const char *fmt, ...)
 
 static void print_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sctl [--server URL] [-o table|wide|json|yaml|name] VERB ARGS...\n\nverbs:\n");
+    fprintf(f, "usage: sctl [--server URL] [--ca FILE --cert FILE --key FILE] "
+               "[-o table|wide|json|yaml|name]\n            VERB ARGS...\n\nverbs:\n");
     for (size_t i = 0; i < N_VERBS; i++)
         fprintf(f, "  %-10s %-32s %s\n", verbs[i].name, verbs[i].args, verbs[i].help);
     fprintf(f, "\nexit codes: 0 ok, 1 refused (4xx), 2 usage, 3 unavailable, 4 not found\n");
@@ -67,7 +69,7 @@ struct sc_client *sctl_client(struct sctl *s)
     if (s->client)
         return s->client;
     struct sc_error e = {0};
-    struct sc_client_opts o = {.server = s->server};
+    struct sc_client_opts o = {.server = s->server, .ca = s->ca, .cert = s->cert, .key = s->key};
     if (sc_client_new(&o, &s->client, &e) < 0) {
         fprintf(stderr, "sctl: %s (from %s)\n", e.msg, s->server_from);
         return NULL;
@@ -230,8 +232,26 @@ void sctl_table_print(struct sctl_table *t)
 
 /* ---- configuration --------------------------------------------------------------- */
 
-/* Reads `server = URL` from a config file; 0 if absent, 1 if found, -1 on error. */
-static int read_config(const char *path, char **server)
+/* The config file's keys, in the order of struct config_vals. */
+static const char *const config_keys[] = {"server", "ca", "cert", "key"};
+enum { CFG_SERVER, CFG_CA, CFG_CERT, CFG_KEY, CFG_N };
+
+/* A file path from the config file: a relative one is relative to the file. */
+static char *config_path_value(const char *cfg_path, const char *v)
+{
+    const char *slash = strrchr(cfg_path, '/');
+    if (v[0] == '/' || !slash)
+        return xstrdup(v);
+    size_t dl = (size_t)(slash - cfg_path) + 1, vl = strlen(v);
+    char *out = xcalloc(dl + vl + 1, 1);
+    memcpy(out, cfg_path, dl);
+    memcpy(out + dl, v, vl);
+    return out;
+}
+
+/* Reads `key = value` lines (config_keys) from a config file into vals; 0 if
+ * absent, 1 if it has a server, 2 if it exists without one, -1 on error. */
+static int read_config(const char *path, char *vals[CFG_N])
 {
     FILE *f = fopen(path, "re");
     if (!f)
@@ -261,36 +281,30 @@ static int read_config(const char *path, char **server)
         v[strcspn(v, "\r\n")] = '\0';
         for (size_t l = strlen(v); l > 0 && isspace((unsigned char)v[l - 1]);)
             v[--l] = '\0';
-        if (kl == 6 && !strncmp(p, "server", 6)) {
-            free(*server);
-            *server = xstrdup(v);
-            found = 1;
-        } else {
-            fprintf(stderr, "sctl: %s:%d:1: unknown setting '%.*s' (known: server)\n", path, lineno,
-                    (int)kl, p);
+        size_t k = 0;
+        while (k < CFG_N && !(strlen(config_keys[k]) == kl && !strncmp(p, config_keys[k], kl)))
+            k++;
+        if (k == CFG_N) {
+            fprintf(stderr,
+                    "sctl: %s:%d:1: unknown setting '%.*s' (known: server, ca, cert, key)\n", path,
+                    lineno, (int)kl, p);
             rc = -1;
             break;
         }
+        free(vals[k]);
+        vals[k] = k == CFG_SERVER ? xstrdup(v) : config_path_value(path, v);
+        found |= k == CFG_SERVER;
     }
     fclose(f);
-    return rc < 0 ? rc : found;
+    return rc < 0 ? rc : found ? 1 : 2;
 }
 
-static int resolve_server(struct sctl *s, const char *flag, char **owned)
+/* The config files to read, in order ($SCTL_CONFIG alone when it is set). */
+static size_t config_paths(const char *paths[2])
 {
-    if (flag) {
-        s->server = flag, s->server_from = "--server";
-        return 0;
-    }
-    const char *env = getenv("SCTL_SERVER");
-    if (env && *env) {
-        s->server = env, s->server_from = "$SCTL_SERVER";
-        return 0;
-    }
     static char path[4096];
     const char *cfg = getenv("SCTL_CONFIG");
     const char *home = getenv("HOME");
-    const char *paths[3] = {0};
     size_t n = 0;
     if (cfg && *cfg) {
         paths[n++] = cfg;
@@ -301,20 +315,54 @@ static int resolve_server(struct sctl *s, const char *flag, char **owned)
         }
         paths[n++] = "/etc/swiftcube/sctl.conf";
     }
-    for (size_t i = 0; i < n; i++) {
-        int r = read_config(paths[i], owned);
-        if (r < 0)
-            return -1;
-        if (r > 0) {
-            s->server = *owned, s->server_from = paths[i];
-            return 0;
+    return n;
+}
+
+static int resolve_server(struct sctl *s, const char *flag, char *owned[CFG_N])
+{
+    const char *paths[2] = {0};
+    size_t n = config_paths(paths);
+    const char *cfg = getenv("SCTL_CONFIG");
+    const char *env = getenv("SCTL_SERVER");
+    bool from_file = false;
+    if (flag) {
+        s->server = flag, s->server_from = "--server";
+    } else if (env && *env) {
+        s->server = env, s->server_from = "$SCTL_SERVER";
+    } else {
+        for (size_t i = 0; i < n && !s->server; i++) {
+            int r = read_config(paths[i], owned);
+            if (r < 0)
+                return -1;
+            if (r == 1) {
+                s->server = owned[CFG_SERVER], s->server_from = paths[i], from_file = true;
+            } else if (cfg && *cfg) {
+                fprintf(stderr, "sctl: $SCTL_CONFIG names %s, which does not exist\n", cfg);
+                return -1;
+            } else {
+                for (size_t k = 0; k < CFG_N; k++) /* settings come from one file */
+                    free(owned[k]), owned[k] = NULL;
+            }
         }
-        if (cfg && *cfg) {
-            fprintf(stderr, "sctl: $SCTL_CONFIG names %s, which does not exist\n", cfg);
-            return -1;
-        }
+        if (!s->server)
+            s->server = "http://127.0.0.1:7400", s->server_from = "the default";
     }
-    s->server = "http://127.0.0.1:7400", s->server_from = "the default";
+    /* An https:// server given by flag or environment still finds its files in
+     * the first config file there is, unless the flags name all three. */
+    if (!from_file && strstr(s->server, "https://") && !(s->ca && s->cert && s->key))
+        for (size_t i = 0; i < n; i++) {
+            int r = read_config(paths[i], owned);
+            if (r < 0)
+                return -1;
+            if (r > 0)
+                break;
+        }
+    if (!s->ca)
+        s->ca = owned[CFG_CA];
+    if (!s->cert)
+        s->cert = owned[CFG_CERT];
+    if (!s->key)
+        s->key = owned[CFG_KEY];
     return 0;
 }
 
@@ -421,7 +469,8 @@ static int verb_completion(struct sctl *s, int argc, char **argv)
 /* ---- main -------------------------------------------------------------------------- */
 
 /* Takes the global flags out of argv wherever they stand (up to `--`). */
-static int take_globals(int *argc, char **argv, const char **server, enum sctl_output *out)
+static int take_globals(int *argc, char **argv, const char **server, struct sctl *s,
+                        enum sctl_output *out)
 {
     int w = 0;
     bool rest = false;
@@ -439,7 +488,15 @@ static int take_globals(int *argc, char **argv, const char **server, enum sctl_o
         bool is_server = !strncmp(a, "--server", 8) && (a[8] == '\0' || a[8] == '=');
         bool is_out = !strcmp(a, "-o") || !strncmp(a, "-o=", 3) ||
                       (!strncmp(a, "--output", 8) && (a[8] == '\0' || a[8] == '='));
-        if (!is_server && !is_out) {
+        static const char *const tls_flags[] = {"--ca", "--cert", "--key"};
+        const char **tls_dst[] = {&s->ca, &s->cert, &s->key};
+        int tls = -1;
+        for (int k = 0; k < 3; k++) {
+            size_t fl = strlen(tls_flags[k]);
+            if (!strncmp(a, tls_flags[k], fl) && (a[fl] == '\0' || a[fl] == '='))
+                tls = k;
+        }
+        if (!is_server && !is_out && tls < 0) {
             argv[w++] = argv[i];
             continue;
         }
@@ -450,7 +507,9 @@ static int take_globals(int *argc, char **argv, const char **server, enum sctl_o
             v = argv[++i];
         else
             return sctl_usage("%s needs a value", a);
-        if (is_server) {
+        if (tls >= 0) {
+            *tls_dst[tls] = v;
+        } else if (is_server) {
             *server = v;
         } else if (!strcmp(v, "table")) {
             *out = SCTL_OUT_TABLE;
@@ -476,7 +535,7 @@ int main(int argc, char **argv)
     struct sctl s = {.output = SCTL_OUT_TABLE};
     const char *server_flag = NULL;
     argc--, argv++;
-    int code = take_globals(&argc, argv, &server_flag, &s.output);
+    int code = take_globals(&argc, argv, &server_flag, &s, &s.output);
     if (code)
         return code;
     if (argc == 0) {
@@ -500,11 +559,10 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return SCTL_EXIT_USAGE;
     }
-    char *owned = NULL;
-    if (resolve_server(&s, server_flag, &owned) < 0)
-        return SCTL_EXIT_USAGE;
-    code = verb->run(&s, argc, argv);
+    char *owned[CFG_N] = {0};
+    code = resolve_server(&s, server_flag, owned) < 0 ? SCTL_EXIT_USAGE : verb->run(&s, argc, argv);
     sc_client_free(s.client);
-    free(owned);
+    for (size_t k = 0; k < CFG_N; k++)
+        free(owned[k]);
     return code;
 }

@@ -29,6 +29,7 @@ enum sctl_output { SCTL_OUT_TABLE, SCTL_OUT_WIDE, SCTL_OUT_JSON, SCTL_OUT_YAML, 
 struct sctl {
     const char *server; /* resolved: --server, $SCTL_SERVER, config file, default */
     const char *server_from;
+    const char *ca, *cert, *key; /* https://: --ca/--cert/--key, else the config file's */
     enum sctl_output output;
     struct sc_client *client; /* opened on first use */
 };
