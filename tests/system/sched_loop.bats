@@ -294,11 +294,10 @@ draining_of() { # DEPLOYMENT: how many of its Assignments are draining
 }
 
 @test "a revision that never becomes ready is rolled back after progressDeadline" {
+  # the first revision with time to become ready (a loaded CI machine), then 1 s
+  local first=',"update":{"strategy":"rolling","maxSurge":1,"maxUnavailable":0,"progressDeadline":"1m"}'
   local spec=',"update":{"strategy":"rolling","maxSurge":1,"maxUnavailable":0,"progressDeadline":"1s"}'
-  deploy back 2 "$spec" >/dev/null
-  until_eq 2 status_of back assigned
-  ready_all back
-  until_eq "complete " rollout_of back
+  deploy_complete back 2 "$first"
   local r1
   r1=$(curl -s "$U/v1/assignments?selector=deployment%3Dback" | jq -r '.items[0].spec.revision' | sed 's/^back-//')
   deploy back 2 "$spec"',"env":{"BROKEN":"1"}' >/dev/null
@@ -327,6 +326,7 @@ weights_of() { # ENDPOINTS: the distinct "revision-suffix:weight xN" of its endp
 
 @test "canary: a share of the traffic by weight, paused until promoted; abort rolls back" {
   local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"canary","canaryWeight":25}'
+  heartbeat n1 60
   deploy can 4 "$spec" >/dev/null
   until_eq 4 status_of can assigned
   ready_all can
@@ -380,7 +380,7 @@ sorted_revs_of() { revs_of "$1" | tr ' ' '\n' | sort | paste -sd' '; }
 assignments_n() { curl -s "$U/v1/assignments?selector=deployment%3D$1" | jq '.items | length'; }
 
 @test "canary steps: a timed step moves on by itself, the next waits; pause holds a promote" {
-  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"canary","maxSurge":5,"steps":[{"weight":10,"pause":"3s"},{"weight":50}]}'
+  local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"canary","maxSurge":5,"steps":[{"weight":10,"pause":"8s"},{"weight":50}]}'
   deploy_complete cst 10 "$spec"
   local r1 r2
   r1=$(curl -s "$U/v1/deployments/cst" | jq -r .status.rollout.revision | sed 's/^cst-//')
@@ -392,7 +392,7 @@ assignments_n() { curl -s "$U/v1/assignments?selector=deployment%3D$1" | jq '.it
   r2=$(curl -s "$U/v1/deployments/cst" | jq -r .status.rollout.revision | sed 's/^cst-//')
   # 1 x 100 against 10 x 90: 100 / 1000 = 10 % of the requests to the canary
   until_eq "$(printf '%s\n' "$r1:90x10" "$r2:100x1" | sort | paste -sd' ')" weights_of cst-http
-  # after its 3 s pause, step 2 by itself: five new (50 %), waiting for promote
+  # after its 8 s pause (long enough for a loaded machine to look first), step 2 by itself: five new (50 %), waiting for promote
   until_eq 15 assignments_n cst
   ready_all cst
   until_eq "paused 1" step_of cst
