@@ -2,7 +2,7 @@
 # node_failure.sh: issue 7's failure benchmark on the namespace cluster of
 # tests/system/cluster_lib.sh (three sctld, four slet with real Cells on their
 # own bridges, a client host), release build, default timeouts (slet's 2 s
-# heartbeat lease, sctld's 1 s grace):
+# heartbeat lease, sctld's 500 ms grace):
 #
 #   1. node failure: kill -9 of a node's slet and every process of its Cells (the
 #      node with the most replicas of a 8-replica Deployment), until every replica

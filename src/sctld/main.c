@@ -33,7 +33,7 @@ static void usage(FILE *f)
         "  --http-idle-ms N            an idle HTTP connection is closed after this (default "
         "120000)\n"
         "  --node-grace-ms N           a node NotReady this long has its instances placed "
-        "elsewhere (default 1000)\n"
+        "elsewhere (default 500)\n"
         "  --max-watches N             watches the server holds at most (default 100000)\n"
         "  --snapshot-every N          log entries between snapshots (default 100000)\n"
         "  --auto-compact-retain N     revisions kept by automatic compaction, 0 = off (default "

@@ -303,7 +303,7 @@ void srv_config_default(struct srv_config *c)
         .watch_stall_usec = 5 * USEC_PER_SEC,
         .http_idle_usec = 120 * USEC_PER_SEC,
         .watch_progress_usec = 10 * USEC_PER_SEC,
-        .node_grace_usec = 1 * USEC_PER_SEC,
+        .node_grace_usec = 500 * USEC_PER_MSEC,
         .max_watches = 100000,
         .snapshot_every = 100000,
         .auto_compact_retain = 100000,

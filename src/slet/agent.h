@@ -37,8 +37,8 @@
 #define SLET_NAME_MAX 63
 /* The heartbeat lease: its TTL (--lease-ttl) and a keepalive every quarter of it,
  * so that three lost keepalives in a row still keep the node Ready.  With
- * sctld's --node-grace-ms (1 s) a dead node's instances are placed elsewhere
- * 2.5-3 s after it died (docs/operations.md, "Node lifecycle and timeouts").
+ * sctld's --node-grace-ms (500 ms) a dead node's instances are placed elsewhere
+ * 2-2.6 s after it died (docs/operations.md, "Node lifecycle and timeouts").
  * 1 s was tried: on a loaded 2-core VM a follower that lost its leader for 1.6 s
  * made a healthy node lose its instances. */
 #define SLET_LEASE_TTL_SEC 2

@@ -290,7 +290,7 @@ sc_failover() {
   restart n2 && restart n4
   wait_for 20 nodes_ready "$F1" 4 || { no "n2/n4 with two servers not ready"; return 1; }
   kill9 c$F2
-  sleep 4 # past the heartbeat lease (2 s) and the grace (1 s): still READY = renewed elsewhere
+  sleep 4 # past the heartbeat lease (2 s) and the grace (0.5 s): still READY = renewed elsewhere
   nodes_ready "$F1" 4 || { no "after kill -9 of c$F2: $(sctl_c "$F1" get nodes | tr '\n' ';')"; return 1; }
   sctl_c "$F1" scale web --replicas 8 >>"$dir/sctl.out" 2>&1 || { no "scale through c$F1 failed"; return 1; }
   wait_for 30 ready_n "$F1" web 8 || { no "web: $(instances "$F1" web | tr '\n' ';')"; return 1; }

@@ -175,7 +175,7 @@ status_of() { curl -s "$U/v1/deployments/$1" | jq -r ".status.$2"; }
   until_eq "n5:1 n6:1" assigned_on moved
   local before
   before=$(curl -s "$U/v1/assignments?selector=deployment%3Dmoved" | jq -r '.items[] | select(.spec.node == "n5") | .metadata.name')
-  # n5's 1 s lease runs out; 1 s of grace (sctld's default) later its Assignment moves
+  # n5's 1 s lease runs out; 0.5 s of grace (sctld's default) later its Assignment moves
   local t0=$EPOCHREALTIME
   until_eq "n6:2" assigned_on moved
   local took
@@ -326,7 +326,7 @@ weights_of() { # ENDPOINTS: the distinct "revision-suffix:weight xN" of its endp
 
 @test "canary: a share of the traffic by weight, paused until promoted; abort rolls back" {
   local spec=',"ports":[{"name":"http","container":8080,"expose":{"via":"lb"}}],"update":{"strategy":"canary","canaryWeight":25}'
-  heartbeat n1 60
+  all_alive
   deploy can 4 "$spec" >/dev/null
   until_eq 4 status_of can assigned
   ready_all can
@@ -368,9 +368,15 @@ clear_rollout_flag() {
     jq -c --arg f "$2" '{metadata: {revision: .metadata.revision}, status: (.status | del(.rollout[$f]))}')" >/dev/null
 }
 step_of() { curl -s "$U/v1/deployments/$1" | jq -r '"\(.status.rollout.phase) \(.status.rollout.step)"'; }
+# all_alive: every registered node's heartbeat renewed for 2 minutes (a node of an
+# earlier test whose lease ran out would be lost mid-test and its instances moved)
+all_alive() {
+  local n
+  for n in $(curl -s "$U/v1/nodes" | jq -r '.items[].metadata.name'); do heartbeat "$n" 120; done
+}
 # deploy_complete NAME REPLICAS SPEC: a first revision, placed, ready, complete
 deploy_complete() {
-  heartbeat n1 60
+  all_alive
   deploy "$1" "$2" "$3" >/dev/null
   until_eq "$2" status_of "$1" assigned
   ready_all "$1"
