@@ -126,5 +126,5 @@ printf '| node failure (kill -9 of slet + Cells) -> all replicas ready elsewhere
   "$node_med" "$(awk -v a="$node_med" 'BEGIN {printf "%.0f", 340000 / a}')" "$([ "$node_med" -le 3000 ] && echo met || echo missed)"
 printf '| controller leader kill -9 -> first acknowledged write (ms) | %s | etcd: bench/raft_failover.sh | 300: %s |\n' \
   "$ctl_med" "$([ "$ctl_med" -le 300 ] && echo met || echo missed)"
-echo "| cost of mutual TLS on put throughput | not measured: TLS is not wired into sctld yet (docs/pki.md) | | 15 % |"
+echo "| cost of mutual TLS on put throughput | bench/tls_put.sh (one sctld: TLS is not yet on the Raft peers) | | 15 % |"
 rm -rf "$res"
