@@ -590,8 +590,8 @@ static void remove_dir(const char *dir)
     for (int i = 0; i < n; i++) {
         char path[512];
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-        if (names[i]->d_name[0] != '.')
-            unlink(path);
+        if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0)
+            unlink(path); /* .hidden.yaml too, or the rmdir below fails */
         free(names[i]);
     }
     free(names);
