@@ -65,6 +65,7 @@ struct sched_view {
      * their ready Instances {deployment: {instance: {node, address, revision}}};
      * the stored Endpoints objects by name; Deployments whose Endpoints are due */
     json_t *ready_ep, *eps, *epdirty;
+    json_t *eps_of;    /* deployment name -> {Endpoints name -> object}: the same objects */
     json_t *ep_rescan; /* newly exposed Deployments: read their Instances in the pass */
     /* Assignments this leader proposed since its last pass: name -> {text, obj}.
      * When the write comes back through the cursor with the same bytes, the
@@ -119,6 +120,7 @@ static void view_free(struct srv *s, struct sched_view *v)
     json_decref(v->wrote);
     json_decref(v->ready_ep);
     json_decref(v->eps);
+    json_decref(v->eps_of);
     json_decref(v->epdirty);
     json_decref(v->ep_rescan);
     json_decref(v->proposed);
@@ -321,7 +323,21 @@ static void view_apply(struct sched_view *v, const uint8_t *key, size_t klen, co
             json_object_set_new(v->epdirty, d, json_true());
         if (d && json_object_get(v->rollouts, d)) /* a drain may be confirmed */
             json_object_set_new(v->dirty, d, json_true());
-        map_set(v->eps, name, o); /* d may point into old: used before this */
+        /* the per-Deployment index; old (held by v->eps) outlives od until map_set */
+        const char *od = old ? spec_str(old, "deployment") : NULL;
+        json_t *of = od ? json_object_get(v->eps_of, od) : NULL;
+        if (of) {
+            json_object_del(of, name);
+            if (json_object_size(of) == 0)
+                json_object_del(v->eps_of, od);
+        }
+        map_set(v->eps, name, o); /* d and od may point into old: used before this */
+        const char *nd = o ? spec_str(o, "deployment") : NULL;
+        if (nd) {
+            if (!(of = json_object_get(v->eps_of, nd)))
+                json_object_set_new(v->eps_of, nd, of = json_object());
+            json_object_set(of, name, o);
+        }
     } else if (IS("assignments")) {
         set_assignment(v, name, o);
     } else if (IS("instances")) {
@@ -373,6 +389,7 @@ static struct sched_view *view_build(struct srv *s)
     v->wrote = json_object();
     v->ready_ep = json_object();
     v->eps = json_object();
+    v->eps_of = json_object();
     v->epdirty = json_object();
     v->ep_rescan = json_object();
     v->proposed = json_object();
@@ -558,17 +575,8 @@ static bool plan_one(struct srv *s, struct sched_view *v, const json_t *d, struc
     };
     /* its Endpoints as stored: the drain of an instance ends when the load
      * balancer programmer has served them without it */
-    json_t *eps = NULL;
-    if (sched_exposes(d)) {
-        eps = json_object();
-        const char *k;
-        json_t *o;
-        json_object_foreach(v->eps, k, o) if (!strcmp(spec_str(o, "deployment") ?: "", name_of(d)))
-            json_object_set(eps, k, o);
-        ctx.endpoints = eps;
-    }
+    ctx.endpoints = json_object_get(v->eps_of, name_of(d));
     sched_plan_deployment(v->pass, d, &ctx, &plan);
-    json_decref(eps);
     const char *phase =
         json_string_value(json_object_get(json_object_get(plan.status, "rollout"), "phase"));
     if (plan.rolling || plan.waiting)
@@ -708,10 +716,9 @@ static bool endpoints_one(struct srv *s, struct sched_view *v, const char *dep, 
         if (t->nops >= 60)
             tx_propose(s, t);
     }
-    json_object_foreach(v->eps, k, o)
+    json_object_foreach(json_object_get(v->eps_of, dep), k, o)
     {
-        const char *od = spec_str(o, "deployment");
-        if (!od || strcmp(od, dep) != 0 || json_object_get(want, k))
+        if (json_object_get(want, k))
             continue;
         tx_remove(t, "endpoints", k, rev_of(o));
         wrote = true;
