@@ -169,4 +169,4 @@ void mf_describe(const json_t *v, char *buf, size_t size);
 extern const struct mf_unit mf_unit_cpu, mf_unit_size, mf_unit_duration, mf_unit_image,
     mf_unit_dns_label, mf_unit_port_name, mf_unit_label_key, mf_unit_label_value, mf_unit_env_name,
     mf_unit_abs_path, mf_unit_http_path, mf_unit_capability, mf_unit_text, mf_unit_ip,
-    mf_unit_timestamp;
+    mf_unit_timestamp, mf_unit_sha256_hex;

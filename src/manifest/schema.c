@@ -474,6 +474,33 @@ static const struct mf_field endpoints_object_fields[] = {
 static const struct mf_field endpoints_object = {"", MF_OBJ, 0,
                                                  .children = endpoints_object_fields};
 
+/* BootstrapToken: a node's one credential before it has a certificate (sctl token
+ * create; POST /v1/join on the join listener).  The name is the token's id, the
+ * secret is stored only as its SHA-256; status is the join endpoint's count. */
+static const char *const token_kind_enum[] = {"BootstrapToken", NULL};
+static const struct mf_field token_spec_fields[] = {
+    {"secretHash", MF_STR, MF_REQUIRED, &mf_unit_sha256_hex},
+    /* Unix time in ms after which it is refused; 0 = never */
+    {"expiresMs", MF_INT, 0, .min = 0, .max = INT64_MAX, .def = "0"},
+    /* joins it allows; 0 = any number until it expires */
+    {"maxUses", MF_INT, 0, .min = 0, .max = 1000000, .def = "1"},
+    {"description", MF_STR, 0, &mf_unit_text},
+    END,
+};
+static const struct mf_field token_status_fields[] = {
+    {"used", MF_INT, 0, .min = 0, .max = INT64_MAX, .def = "0"},
+    {"lastUsedMs", MF_INT, 0, .min = 0, .max = INT64_MAX},
+    {"lastNode", MF_STR, 0, &mf_unit_dns_label},
+    END,
+};
+static const struct mf_field token_object_fields[] = {
+    OBJECT_HEAD(token_kind_enum),
+    {"spec", MF_OBJ, MF_REQUIRED, .children = token_spec_fields},
+    {"status", MF_OBJ, 0, .children = token_status_fields},
+    END,
+};
+static const struct mf_field token_object = {"", MF_OBJ, 0, .children = token_object_fields};
+
 static const struct mf_field revision_object = {"", MF_OBJ, 0, .children = revision_object_fields};
 static const struct mf_field assignment_object = {"", MF_OBJ, 0,
                                                   .children = assignment_object_fields};
@@ -487,6 +514,7 @@ const struct mf_kind mf_kinds[] = {
     {"Node", &node_object, NULL},
     {"Instance", &instance_object, NULL},
     {"Endpoints", &endpoints_object, NULL},
+    {"BootstrapToken", &token_object, NULL},
     {NULL, NULL, NULL},
 };
 

@@ -595,6 +595,17 @@ static json_t *parse_text(const json_t *v, char *why, size_t why_size)
     return json_string(s);
 }
 
+/* A SHA-256 digest in lower-case hex (a bootstrap token's stored secret hash). */
+static json_t *parse_sha256_hex(const json_t *v, char *why, size_t why_size)
+{
+    const char *s = json_string_value(v);
+    if (strlen(s) != 64 || strspn(s, "0123456789abcdef") != 64) {
+        why_set(why, why_size, "not 64 lower-case hex digits");
+        return NULL;
+    }
+    return json_string(s);
+}
+
 /* ---- image references ------------------------------------------------------------- */
 
 /* One repository path component: [a-z0-9]+([._-][a-z0-9]+)*. */
@@ -821,5 +832,7 @@ const struct mf_unit mf_unit_capability = {
                       "net.connect:PORT"};
 const struct mf_unit mf_unit_text = {parse_text, "a string"};
 const struct mf_unit mf_unit_ip = {parse_ip, "an IP address like 10.0.0.5 or fd00::5"};
+const struct mf_unit mf_unit_sha256_hex = {parse_sha256_hex,
+                                           "a SHA-256 digest as 64 lower-case hex digits"};
 const struct mf_unit mf_unit_timestamp = {parse_timestamp,
                                           "an RFC 3339 time like 2024-05-01T12:00:00Z"};

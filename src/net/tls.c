@@ -114,14 +114,23 @@ static void note_peer(const SSL *ssl, int fd)
     SSL_set_ex_data((SSL *)ssl, addr_idx, a); /* ex_data is not the SSL's state */
 }
 
-static void report_alert(const SSL *ssl, bool sent, int alert)
+/* The refusal hook of ssl's context (NULL: none) and r's peer filled in. */
+static const struct refused_hook *refusal_start(const SSL *ssl, bool sent,
+                                                struct net_tls_refusal *r)
 {
     const struct refused_hook *h = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), hook_idx);
+    *r = (struct net_tls_refusal){.sent = sent};
+    const char *addr = SSL_get_ex_data(ssl, addr_idx);
+    snprintf(r->peer, sizeof(r->peer), "%s", addr ? addr : "?");
+    return h;
+}
+
+static void report_alert(const SSL *ssl, bool sent, int alert)
+{
+    struct net_tls_refusal r;
+    const struct refused_hook *h = refusal_start(ssl, sent, &r);
     if (!h)
         return;
-    struct net_tls_refusal r = {.sent = sent};
-    const char *addr = SSL_get_ex_data(ssl, addr_idx);
-    snprintf(r.peer, sizeof(r.peer), "%s", addr ? addr : "?");
     const char *note = SSL_get_ex_data(ssl, note_idx);
     snprintf(r.subject, sizeof(r.subject), "%s", note ? note : "");
     long v = SSL_get_verify_result(ssl);
@@ -130,6 +139,17 @@ static void report_alert(const SSL *ssl, bool sent, int alert)
         (alert & 0xff) == 116 ? "certificate required" : SSL_alert_desc_string_long(alert);
     snprintf(r.reason, sizeof(r.reason), "%s alert '%s'%s%s", sent ? "sent" : "received", desc,
              v != X509_V_OK ? ": " : "", v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+    h->fn(h->ud, &r);
+}
+
+/* A handshake that failed before any alert could be sent. */
+static void report_plain(const SSL *ssl, const char *why)
+{
+    struct net_tls_refusal r;
+    const struct refused_hook *h = refusal_start(ssl, true, &r);
+    if (!h)
+        return;
+    snprintf(r.reason, sizeof(r.reason), "%s", why);
     h->fn(h->ud, &r);
 }
 
@@ -156,6 +176,16 @@ static void info_cb(const SSL *ssl, int where, int ret)
     }
     if ((where & SSL_CB_ALERT) && strcmp(SSL_alert_type_string(ret), "F") == 0)
         report_alert(ssl, where & SSL_CB_WRITE, ret);
+    /* plain HTTP (or any non-TLS bytes) to a TLS port: OpenSSL fails the
+     * handshake without an alert, so it is reported from here */
+    if (where == SSL_CB_ACCEPT_EXIT && ret <= 0) {
+        unsigned long err = ERR_peek_error();
+        int reason = ERR_GET_REASON(err);
+        if (err && ERR_GET_LIB(err) == ERR_LIB_SSL &&
+            (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_WRONG_VERSION_NUMBER))
+            report_plain(ssl, reason == SSL_R_HTTP_REQUEST ? "plain HTTP sent to a TLS port"
+                                                           : "not TLS (wrong version number)");
+    }
 }
 
 void net_tls_on_refused(SSL_CTX *ctx, net_tls_refused_fn fn, void *ud)

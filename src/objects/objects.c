@@ -16,6 +16,7 @@ const struct obj_kind obj_kinds[] = {
     {"deployments", "Deployment", true, true},  {"revisions", "Revision", true, false},
     {"assignments", "Assignment", true, false}, {"nodes", "Node", true, true},
     {"instances", "Instance", true, true},      {"endpoints", "Endpoints", true, true},
+    {"tokens", "BootstrapToken", true, true},
     {NULL, NULL, false, false},
 };
 

@@ -34,6 +34,7 @@ static const struct sctl_verb verbs[] = {
     {"logs", sctl_logs_main, "INSTANCE [-f]", "an instance's output (-f: follow it)"},
     {"rollout", sctl_rollout_main, "status|history|undo NAME", "follow, list or undo rollouts"},
     {"nodes", sctl_nodes_main, "cordon|uncordon|drain NODE", "take nodes out of scheduling"},
+    {"token", sctl_token_main, "create|list|revoke ...", "bootstrap tokens for joining nodes"},
     {"kv", sctl_kv_main, "get|put|del|ls|watch ...", "read and write keys of the store"},
     {"member", sctl_member_main, "list|add|promote|remove ...", "the controllers of the cluster"},
     {"version", verb_version, "", "versions of sctl and of the server"},

@@ -20,6 +20,7 @@ const struct sctl_kind sctl_kinds[] = {
     {"revisions", "Revision", "revision", "rev"},
     {"assignments", "Assignment", "assignment", "asg"},
     {"endpoints", "Endpoints", "endpoints", "ep"},
+    {"tokens", "BootstrapToken", "token", "tok"},
     {NULL, NULL, NULL, NULL},
 };
 

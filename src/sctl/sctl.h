@@ -121,3 +121,4 @@ int sctl_scale_main(struct sctl *s, int argc, char **argv);
 int sctl_logs_main(struct sctl *s, int argc, char **argv);
 int sctl_rollout_main(struct sctl *s, int argc, char **argv);
 int sctl_nodes_main(struct sctl *s, int argc, char **argv);
+int sctl_token_main(struct sctl *s, int argc, char **argv);

@@ -173,6 +173,8 @@ static const struct route routes[] = {
     {"/v1/cluster/members", ROUTE_EXACT, 0, true, srv_http_members, NULL},
     {"/v1/cluster/members/", ROUTE_UNDER, 0, true, srv_http_members, NULL},
     {"/healthz", ROUTE_EXACT, EVHTTP_REQ_GET, false, handle_healthz, NULL},
+    /* signs with the CA key every controller holds: no log entry, no forwarding */
+    {"/v1/renew", ROUTE_EXACT, EVHTTP_REQ_POST, false, srv_http_renew, NULL},
     {"/metrics", ROUTE_EXACT, EVHTTP_REQ_GET, false, handle_metrics, NULL},
     /* an object's subresource served here rather than by http_obj.c (logs.c) */
     {"/v1/instances/*/logs", ROUTE_NAMED, EVHTTP_REQ_GET, false, srv_http_logs, NULL},
@@ -235,6 +237,8 @@ void srv_handle(struct evhttp_request *req, void *arg)
     const char *uri = evhttp_request_get_uri(req);
     const char *qm = strchr(uri, '?');
     size_t plen = qm ? (size_t)(qm - uri) : strlen(uri);
+    if (!srv_authorize(s, req, uri, plen)) /* mutual TLS: the certificate's role (authz.c) */
+        return;
     struct api_query q;
     int r = api_query_parse(qm ? qm + 1 : NULL, &q, &e);
     if (r < 0)

@@ -46,6 +46,11 @@ static void usage(FILE *f)
         "                              Not with --peer-listen yet\n"
         "  --health-listen HOST:PORT   plain-HTTP GET /healthz on a loopback address (default\n"
         "                              none)\n"
+        "  --join-listen HOST:PORT     with --tls-dir: HTTPS where nodes join with a bootstrap\n"
+        "                              token (slet --join); serves only /v1/cluster/ca and\n"
+        "                              /v1/join (default none)\n"
+        "  --node-cert-sec N           validity of a node certificate, renewed by slet after\n"
+        "                              two thirds of it (default 31536000, a year)\n"
         "  --log-level debug|info|warn|error\n"
         "  --help\n"
         "On start it prints one line `sctld listening on ADDR:PORT` on stdout.\n");
@@ -92,6 +97,8 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'},
         {"tls-dir", required_argument, NULL, 'X'},
         {"health-listen", required_argument, NULL, 'Y'},
+        {"join-listen", required_argument, NULL, 'j'},
+        {"node-cert-sec", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -191,6 +198,14 @@ int main(int argc, char **argv)
             break;
         case 'Y':
             c.health_listen = optarg;
+            break;
+        case 'j':
+            c.join_listen = optarg;
+            break;
+        case 'K':
+            if (parse_size(flag, optarg, 60, &v) < 0)
+                return 2;
+            c.node_cert_sec = v;
             break;
         case 'L': {
             int l = log_parse_level(optarg);

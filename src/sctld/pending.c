@@ -21,6 +21,7 @@ void srv_proposal_free(struct srv_proposal *p)
     if (p->obj)
         free(p->obj->text);
     free(p->obj);
+    srv_join_free(p->join);
     sc_buf_free(&p->payload);
     free(p);
 }
@@ -178,6 +179,10 @@ void srv_reply_applied(struct srv *s, struct srv_proposal *p, int r, const struc
             return;
         }
         break;
+    case R_JOIN:
+        srv_join_applied(s, p, res);
+        srv_observe(s, p->start);
+        return;
     case R_INTERNAL:
     case R_MEMBER_ADDR:
     case R_SCHED:

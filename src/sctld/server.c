@@ -304,6 +304,7 @@ void srv_config_default(struct srv_config *c)
         .http_idle_usec = 120 * USEC_PER_SEC,
         .watch_progress_usec = 10 * USEC_PER_SEC,
         .node_grace_usec = 500 * USEC_PER_MSEC,
+        .node_cert_sec = 365ull * 24 * 3600,
         .max_watches = 100000,
         .snapshot_every = 100000,
         .auto_compact_retain = 100000,
@@ -361,6 +362,7 @@ int srv_run(const struct srv_config *cfg)
         goto out;
     }
     if ((r = srv_tls_start(s)) < 0 || (r = bind_listener(s)) < 0 || (r = srv_health_start(s)) < 0 ||
+        (r = srv_join_start(s)) < 0 ||
         (r = start_peers(s)) < 0)
         goto out;
     srv_sync_peers(s); /* members added after --initial-cluster, from their address keys */
@@ -428,6 +430,7 @@ out:
         event_free(s->sigterm_ev);
     if (s->sigint_ev)
         event_free(s->sigint_ev);
+    srv_join_done(s);
     srv_tls_done(s); /* the health listener; freed SSL bufferevents finalized in the loop */
     if (s->base)
         event_base_free(s->base);

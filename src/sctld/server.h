@@ -34,6 +34,8 @@ struct srv_config {
     size_t wal_segment_bytes;
     const char *tls_dir; /* CA + certificates; the API is HTTPS with client certs; NULL: HTTP */
     const char *health_listen; /* loopback HOST:PORT serving plain GET /healthz; NULL: none */
+    const char *join_listen;   /* HOST:PORT where nodes join with a token (needs tls_dir) */
+    uint64_t node_cert_sec;    /* validity of a node certificate (join, renew) */
 };
 
 void srv_config_default(struct srv_config *c);

@@ -17,6 +17,8 @@
  *   members.c  /v1/cluster, membership changes, the peer table following the log
  *   recover.c  snapshot files (format, the forked writer) and recovery at start-up
  *   tls.c      --tls-dir: the CA and certificates, HTTPS on the API listener; --health-listen
+ *   join.c     --join-listen: bootstrap-token joins; POST /v1/renew
+ *   authz.c    what a certificate's role may do on the API listener
  *
  * The design block is split the same way; its invariants keep their numbers:
  *  1-3, 5  raftdrv.c (one update in flight; durable before applied; parked
@@ -56,7 +58,8 @@ enum srv_reply_kind {
     R_INTERNAL,
     R_MEMBER_ADDR, /* the address key written before a member is added */
     R_OBJ,         /* an object write (http_obj.c): srv_proposal.obj says how to answer */
-    R_SCHED        /* a scheduler loop transaction (sched_loop.c), no client */
+    R_SCHED,       /* a scheduler loop transaction (sched_loop.c), no client */
+    R_JOIN         /* a bootstrap token's use (join.c): the certificate once applied */
 };
 
 /* How to answer an object write once applied: the stored text (its metadata.
@@ -76,6 +79,7 @@ struct srv_proposal {
     usec_t start;
     struct srv_obj_reply *obj; /* R_OBJ */
     unsigned *counter;         /* decremented when the proposal is freed (R_SCHED) */
+    struct srv_join *join;     /* R_JOIN: the node and its CSR (join.c) */
     struct srv_proposal *next;
 };
 
@@ -138,8 +142,11 @@ struct srv {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
-    struct ssl_ctx_st *tls;     /* --tls-dir: the API listener's SSL_CTX (tls.c) */
-    struct evhttp *health_http; /* --health-listen: plain GET /healthz (tls.c) */
+    struct ssl_ctx_st *tls;      /* --tls-dir: the API listener's SSL_CTX (tls.c) */
+    struct evhttp *health_http;  /* --health-listen: plain GET /healthz (tls.c) */
+    struct pki_ca *join_ca;      /* --tls-dir: the CA with its key, signs node certs (join.c) */
+    struct ssl_ctx_st *join_tls; /* --join-listen: client certificate optional */
+    struct evhttp *join_http;
     struct store *store;
     struct persist persist;
     bool persist_running;
@@ -339,5 +346,14 @@ int srv_recover(struct srv *s, struct wal **ret_wal);
 /* tls.c: --tls-dir (before the API socket is bound), --health-listen, their teardown
  * (after evhttp_free(s->http), before event_base_free) */
 int srv_tls_start(struct srv *s);
+/* authz.c: false (answered 403) when the request's certificate may not do this */
+bool srv_authorize(struct srv *s, struct evhttp_request *req, const char *path, size_t plen);
+/* join.c: the join listener, POST /v1/renew, the token use applied */
+struct srv_join;
+int srv_join_start(struct srv *s);
+void srv_join_done(struct srv *s);
+void srv_join_free(struct srv_join *j);
+void srv_join_applied(struct srv *s, struct srv_proposal *p, const struct store_result *res);
+void srv_http_renew(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
 int srv_health_start(struct srv *s);
 void srv_tls_done(struct srv *s);

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "net/tls.h"
 #include "slet/slet.h"
 
 /* ---- small helpers -------------------------------------------------------------- */
@@ -193,9 +194,15 @@ static void schedule_relist(struct slet_agent *a, bool resume);
 
 /* HOST:PORT of the controller the client talks to now (one of --server's list,
  * sc_client_new checked the form), for libevent's connections (the watch). */
+static const char *after_scheme(const char *url)
+{
+    const char *p = strstr(url, "://");
+    return p ? p + 3 : url;
+}
+
 static void server_addr(struct slet_agent *a)
 {
-    snprintf(a->host_port, sizeof(a->host_port), "%s", sc_client_server(a->api) + 7);
+    snprintf(a->host_port, sizeof(a->host_port), "%s", after_scheme(sc_client_server(a->api)));
     a->host_port[strcspn(a->host_port, "/")] = '\0';
     snprintf(a->server_host, sizeof(a->server_host), "%s", a->host_port);
     char *colon = strrchr(a->server_host, ':');
@@ -359,10 +366,18 @@ static void heartbeat_once(struct slet_agent *a, struct sc_client *c)
 static void *heartbeat_thread(void *arg)
 {
     struct slet_agent *a = arg;
-    usec_t every = a->o.lease_ttl_sec * USEC_PER_SEC / 4;
+    usec_t every = a->o.lease_ttl_sec * USEC_PER_SEC / 4, renew_checked = 0;
     while (!atomic_load(&a->hb_quit)) {
         usec_t t0 = now_usec(CLOCK_MONOTONIC);
         heartbeat_once(a, a->hb_api);
+        /* the node certificate: renewed once 2/3 of its lifetime passed (checked
+         * every 10 s; a failure is retried at the next check) */
+        if (a->tls && t0 - renew_checked >= 10 * USEC_PER_SEC) {
+            struct sc_error e = {0};
+            renew_checked = t0;
+            if (slet_renew_if_due(a, a->hb_api, &e) < 0)
+                log_warn("msg=\"renewing the node certificate failed\" error=\"%s\"", e.msg);
+        }
         while (!atomic_load(&a->hb_quit) && now_usec(CLOCK_MONOTONIC) - t0 < every) {
             struct timespec ts = {0, 20 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -378,7 +393,7 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
         heartbeat_once(a, a->api);
     /* the client moved to another controller: the watch follows it */
     char now_at[sizeof(a->host_port)];
-    snprintf(now_at, sizeof(now_at), "%s", sc_client_server(a->api) + 7);
+    snprintf(now_at, sizeof(now_at), "%s", after_scheme(sc_client_server(a->api)));
     now_at[strcspn(now_at, "/")] = '\0';
     if (a->listed && strcmp(now_at, a->host_port) != 0) {
         log_info("msg=\"following another controller\" server=%s", now_at);
@@ -564,8 +579,16 @@ static int watch_start(struct slet_agent *a)
     server_addr(a); /* the controller the requests go to now */
     if (a->watch_conn)
         evhttp_connection_free(a->watch_conn);
-    a->watch_conn =
-        evhttp_connection_base_new(a->base, NULL, a->server_host, (unsigned short)a->server_port);
+    if (a->tls) {
+        struct sc_error e = {0};
+        a->watch_conn = net_tls_evhttp_connection_new(a->base, a->watch_tls, a->server_host,
+                                                      (uint16_t)a->server_port, &e);
+        if (!a->watch_conn)
+            log_warn("msg=\"cannot open the watch\" error=\"%s\"", e.msg);
+    } else {
+        a->watch_conn = evhttp_connection_base_new(a->base, NULL, a->server_host,
+                                                   (unsigned short)a->server_port);
+    }
     if (!a->watch_conn)
         return -ENOMEM;
     /* sctld sends a progress line on a quiet watch every 10 s: 45 s of silence
@@ -703,7 +726,10 @@ static const char usage_text[] =
     "                  [--cpu 4] [--memory 8Gi] [--store DIR] [--trust DIR]\n"
     "                  [--listen IP:PORT] [--address IP] [--cell-net none|bridge|host]\n"
     "                  [--bridge NAME] [--cell-range CIDR] [--cgroup-parent NAME]\n"
-    "                  [--grace SEC] [--lease-ttl SEC] [--simulate N]\n";
+    "                  [--grace SEC] [--lease-ttl SEC] [--simulate N]\n"
+    "                  [--join URL[,URL] --token ID.SECRET --ca-hash sha256:HEX]\n"
+    "                  [--pki-dir DIR]   (https:// servers: DIR/ca.crt, node.crt, node.key;\n"
+    "                                     default DATA/pki)\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -737,6 +763,10 @@ static int parse_opts(int argc, char **argv, struct slet_opts *o)
         {"bridge", required_argument, NULL, 'B'},
         {"log-level", required_argument, NULL, 'v'},
         {"cell-range", required_argument, NULL, 'R'},
+        {"join", required_argument, NULL, 'J'},
+        {"token", required_argument, NULL, 'K'},
+        {"ca-hash", required_argument, NULL, 'H'},
+        {"pki-dir", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -813,6 +843,18 @@ static int parse_opts(int argc, char **argv, struct slet_opts *o)
         case 'B':
             o->bridge = optarg;
             break;
+        case 'J':
+            o->join = optarg;
+            break;
+        case 'K':
+            o->token = optarg;
+            break;
+        case 'H':
+            o->ca_hash = optarg;
+            break;
+        case 'P':
+            o->pki_dir = optarg;
+            break;
         case 'R': { /* 10.89.0.0/24: the Cells' addresses on the bridge */
             char ip[32];
             unsigned prefix = 0;
@@ -845,6 +887,15 @@ static int parse_opts(int argc, char **argv, struct slet_opts *o)
         return usage_error("unexpected argument \"%s\"", argv[optind]);
     if (!o->server || !o->name || !o->data_dir)
         return usage_error("%s", "--server, --name and --data-dir are required");
+    if (o->join && (!o->token || !o->ca_hash))
+        return usage_error("%s", "--join needs --token ID.SECRET and --ca-hash sha256:HEX "
+                                 "(both printed for the operator: sctl token create, and the "
+                                 "controller's log line 'cluster CA ... ca_hash=')");
+    if ((o->token || o->ca_hash) && !o->join)
+        return usage_error("%s", "--token and --ca-hash go with --join URL");
+    bool https = !strncmp(o->server, "https://", 8);
+    if (o->simulate && (https || o->join))
+        return usage_error("%s", "--simulate speaks plain HTTP (no --join, no https://)");
     size_t nl = strlen(o->name);
     bool ok = nl > 0 && nl <= (o->simulate ? 56 : SLET_NAME_MAX) && o->name[0] != '-' &&
               o->name[nl - 1] != '-';
@@ -878,8 +929,27 @@ int slet_agent_main(int argc, char **argv)
         fprintf(stderr, "slet agent: data dir %s: %s\n", a.o.data_dir, strerror(-rc));
         return 1;
     }
-    struct sc_client_opts co = {
-        .server = a.o.server, .connect_timeout_ms = 1000, .timeout_ms = 30000};
+    slet_pki_paths(&a, &a.pki);
+    a.tls = !strncmp(a.o.server, "https://", 8);
+    if (a.o.join) {
+        if ((rc = slet_join(&a, &e)) < 0) {
+            fprintf(stderr, "slet agent: join: %s\n", e.msg);
+            return 1;
+        }
+    }
+    if (a.tls) {
+        struct net_tls_files wf = {.ca = a.pki.ca, .cert = a.pki.cert, .key = a.pki.key};
+        if ((rc = net_tls_client_ctx_new(&wf, PKI_ROLE_CONTROLLER, &a.watch_tls, &e)) < 0) {
+            fprintf(stderr, "slet agent: TLS (%s): %s\n", a.pki.dir, e.msg);
+            return 1;
+        }
+    }
+    struct sc_client_opts co = {.server = a.o.server,
+                                .connect_timeout_ms = 1000,
+                                .timeout_ms = 30000,
+                                .ca = a.tls ? a.pki.ca : NULL,
+                                .cert = a.tls ? a.pki.cert : NULL,
+                                .key = a.tls ? a.pki.key : NULL};
     if ((rc = sc_client_new(&co, &a.api, &e)) < 0) {
         fprintf(stderr, "slet agent: %s\n", e.msg);
         return 2;
@@ -890,7 +960,10 @@ int slet_agent_main(int argc, char **argv)
     struct sc_client_opts hbo = {.server = a.o.server,
                                  .connect_timeout_ms = 300,
                                  .timeout_ms = (long)a.o.lease_ttl_sec * 500,
-                                 .idempotent = true};
+                                 .idempotent = true,
+                                 .ca = co.ca,
+                                 .cert = co.cert,
+                                 .key = co.key};
     if (!a.o.simulate && (rc = sc_client_new(&hbo, &a.hb_api, &e)) < 0) {
         fprintf(stderr, "slet agent: %s\n", e.msg);
         return 2;
@@ -973,6 +1046,10 @@ int slet_agent_main(int argc, char **argv)
     if (a.watch_conn)
         evhttp_connection_free(a.watch_conn);
     slet_logs_stop(&a);
+    if (a.watch_tls) {
+        event_base_loop(a.base, EVLOOP_NONBLOCK); /* freed SSL bufferevents finalized */
+        SSL_CTX_free(a.watch_tls);
+    }
     if (a.o.simulate)
         slet_sim_flush(&a, true);
     else

@@ -99,6 +99,14 @@ struct slet_opts {
     unsigned simulate;                 /* 0: a real node */
     usec_t grace_usec;
     unsigned lease_ttl_sec; /* the heartbeat lease's TTL */
+    /* mutual TLS (agent_join.c): --join URL[,URL] --token ID.SECRET --ca-hash sha256:H,
+     * and where the files live (--pki-dir, default DATA/pki) */
+    const char *join, *token, *ca_hash, *pki_dir;
+};
+
+/* The node's certificate files (agent_join.c). */
+struct slet_pki {
+    char dir[3000], ca[3100], cert[3100], key[3100];
 };
 
 struct slet_agent {
@@ -107,6 +115,9 @@ struct slet_agent {
     struct sc_client *api; /* synchronous requests */
     struct cell_host *host;
     char host_port[128]; /* of the server: HOST and PORT for evhttp */
+    bool tls;            /* https:// servers: node.crt for every request and the watch */
+    struct slet_pki pki;
+    struct ssl_ctx_st *watch_tls; /* the watch's client context (controllers only) */
     char server_host[128];
     int server_port;
     char logs_url[96]; /* http://IP:PORT of the logs endpoint, "" if none */
@@ -230,3 +241,9 @@ void slet_logs_stop(struct slet_agent *a);
 void slet_logs_notify(struct slet_inst *in);
 /* The instance goes away: end its followers' streams. */
 void slet_logs_detach(struct slet_inst *in);
+
+/* agent_join.c: the node certificate (join before the agent starts, renewal from
+ * the heartbeat thread: 1 renewed, 0 not due, negative on error). */
+void slet_pki_paths(const struct slet_agent *a, struct slet_pki *p);
+int slet_join(const struct slet_agent *a, struct sc_error *e);
+int slet_renew_if_due(struct slet_agent *a, struct sc_client *c, struct sc_error *e);
