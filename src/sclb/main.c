@@ -362,11 +362,15 @@ int main(int argc, char **argv)
         {"listen-addr", required_argument, NULL, 'l'},
         {"provider", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'L'},
+        {"ca", required_argument, NULL, 'a'},
+        {"cert", required_argument, NULL, 'c'},
+        {"key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     struct sclb b = {.listen_addr = NULL, .default_provider = "nginx"};
     const char *server = getenv("SCTL_SERVER");
+    const char *ca = NULL, *cert = NULL, *key = NULL; /* https:// controllers (mutual TLS) */
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -382,6 +386,15 @@ int main(int argc, char **argv)
         case 'p':
             b.default_provider = optarg;
             break;
+        case 'a':
+            ca = optarg;
+            break;
+        case 'c':
+            cert = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
         case 'L': {
             int l = log_parse_level(optarg);
             if (l < 0) {
@@ -394,7 +407,8 @@ int main(int argc, char **argv)
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: sclb --server URL --dir DIR [--listen-addr IP] [--provider "
-                    "nginx|haproxy] [--log-level L]\n");
+                    "nginx|haproxy] [--log-level L]\n"
+                    "            [--ca FILE --cert FILE --key FILE]   (https:// controllers)\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -407,7 +421,12 @@ int main(int argc, char **argv)
         return 2;
     }
     struct sc_error e = {0};
-    struct sc_client_opts co = {.server = server};
+    if (!strncmp(server, "https://", 8) && (!ca || !cert || !key)) {
+        fprintf(stderr, "sclb: an https:// server needs --ca, --cert and --key (the cluster "
+                        "CA and a certificate it signed)\n");
+        return 2;
+    }
+    struct sc_client_opts co = {.server = server, .ca = ca, .cert = cert, .key = key};
     if (sc_client_new(&co, &b.api, &e) < 0 || sc_client_new(&co, &b.watch, &e) < 0) {
         fprintf(stderr, "sclb: %s\n", e.msg);
         return 2;

@@ -118,6 +118,7 @@ struct slet_agent {
     bool tls;            /* https:// servers: node.crt for every request and the watch */
     struct slet_pki pki;
     struct ssl_ctx_st *watch_tls; /* the watch's client context (controllers only) */
+    struct ssl_ctx_st *logs_tls;  /* the logs endpoint's server context (controllers only) */
     char server_host[128];
     int server_port;
     char logs_url[96]; /* http://IP:PORT of the logs endpoint, "" if none */

@@ -137,10 +137,22 @@ static bool have_cert(const struct slet_pki *p, const char *name)
     return ok;
 }
 
-/* A key and a CSR for node:NAME, the request body with them, the key to keep. */
-static int csr_body(const char *name, const char *address, bool with_name, char **key_pem,
-                    char **body, struct sc_error *e)
+/* A key and a CSR for node:NAME, the request body with them, the key to keep.
+ * The addresses the certificate names: --address and the --listen host (the logs
+ * endpoint controllers connect to), when it is a specific one. */
+static int csr_body(const struct slet_agent *a, bool with_name, char **key_pem, char **body,
+                    struct sc_error *e)
 {
+    const char *name = a->o.name, *address = a->o.address;
+    char lhost[64] = "";
+    if (a->o.listen) {
+        snprintf(lhost, sizeof(lhost), "%s", a->o.listen);
+        char *colon = strrchr(lhost, ':');
+        if (colon)
+            *colon = '\0';
+        if (!strcmp(lhost, "0.0.0.0") || (address && !strcmp(lhost, address)))
+            lhost[0] = '\0';
+    }
     struct pki_identity id;
     char *csr = NULL;
     int r = pki_identity_make(PKI_ROLE_NODE, name, &id, e);
@@ -149,8 +161,12 @@ static int csr_body(const char *name, const char *address, bool with_name, char 
     json_t *o = json_pack("{s:s}", "csr", csr);
     if (with_name)
         json_object_set_new(o, "name", json_string(name));
+    json_t *addrs = json_array();
     if (address && *address)
-        json_object_set_new(o, "addresses", json_pack("[s]", address));
+        json_array_append_new(addrs, json_string(address));
+    if (lhost[0])
+        json_array_append_new(addrs, json_string(lhost));
+    json_object_set_new(o, "addresses", addrs);
     *body = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     free(csr);
@@ -203,7 +219,7 @@ static int join_one(const struct slet_agent *a, const struct slet_pki *p, const 
         return r;
     /* 2, 3. the CSR, authenticated by the token, to a server verified by that CA */
     char *key = NULL, *body = NULL;
-    if ((r = csr_body(a->o.name, a->o.address, true, &key, &body, e)) < 0)
+    if ((r = csr_body(a, true, &key, &body, e)) < 0)
         return r;
     snprintf(url, sizeof(url), "%s/v1/join", base);
     struct net_tls_files f = {.ca = p->ca};
@@ -276,7 +292,7 @@ int slet_renew_if_due(struct slet_agent *a, struct sc_client *c, struct sc_error
     if (r < 0 || !pki_should_renew(&id, time(NULL)))
         return r < 0 ? r : 0;
     char *key = NULL, *body = NULL;
-    if ((r = csr_body(a->o.name, a->o.address, false, &key, &body, e)) < 0)
+    if ((r = csr_body(a, false, &key, &body, e)) < 0)
         return r;
     struct sc_reply rep = {0};
     r = sc_client_do(c, "POST", "/v1/renew", body, strlen(body), &rep, e);

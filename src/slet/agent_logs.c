@@ -25,6 +25,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "net/tls.h"
+
 #define MAX_FOLLOWERS 64
 
 struct slet_follow {
@@ -208,6 +210,16 @@ int slet_logs_start(struct slet_agent *a, struct sc_error *e)
     *colon = '\0';
     int port = atoi(colon + 1);
     a->http = evhttp_new(a->base);
+    if (a->tls) {
+        /* mutual TLS: the node certificate (its IP SANs name --address and the
+         * --listen host), and only controllers may fetch logs */
+        struct net_tls_files f = {.ca = a->pki.ca, .cert = a->pki.cert, .key = a->pki.key};
+        int r = net_tls_server_ctx_new(&f, NET_TLS_CLIENT_REQUIRED, PKI_ROLE_CONTROLLER,
+                                       &a->logs_tls, e);
+        if (r < 0)
+            return r;
+        evhttp_set_bevcb(a->http, net_tls_evhttp_bevcb, a->logs_tls);
+    }
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(a->http, host, (uint16_t)port);
     if (!bs)
         return sc_error_set(e, -EADDRINUSE, "listen", "cannot listen on %s", a->o.listen);
@@ -216,7 +228,7 @@ int slet_logs_start(struct slet_agent *a, struct sc_error *e)
     if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &sl) == 0)
         port = ntohs(sin.sin_port);
     /* 0.0.0.0 is no address to give others: use the node's */
-    snprintf(a->logs_url, sizeof(a->logs_url), "http://%s:%d",
+    snprintf(a->logs_url, sizeof(a->logs_url), "%s://%s:%d", a->tls ? "https" : "http",
              strcmp(host, "0.0.0.0") ? host : a->o.address, port);
     evhttp_set_gencb(a->http, on_request, a);
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
@@ -234,4 +246,9 @@ void slet_logs_stop(struct slet_agent *a)
     if (a->http)
         evhttp_free(a->http);
     a->http = NULL;
+    if (a->logs_tls) {
+        event_base_loop(a->base, EVLOOP_NONBLOCK); /* freed SSL bufferevents finalized */
+        SSL_CTX_free(a->logs_tls);
+    }
+    a->logs_tls = NULL;
 }
