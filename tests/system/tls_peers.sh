@@ -22,7 +22,10 @@
 #      writes directly and through the remaining follower;
 #   5. an impostor (openssl s_server with a cluster-CA certificate for another
 #      member, valid for the dead leader's peer host) on the dead leader's peer
-#      address: the survivors dial it, refuse it and log the mismatch (side=client).
+#      address: the survivors dial it, refuse it and log the mismatch (side=client);
+#   6. a fourth controller joins (CA copied, --join, added through a follower as a
+#      learner): it catches up, serves a read and forwards a write;
+#   7. the members left stop cleanly on SIGTERM (ASan checks for leaks at exit).
 #
 # Every process (sctld, openssl s_server) is ended by its PID; data lives in a
 # temp dir.  Run: tests/system/tls_peers.sh BUILD/src/sctld/sctld
@@ -47,12 +50,12 @@ fail() {
   for n in 1 2 3; do echo "--- c$n log"; tail -25 "$dir/c$n.log"; done
   exit 1
 }
-for n in 1 2 3; do PORT[$n]=$("$FREEPORT"); PPORT[$n]=$("$FREEPORT"); HPORT[$n]=$("$FREEPORT"); done
+for n in 1 2 3 4; do PORT[$n]=$("$FREEPORT"); PPORT[$n]=$("$FREEPORT"); HPORT[$n]=$("$FREEPORT"); done
 IC="c1=127.0.1.1:${PPORT[1]},c2=127.0.1.2:${PPORT[2]},c3=127.0.1.3:${PPORT[3]}"
-start() {
+start() { # member [more sctld flags]
   "$SCTLD" --name c$1 --data-dir "$dir/d$1" --listen 127.0.2.$1:${PORT[$1]} \
     --peer-listen 127.0.1.$1:${PPORT[$1]} --initial-cluster "$IC" --election-ticks 30 \
-    --tls-dir "$dir/pki$1" --health-listen 127.0.0.1:${HPORT[$1]} >>"$dir/c$1.log" 2>&1 &
+    --tls-dir "$dir/pki$1" --health-listen 127.0.0.1:${HPORT[$1]} "${@:2}" >>"$dir/c$1.log" 2>&1 &
   PID[$1]=$!
   for _ in $(seq 1 600); do
     curl -sf "http://127.0.0.1:${HPORT[$1]}/healthz" >/dev/null 2>&1 && return 0
@@ -204,7 +207,30 @@ SPID=""
 put "$F2" tls/four 4 || fail "no write after the impostor"
 echo "ok 5 an impostor at c$L's peer address refused and logged by both survivors"
 
-# 6. a clean stop of the survivors (under ASan: no leak of TLS connections at exit)
+# 6. a fourth controller joins the running cluster: the CA copied first, started
+#    with --join, added as a learner through a follower (a forwarded write), it
+#    catches up over TLS, serves a read and forwards a write
+mkdir -p "$dir/pki4"
+cp "$CA" "$dir/pki1/ca.key" "$dir/pki4/"
+IC="$IC,c4=127.0.1.4:${PPORT[4]}"
+start 4 --join
+grep -q "msg=\"cluster CA loaded\".* ca_hash=$hash" "$dir/c4.log" || fail "c4 did not load the CA"
+code=$(curl -s -m 5 -o "$dir/last.json" -w '%{http_code}' "${ADM[@]}" -X POST \
+  -d "{\"name\":\"c4\",\"peer\":\"127.0.1.4:${PPORT[4]}\"}" \
+  "https://127.0.2.$F2:${PORT[$F2]}/v1/cluster/members")
+[ "$code" = 200 ] || fail "adding c4 through c$F2: $code $(cat "$dir/last.json")"
+got=""
+for _ in $(seq 1 100); do
+  got=$(sctl 4 kv get tls/four 2>/dev/null) && [ "$got" = 4 ] && break
+  sleep 0.1
+done
+[ "$got" = 4 ] || fail "c4 did not catch up (tls/four: '$got')"
+put 4 tls/five 5 || fail "no write through c4"
+[ "$(sctl "$L2" kv get tls/five)" = 5 ] || fail "c4's write is not on the leader"
+rest+=(4)
+echo "ok 6 c4 joined with the copied CA, caught up over TLS, reads and forwards writes"
+
+# 7. a clean stop of the survivors (under ASan: no leak of TLS connections at exit)
 for n in "${rest[@]}"; do
   kill -TERM "${PID[$n]}"
   wait "${PID[$n]}"
@@ -213,4 +239,4 @@ for n in "${rest[@]}"; do
   [ "$st" = 0 ] || fail "c$n exited with $st after SIGTERM"
   grep -q 'msg="stopped"' "$dir/c$n.log" || fail "c$n did not log its stop"
 done
-echo "ok 6 the survivors stopped cleanly"
+echo "ok 7 the survivors stopped cleanly"
