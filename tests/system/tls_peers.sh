@@ -11,7 +11,8 @@
 #      host check needs both hosts in the certificate's SANs (checked with openssl);
 #   2. a leader is elected over TLS and a write through a follower (sctl with the
 #      admin certificate) is forwarded and acknowledged; the follower's metrics
-#      count it as forwarded;
+#      count it as forwarded, and 20 more open at most one TLS connection (the
+#      pool keeps them alive: a handshake per write would cost ms each);
 #   3. on the peer port, with peer_probe: a certificate from another CA and a
 #      node's certificate signed by the cluster CA are refused in the handshake
 #      and logged ("tls handshake refused" conn=peer); a controller's valid
@@ -131,7 +132,12 @@ t1=$(metric "$F" sc_forward_total)
 [ -n "$t0" ] && [ "$((t1 - t0))" -ge 1 ] || fail "c$F did not forward (sc_forward_total $t0 -> $t1)"
 [ "$(sctl "$L" kv get tls/one)" = 1 ] || fail "the forwarded write is not on leader c$L"
 grep -q 'msg="peer transport and forwarded writes are TLS' "$dir/c$F.log" || fail "c$F: no TLS peers"
-echo "ok 2 leader c$L; a write through follower c$F forwarded over TLS and acknowledged"
+# the pool keeps its TLS connections alive: 20 more writes, at most one new connection
+o0=$(metric "$F" sc_forward_connections_opened_total)
+for i in $(seq -w 1 20); do put "$F" "tls/seq/$i" "$i" || fail "write $i through c$F"; done
+o1=$(metric "$F" sc_forward_connections_opened_total)
+[ "$((o1 - o0))" -le 1 ] || fail "20 forwarded writes opened $((o1 - o0)) TLS connections"
+echo "ok 2 leader c$L; writes through follower c$F forwarded over TLS ($((o1 - o0)) new connections for 20) and acknowledged"
 
 # 3. certificates refused on the peer port (probing c1)
 refusals() { grep -c "$1" "$dir/c1.log" || true; }
