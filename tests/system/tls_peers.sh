@@ -25,7 +25,9 @@
 #      member, valid for the dead leader's peer host) on the dead leader's peer
 #      address: the survivors dial it, refuse it and log the mismatch (side=client);
 #   6. a fourth controller joins (CA copied, --join, added through a follower as a
-#      learner): it catches up, serves a read and forwards a write;
+#      learner): it catches up, serves a read and forwards a write; a TCP
+#      connection to a peer port that never starts the handshake (opened before
+#      step 3) has been closed after the 10 s HELLO timeout;
 #   7. the members left stop cleanly on SIGTERM (ASan checks for leaks at exit).
 #
 # Every process (sctld, openssl s_server) is ended by its PID; data lives in a
@@ -40,8 +42,10 @@ command -v openssl >/dev/null || { echo "SKIP: needs the openssl CLI"; exit 77; 
 dir=$(mktemp -d /tmp/sc-tlspeers-XXXXXX)
 declare -A PID PORT PPORT HPORT
 SPID=""
+IPID=""
 cleanup() {
   for n in "${!PID[@]}"; do kill -9 "${PID[$n]}" 2>/dev/null; wait "${PID[$n]}" 2>/dev/null; done
+  [ -n "$IPID" ] && { kill -9 "$IPID" 2>/dev/null; wait "$IPID" 2>/dev/null; }
   [ -n "$SPID" ] && { kill -9 "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; }
   rm -rf "$dir"
 }
@@ -139,6 +143,15 @@ o1=$(metric "$F" sc_forward_connections_opened_total)
 [ "$((o1 - o0))" -le 1 ] || fail "20 forwarded writes opened $((o1 - o0)) TLS connections"
 echo "ok 2 leader c$L; writes through follower c$F forwarded over TLS ($((o1 - o0)) new connections for 20) and acknowledged"
 
+# an idle TCP connection to follower c$F's peer port that never starts the
+# handshake: closed after the HELLO timeout (10 s, peer.h invariant 5); it runs
+# in the background while steps 3-5 go on and is checked in step 6
+( exec 5<>"/dev/tcp/127.0.1.$F/${PPORT[$F]}" || exit 1
+  t0=$(date +%s)
+  cat <&5 >/dev/null
+  echo $(($(date +%s) - t0)) >"$dir/idle" ) &
+IPID=$!
+
 # 3. certificates refused on the peer port (probing c1)
 refusals() { grep -c "$1" "$dir/c1.log" || true; }
 o=$dir/other
@@ -234,7 +247,13 @@ done
 put 4 tls/five 5 || fail "no write through c4"
 [ "$(sctl "$L2" kv get tls/five)" = 5 ] || fail "c4's write is not on the leader"
 rest+=(4)
-echo "ok 6 c4 joined with the copied CA, caught up over TLS, reads and forwards writes"
+for _ in $(seq 1 150); do [ -s "$dir/idle" ] && break; sleep 0.1; done
+kill -0 "$IPID" 2>/dev/null && { kill -9 "$IPID"; wait "$IPID" 2>/dev/null; IPID=""; fail "an idle connection to c$F's peer port is still open"; }
+wait "$IPID"
+IPID=""
+idle=$(cat "$dir/idle")
+[ "$idle" -ge 9 ] && [ "$idle" -le 13 ] || fail "the idle peer connection was closed after ${idle} s, want ~10"
+echo "ok 6 c4 joined with the copied CA, caught up over TLS, reads and forwards writes; an idle peer connection closed after $idle s"
 
 # 7. a clean stop of the survivors (under ASan: no leak of TLS connections at exit)
 for n in "${rest[@]}"; do
