@@ -4,6 +4,9 @@
  * HTTP reverse-proxy hop, once: the X-Sc-Forwarded header stops loops.  The
  * leader's answer (status, body, revision) goes back to the client unchanged; a
  * leader that does not answer within 2 s gets the client a 503 "outcome unknown".
+ * With --tls-dir the hop is HTTPS: the follower presents its controller.crt and
+ * verifies the leader's certificate (controller role, the host of its client
+ * address) with s->tls_client (tls.c).
  *
  * The hops travel over a pool of keep-alive connections to the current leader:
  * one connection carries one forwarded request at a time (so concurrent writes
@@ -32,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
+#include "net/tls.h"
 #include "sctld/server_int.h"
 
 #define FWD_MAX_IDLE 64
@@ -82,8 +87,10 @@ void srv_forward_done(struct srv *s)
     s->fwd_pool.n = 0;
 }
 
-/* An idle connection to the leader, or a new one. */
-static struct srv_fwd_conn *pool_take(struct srv *s, const char *host, uint16_t port)
+/* An idle connection to the leader, or a new one (NULL when a TLS connection
+ * cannot be made for host, with e filled). */
+static struct srv_fwd_conn *pool_take(struct srv *s, const char *host, uint16_t port,
+                                      struct sc_error *e)
 {
     for (struct srv_fwd_conn *c = s->fwd_pool.conns; c; c = c->next)
         if (!c->busy && !c->stale) {
@@ -91,8 +98,13 @@ static struct srv_fwd_conn *pool_take(struct srv *s, const char *host, uint16_t 
             s->fwd_pool.nidle--;
             return c;
         }
+    struct evhttp_connection *conn =
+        s->tls_client ? net_tls_evhttp_connection_new(s->base, s->tls_client, host, port, e)
+                      : evhttp_connection_base_new(s->base, NULL, host, port);
+    if (!conn)
+        return NULL;
     struct srv_fwd_conn *c = xcalloc(1, sizeof(*c));
-    c->conn = evhttp_connection_base_new(s->base, NULL, host, port);
+    c->conn = conn;
     evhttp_connection_set_timeout(c->conn, 2);
     c->next = s->fwd_pool.conns;
     s->fwd_pool.conns = c;
@@ -177,11 +189,22 @@ void srv_forward(struct srv *s, struct evhttp_request *req, usec_t start)
         snprintf(s->fwd_pool.addr, sizeof(s->fwd_pool.addr), "%s", li->client_addr);
     }
     pool_reap(s);
+    struct srv_fwd_conn *pc0 = pool_take(s, host, (uint16_t)atoi(colon + 1), &e);
+    if (!pc0) {
+        log_warn("msg=\"cannot connect to the leader\" addr=%s error=\"%s\"", li->client_addr,
+                 e.msg);
+        struct sc_error e2 = {0};
+        return srv_send_error(s, req,
+                              sc_error_set(&e2, -SC_E_NOT_LEADER, NULL,
+                                           "cannot forward to the leader at %s: %s; retry",
+                                           li->client_addr, e.msg),
+                              &e2);
+    }
     struct srv_fwd *f = xcalloc(1, sizeof(*f));
     f->srv = s;
     f->req = req;
     f->start = start;
-    f->pc = pool_take(s, host, (uint16_t)atoi(colon + 1));
+    f->pc = pc0;
     f->pc->busy = f;
     struct evhttp_request *out = evhttp_request_new(fwd_done, f);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);

@@ -53,7 +53,8 @@ struct peer_net {
     struct inbound *in;
 };
 
-static struct bufferevent *plain_wrap(void *ud, struct event_base *base, int fd, bool accepted)
+static struct bufferevent *plain_wrap(void *ud, struct event_base *base, int fd, bool accepted,
+                                      const char *host)
 {
     return bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 }
@@ -112,6 +113,12 @@ static void out_event(struct bufferevent *bev, short what, void *arg)
 {
     struct peer *p = arg;
     if (what & BEV_EVENT_CONNECTED) {
+        const struct peer_sock_ops *ops = p->net->ops;
+        if (ops->check && ops->check(ops->ud, bev, false, p->info.id, p->info.name) < 0) {
+            drop_out(p); /* invariant 4: not the member we dialled */
+            schedule_retry(p);
+            return;
+        }
         p->connecting = false;
         p->info.up = true;
         p->backoff_ms = 0;
@@ -145,12 +152,21 @@ static void connect_peer(evutil_socket_t fd, short what, void *arg)
     int sl = sizeof(ss);
     if (p->out || evutil_parse_sockaddr_port(p->info.peer_addr, (struct sockaddr *)&ss, &sl) < 0)
         return;
+    /* the host part of HOST:PORT ([v6]:PORT) for the TLS host check */
+    char host[sizeof(p->info.peer_addr)];
+    const char *colon = strrchr(p->info.peer_addr, ':');
+    size_t hl = colon ? (size_t)(colon - p->info.peer_addr) : 0;
+    const char *h = p->info.peer_addr;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+        h++, hl -= 2;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
     int s = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s < 0) {
         schedule_retry(p);
         return;
     }
-    p->out = p->net->ops->wrap(p->net->ops->ud, p->net->base, s, false);
+    p->out = p->net->ops->wrap(p->net->ops->ud, p->net->base, s, false, host);
     if (!p->out) {
         close(s);
         schedule_retry(p);
@@ -233,12 +249,19 @@ static void in_free(struct inbound *c)
     free(c);
 }
 
-/* A bad hello is ignored: the connection's RAFT frames are then refused. */
-static void on_hello(struct inbound *c, const uint8_t *body, size_t len)
+/* A bad hello is ignored: the connection's RAFT frames are then refused.  One
+ * that ops->check refuses closes the connection: returns -1, c is freed. */
+static int on_hello(struct inbound *c, const uint8_t *body, size_t len)
 {
     struct peer_hello h;
     if (peer_hello_decode(body, len, &h) < 0)
-        return;
+        return 0;
+    const struct peer_sock_ops *ops = c->net->ops;
+    if (ops->check && ops->check(ops->ud, c->bev, true, h.id, h.name) < 0) {
+        in_free(c); /* invariant 4 */
+        return -1;
+    }
+    bufferevent_set_timeouts(c->bev, NULL, NULL); /* invariant 5: it said who it is */
     c->from = h.id;
     snprintf(c->client_addr, sizeof(c->client_addr), "%s", h.client_addr);
     struct peer *p = find(c->net, h.id);
@@ -246,6 +269,7 @@ static void on_hello(struct inbound *c, const uint8_t *body, size_t len)
         snprintf(p->info.name, sizeof(p->info.name), "%s", h.name);
         snprintf(p->info.client_addr, sizeof(p->info.client_addr), "%s", h.client_addr);
     }
+    return 0;
 }
 
 static void in_read(struct bufferevent *bev, void *arg)
@@ -274,9 +298,10 @@ static void in_read(struct bufferevent *bev, void *arg)
             in_free(c);
             return;
         }
-        if (type == PEER_FRAME_HELLO)
-            on_hello(c, body, len);
-        else
+        if (type == PEER_FRAME_HELLO) {
+            if (on_hello(c, body, len) < 0)
+                return;
+        } else
             c->net->recv(c->net->ud, c->from, body, len);
         evbuffer_drain(in, (size_t)k);
     }
@@ -284,7 +309,7 @@ static void in_read(struct bufferevent *bev, void *arg)
 
 static void in_event(struct bufferevent *bev, short what, void *arg)
 {
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))
         in_free(arg);
 }
 
@@ -292,7 +317,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       void *arg)
 {
     struct peer_net *n = arg;
-    struct bufferevent *bev = n->ops->wrap(n->ops->ud, n->base, fd, true);
+    struct bufferevent *bev = n->ops->wrap(n->ops->ud, n->base, fd, true, NULL);
     if (!bev) {
         close(fd);
         return;
@@ -305,6 +330,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         n->in->prev = c;
     n->in = c;
     bufferevent_setcb(bev, in_read, NULL, in_event, c);
+    const struct timeval hello = {PEER_HELLO_TIMEOUT_SEC, 0}; /* invariant 5 */
+    bufferevent_set_timeouts(bev, &hello, NULL);
     bufferevent_enable(bev, EV_READ);
 }
 

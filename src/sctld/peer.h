@@ -25,8 +25,17 @@
  *     is not UP, or whose output holds more than PEER_MAX_QUEUED bytes, is dropped.
  *  3. A received frame is handed to the callback only when whole and its
  *     checksum holds; frames over PEER_MAX_FRAME are refused.
- *  4. Socket setup goes through peer_sock_ops (plain TCP today), so mutual TLS
- *     can replace it without touching framing or the state machine.
+ *  4. Socket setup goes through peer_sock_ops: plain TCP, or (sctld --tls-dir)
+ *     mutual TLS under the cluster CA, without touching framing or the state
+ *     machine.  When ops->check is set, no frame is sent on an outbound
+ *     connection and no RAFT frame is delivered from an inbound one until check
+ *     accepted the connection for the member it speaks for: the member dialled
+ *     (outbound, once connected, i.e. after the TLS handshake) or the one its
+ *     HELLO names (inbound).  A refused connection is closed; an outbound one
+ *     is retried with backoff as after any error.
+ *  5. An inbound connection that has not delivered a valid, accepted HELLO
+ *     within PEER_HELLO_TIMEOUT_SEC is closed (a client that connects and never
+ *     completes the handshake holds nothing for long).
  */
 #pragma once
 
@@ -35,18 +44,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PEER_MAX_MEMBERS 16
-#define PEER_MAX_FRAME   ((1u << 30) + (1u << 20)) /* a snapshot plus its message */
-#define PEER_MAX_QUEUED  (64u << 20)
-#define PEER_VERSION     1
+#define PEER_MAX_MEMBERS       16
+#define PEER_MAX_FRAME         ((1u << 30) + (1u << 20)) /* a snapshot plus its message */
+#define PEER_MAX_QUEUED        (64u << 20)
+#define PEER_VERSION           1
+#define PEER_HELLO_TIMEOUT_SEC 10
 
 enum peer_frame_type { PEER_FRAME_HELLO = 1, PEER_FRAME_RAFT = 2 };
 
 struct bufferevent;
 
-/* How sockets become bufferevents: plain TCP, later mutual TLS. */
+/* How sockets become bufferevents (plain TCP, or mutual TLS) and which member a
+ * connection may speak for.  wrap: fd is a fresh non-blocking socket, connected
+ * later by the transport when !accepted, and host the dialled peer's host (an
+ * IP literal or a name, for the TLS host check; NULL when accepted).  check
+ * (optional): 0 to accept a connection for member id/name, < 0 to close it
+ * (invariant 4); it may log, the transport does not. */
 struct peer_sock_ops {
-    struct bufferevent *(*wrap)(void *ud, struct event_base *base, int fd, bool accepted);
+    struct bufferevent *(*wrap)(void *ud, struct event_base *base, int fd, bool accepted,
+                                const char *host);
+    int (*check)(void *ud, struct bufferevent *bev, bool accepted, uint64_t id, const char *name);
     void *ud;
 };
 extern const struct peer_sock_ops peer_sock_plain;

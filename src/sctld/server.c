@@ -252,8 +252,9 @@ static int start_peers(struct srv *s)
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = now_usec(CLOCK_REALTIME);
-    peer_net_new(s->base, NULL, s->id, s->cfg.name, s->client_addr, seed, srv_on_peer_msg, s,
-                 &s->net);
+    /* --tls-dir: srv_tls_start made the TLS contexts and peer_ops (tls.c invariant 4) */
+    peer_net_new(s->base, s->peer_tls ? &s->peer_ops : NULL, s->id, s->cfg.name, s->client_addr,
+                 seed, srv_on_peer_msg, s, &s->net);
     int r = peer_net_listen(s->net, s->cfg.peer_listen);
     if (r < 0) {
         log_error("msg=\"cannot listen for peers\" addr=%s error=\"%s\"", s->cfg.peer_listen,

@@ -142,7 +142,12 @@ struct srv {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *listener;
-    struct ssl_ctx_st *tls;      /* --tls-dir: the API listener's SSL_CTX (tls.c) */
+    struct ssl_ctx_st *tls; /* --tls-dir: the API listener's SSL_CTX (tls.c) */
+    /* --tls-dir with --peer-listen (tls.c): the peer listener's SSL_CTX and the
+     * client one (controller.crt, peer must be a controller) for dialling peers
+     * and forwarding writes to the leader; peer_ops wraps peer sockets in them */
+    struct ssl_ctx_st *peer_tls, *tls_client;
+    struct peer_sock_ops peer_ops;
     struct evhttp *health_http;  /* --health-listen: plain GET /healthz (tls.c) */
     struct pki_ca *join_ca;      /* --tls-dir: the CA with its key, signs node certs (join.c) */
     struct ssl_ctx_st *join_tls; /* --join-listen: client certificate optional */

@@ -3,8 +3,12 @@
  * alone (round trip, every truncation, bad version, type, checksum and length,
  * the HELLO body), then two real transports on loopback in one event loop: a
  * RAFT frame delivered with its sender's id, the client address learned from a
- * hello that came before the peer was added, and connections that send a bad
- * frame (checksum, length, version, RAFT before HELLO) closed by the receiver.
+ * hello that came before the peer was added, connections that send a bad
+ * frame (checksum, length, version, RAFT before HELLO) closed by the receiver,
+ * and peer_sock_ops.check (invariant 4): an inbound HELLO for a member the check
+ * refuses closes the connection before its RAFT frame is delivered, an outbound
+ * connection to a refused member never comes up (and wrap is given the dialled
+ * host), an accepted one does.
  */
 #include "harness.h"
 
@@ -360,6 +364,114 @@ static void transport_closes_on_bad_frames(void **state)
     event_base_free(base);
 }
 
+/* peer_sock_ops.check (invariant 4): plain sockets, a check that accepts only
+ * member "good" and records what it was asked and which host wrap was given. */
+struct checker {
+    int calls;
+    bool accepted;
+    uint64_t id;
+    char name[64], host[64];
+};
+
+static struct bufferevent *rec_wrap(void *ud, struct event_base *base, int fd, bool accepted,
+                                    const char *host)
+{
+    struct checker *c = ud;
+    if (!accepted)
+        snprintf(c->host, sizeof(c->host), "%s", host ? host : "(null)");
+    return peer_sock_plain.wrap(NULL, base, fd, accepted, host);
+}
+
+static int only_good(void *ud, struct bufferevent *bev, bool accepted, uint64_t id,
+                     const char *name)
+{
+    struct checker *c = ud;
+    c->calls++;
+    c->accepted = accepted;
+    c->id = id;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    return strcmp(name, "good") == 0 ? 0 : -EKEYREJECTED;
+}
+
+static void transport_check_ties_connections_to_members(void **state)
+{
+    struct event_base *base = event_base_new();
+    struct checker ck = {0};
+    const struct peer_sock_ops ops = {.wrap = rec_wrap, .check = only_good, .ud = &ck};
+    struct inbox ib = {0}, ia = {0};
+    struct peer_net *b = NULL, *a = NULL;
+    assert_int_equal(peer_net_new(base, &ops, 2, "b", "127.0.0.1:2222", 2, on_recv, &ib, &b), 0);
+    int port = free_port();
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    assert_int_equal(peer_net_listen(b, addr), 0);
+    struct sc_buf good = frame(PEER_FRAME_RAFT, (const uint8_t *)"ok", 2);
+    for (int refused = 1; refused >= 0; refused--) {
+        struct peer_hello h = {.id = 9, .client_addr = "127.0.0.1:9"};
+        snprintf(h.name, sizeof(h.name), "%s", refused ? "evil" : "good");
+        struct sc_buf hb = {0}, bytes = {0};
+        peer_hello_encode(&h, &hb);
+        struct sc_buf hello = frame(PEER_FRAME_HELLO, hb.data, hb.len);
+        sc_buf_put(&bytes, hello.data, hello.len);
+        sc_buf_put(&bytes, good.data, good.len);
+        ck.calls = ib.n = 0;
+        int fd = raw_send(port, &bytes);
+        if (refused) { /* closed, its RAFT frame never delivered */
+            assert_int_equal(closed_by_peer(base, fd), 1);
+            assert_int_equal(ib.n, 0);
+        } else {
+            usec_t end = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+            while (ib.n == 0 && spin(base, end))
+                ;
+            assert_int_equal(ib.n, 1);
+            assert_int_equal(ib.from, 9);
+        }
+        assert_int_equal(ck.calls, 1);
+        assert_true(ck.accepted);
+        assert_int_equal(ck.id, 9);
+        assert_string_equal(ck.name, h.name);
+        close(fd);
+        sc_buf_free(&hb);
+        sc_buf_free(&hello);
+        sc_buf_free(&bytes);
+    }
+    /* outbound: a dials b under the name "bad": never up, retried, nothing sent */
+    struct checker ca = {0};
+    const struct peer_sock_ops aops = {.wrap = rec_wrap, .check = only_good, .ud = &ca};
+    assert_int_equal(peer_net_new(base, &aops, 1, "good", "127.0.0.1:1111", 1, on_recv, &ia, &a),
+                     0);
+    assert_int_equal(peer_net_add(a, 2, "bad", addr), 0);
+    usec_t end = now_usec(CLOCK_MONOTONIC) + 1 * USEC_PER_SEC;
+    const struct peer_info *pb = peer_net_get(a, 2);
+    while (ca.calls < 2 && spin(base, end)) /* refused, then retried after the backoff */
+        assert_false(pb->up);
+    assert_true(ca.calls >= 2);
+    assert_false(ca.accepted);
+    assert_int_equal(ca.id, 2);
+    assert_string_equal(ca.name, "bad");
+    assert_string_equal(ca.host, "127.0.0.1");
+    assert_false(peer_net_send(a, 2, (const uint8_t *)"x", 1));
+    /* the same member under its accepted name comes up and delivers */
+    peer_net_remove(a, 2);
+    ib.n = 0;
+    assert_int_equal(peer_net_add(a, 2, "good", addr), 0);
+    pb = peer_net_get(a, 2);
+    end = now_usec(CLOCK_MONOTONIC) + 5 * USEC_PER_SEC;
+    while (!pb->up && spin(base, end))
+        ;
+    assert_true(pb->up);
+    assert_true(peer_net_send(a, 2, (const uint8_t *)"hi", 2));
+    while (ib.n == 0 && spin(base, end))
+        ;
+    assert_int_equal(ib.n, 1); /* a's hello names "good": b's check lets it in */
+    assert_int_equal(ib.from, 1);
+    assert_string_equal(ck.name, "good");
+    sc_buf_free(&good);
+    peer_net_free(a);
+    peer_net_free(b);
+    event_base_free(base);
+}
+
 int main(int argc, char **argv)
 {
     static const struct CMUnitTest tests[] = {
@@ -371,6 +483,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(hello_round_trip_and_limits),
         cmocka_unit_test(transport_delivers_and_learns_early_hello),
         cmocka_unit_test(transport_closes_on_bad_frames),
+        cmocka_unit_test(transport_check_ties_connections_to_members),
     };
     return sc_test_main(tests, argc, argv);
 }
