@@ -383,6 +383,8 @@ static void log_refusal(void *ud, const struct net_tls_refusal *r)
              r->sent ? "server" : "client", r->peer, r->subject, r->reason);
 }
 
+/* At start-up with --tls-dir: the CA for signing, logs.c's client context, and
+ * the join listener when --join-listen is set. */
 int srv_join_start(struct srv *s)
 {
     if (!s->cfg.tls_dir) {
@@ -401,6 +403,13 @@ int srv_join_start(struct srv *s)
     int r = pki_ca_load(ca, cakey, &s->join_ca, &e);
     if (r < 0) {
         log_error("msg=\"cannot load the CA to sign node certificates\" error=\"%s\"", e.msg);
+        return r;
+    }
+    /* logs.c's client context for nodes' HTTPS logs endpoints: controller.crt,
+     * and the server must show a node certificate for the IP dialled */
+    struct net_tls_files lf = {.ca = ca, .cert = crt, .key = key};
+    if ((r = net_tls_client_ctx_new(&lf, PKI_ROLE_NODE, &s->logs_tls, &e)) < 0) {
+        log_error("msg=\"cannot make the logs client TLS context\" error=\"%s\"", e.msg);
         return r;
     }
     if (!s->cfg.join_listen)
@@ -452,4 +461,6 @@ void srv_join_done(struct srv *s)
     s->join_tls = NULL;
     pki_ca_free(s->join_ca);
     s->join_ca = NULL;
+    SSL_CTX_free(s->logs_tls);
+    s->logs_tls = NULL;
 }

@@ -61,6 +61,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "net/tls.h"
 #include "sctld/server_int.h"
 
 #define LOGS_MAX_STREAMS  1024
@@ -358,24 +359,30 @@ static bool find_endpoint(struct srv *s, struct evhttp_request *req, struct srv_
 /* Opens the connection and sends the request to the node; false after answering. */
 static bool start_upstream(struct srv *s, struct evhttp_request *req, struct srv_logs *l)
 {
-    char msg[300];
+    char msg[800];
     struct evhttp_uri *u = evhttp_uri_parse(l->url);
     const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
     const char *host = u ? evhttp_uri_get_host(u) : NULL;
     int port = u ? evhttp_uri_get_port(u) : -1;
-    if (!scheme || strcmp(scheme, "http") != 0 || !host || !*host || port <= 0) {
+    bool https = scheme && !strcmp(scheme, "https");
+    if (!scheme || (strcmp(scheme, "http") != 0 && !https) || !host || !*host || port <= 0 ||
+        (https && !s->logs_tls)) {
         evhttp_uri_free(u);
-        snprintf(msg, sizeof(msg), "node %s's logs endpoint '%s' is not http://IP:PORT", l->node,
-                 l->url);
+        snprintf(msg, sizeof(msg), "node %s's logs endpoint '%s' is not %s", l->node, l->url,
+                 s->logs_tls ? "http(s)://IP:PORT" : "http://IP:PORT (no --tls-dir here)");
         srv_send_coded(s, req, 502, "bad_gateway", msg);
         return false;
     }
     char hostport[160];
     snprintf(hostport, sizeof(hostport), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    l->up = evhttp_connection_base_new(s->base, NULL, host, (uint16_t)port);
+    struct sc_error e = {0};
+    /* https: the node's certificate must be a node's and name this IP (tls.h) */
+    l->up = https ? net_tls_evhttp_connection_new(s->base, s->logs_tls, host, (uint16_t)port, &e)
+                  : evhttp_connection_base_new(s->base, NULL, host, (uint16_t)port);
     evhttp_uri_free(u);
     if (!l->up) {
-        snprintf(msg, sizeof(msg), "cannot open a connection to node %s at %s", l->node, l->url);
+        snprintf(msg, sizeof(msg), "cannot open a connection to node %s at %s%s%s", l->node, l->url,
+                 e.msg[0] ? ": " : "", e.msg);
         srv_send_coded(s, req, 502, "bad_gateway", msg);
         return false;
     }

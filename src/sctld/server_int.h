@@ -152,6 +152,7 @@ struct srv {
     struct pki_ca *join_ca;      /* --tls-dir: the CA with its key, signs node certs (join.c) */
     struct ssl_ctx_st *join_tls; /* --join-listen: client certificate optional */
     struct evhttp *join_http;
+    struct ssl_ctx_st *logs_tls; /* logs.c: client context for nodes' HTTPS logs endpoints */
     struct store *store;
     struct persist persist;
     bool persist_running;

@@ -72,7 +72,7 @@ sctl_node() {
 # start_slet NAME TOKEN [CA_HASH]: slet --join in the background, pid in $F/slet-NAME.pid
 start_slet() {
   "$SLET" agent --server "$API" --name "$1" --data-dir "$F/$1" --store "$F/store" \
-    --trust "$F/trust" --cgroup-parent "$CGP-$1" --grace 2 \
+    --trust "$F/trust" --cgroup-parent "$CGP-$1" --grace 2 --listen 127.0.0.1:0 \
     --join "$JOIN" --token "$2" --ca-hash "${3:-$HASH}" >>"$F/slet-$1.log" 2>&1 &
   echo $! >"$F/slet-$1.pid"
 }
@@ -121,6 +121,17 @@ EOF
   sctl_admin apply -f "$F/web.yaml"
   wait_for 20 running_ready 2 || { tail -20 "$F/slet-n1.log"; false; }
   ! grep -q 'msg="request refused"' "$F/sctld.log"
+  # sctl logs: sctld fetches from the node's HTTPS logs endpoint with its controller
+  # certificate; the endpoint refuses anyone else (here: the admin certificate)
+  local inst url
+  inst=$(sctl_admin get instances -o json | jq -r '.items[0].metadata.name')
+  run sctl_admin logs "$inst"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"listening on"* ]]
+  url=$(sctl_admin get nodes n1 -o json | jq -r .status.logs)
+  [[ "$url" == https://127.0.0.1:* ]]
+  run curl -s --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$url/logs/$inst"
+  [ "$status" -ne 0 ]
   # a restart keeps the certificate (no second token is spent)
   kill "$(cat "$F/slet-n1.pid")"
   wait_gone "$(cat "$F/slet-n1.pid")"
