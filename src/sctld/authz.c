@@ -4,9 +4,11 @@
  * docs/pki.md "Identities"); a request over plain HTTP (no --tls-dir) is not
  * checked here, as before.
  *
- *   admin, controller   everything (a follower authorizes a request before it
- *                       forwards it, so the leader sees the follower's
- *                       controller certificate on the forwarded hop)
+ *   admin, controller   everything; but a write a follower forwards for a node
+ *                       carries X-Sc-On-Behalf-Of: node:NAME and the leader
+ *                       authorizes it as that node (the checks that read the
+ *                       store run there: a follower's store may not have applied
+ *                       the node's previous write yet)
  *   node:NAME           reads, except BootstrapTokens; and the writes its slet
  *                       makes, for itself only (Kubernetes' NodeRestriction):
  *                         PUT /v1/nodes/NAME[/status]
@@ -24,6 +26,7 @@
  */
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +119,11 @@ static bool node_may(struct srv *s, struct evhttp_request *req, const char *path
         (equals(path, plen, want) ||
          (starts(path, plen, want) && equals(path + strlen(want), plen - strlen(want), "/status"))))
         return true;
-    if (starts(path, plen, "/v1/instances/") || equals(path, plen, "/v1/instances"))
+    if (starts(path, plen, "/v1/instances/") || equals(path, plen, "/v1/instances")) {
+        if (s->st.role != RAFT_LEADER && s->net)
+            return true; /* forwarded with the node's name: the leader decides */
         return instance_write_ok(s, req, m, path + 14, plen > 14 ? plen - 14 : 0, node);
+    }
     snprintf(want, sizeof(want), "/v1/kv/%%2Fregistry%%2Fheartbeats%%2F%s", node);
     if ((m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_DELETE) && equals(path, plen, want))
         return true;
@@ -134,11 +140,27 @@ bool srv_authorize(struct srv *s, struct evhttp_request *req, const char *path, 
     struct sc_error e = {0};
     const char *why = NULL;
     char msg[400];
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     if (net_tls_evhttp_identity(req, &id, &e) < 0) {
         snprintf(msg, sizeof(msg), "no verified client certificate: %s", e.msg);
         why = msg;
+    } else if (id.role == PKI_ROLE_CONTROLLER && evhttp_find_header(h, "X-Sc-Forwarded") &&
+               evhttp_find_header(h, SRV_ON_BEHALF_OF)) {
+        /* a follower's hop for a node: authorized as that node */
+        const char *obo = evhttp_find_header(h, SRV_ON_BEHALF_OF);
+        struct pki_identity node = {0};
+        if (strncmp(obo, "node:", 5) != 0 ||
+            pki_identity_make(PKI_ROLE_NODE, obo + 5, &node, &e) < 0) {
+            snprintf(msg, sizeof(msg), "bad %s '%.80s'", SRV_ON_BEHALF_OF, obo);
+            why = msg;
+        } else {
+            id = node;
+        }
     } else if (id.role == PKI_ROLE_ADMIN || id.role == PKI_ROLE_CONTROLLER) {
         return true;
+    }
+    if (why) {
+        /* refused above */
     } else if (id.role == PKI_ROLE_NODE) {
         if (node_may(s, req, path, plen, id.name))
             return true;

@@ -210,6 +210,12 @@ void srv_forward(struct srv *s, struct evhttp_request *req, usec_t start)
     struct evkeyvalq *oh = evhttp_request_get_output_headers(out);
     evhttp_add_header(oh, "Host", li->client_addr);
     evhttp_add_header(oh, "X-Sc-Forwarded", s->cfg.name);
+    /* a node's write: the leader authorizes it as that node (authz.c), with its
+     * own store (ours may not have applied the node's previous write yet) */
+    struct pki_identity who;
+    struct sc_error ie = {0};
+    if (s->tls && net_tls_evhttp_identity(req, &who, &ie) == 0 && who.role == PKI_ROLE_NODE)
+        evhttp_add_header(oh, SRV_ON_BEHALF_OF, who.cn);
     const char *ct = evhttp_find_header(h, "Content-Type");
     if (ct)
         evhttp_add_header(oh, "Content-Type", ct);

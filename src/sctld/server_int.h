@@ -352,6 +352,9 @@ int srv_recover(struct srv *s, struct wal **ret_wal);
 /* tls.c: --tls-dir (before the API socket is bound), --health-listen, their teardown
  * (after evhttp_free(s->http), before event_base_free) */
 int srv_tls_start(struct srv *s);
+/* The header a follower adds to a node's forwarded write: the node's CN, which the
+ * leader authorizes (only on a hop from a controller certificate). */
+#define SRV_ON_BEHALF_OF "X-Sc-On-Behalf-Of"
 /* authz.c: false (answered 403) when the request's certificate may not do this */
 bool srv_authorize(struct srv *s, struct evhttp_request *req, const char *path, size_t plen);
 /* join.c: the join listener, POST /v1/renew, the token use applied */

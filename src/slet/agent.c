@@ -1045,11 +1045,8 @@ int slet_agent_main(int argc, char **argv)
     }
     if (a.watch_conn)
         evhttp_connection_free(a.watch_conn);
+    a.watch_conn = NULL;
     slet_logs_stop(&a);
-    if (a.watch_tls) {
-        event_base_loop(a.base, EVLOOP_NONBLOCK); /* freed SSL bufferevents finalized */
-        SSL_CTX_free(a.watch_tls);
-    }
     if (a.o.simulate)
         slet_sim_flush(&a, true);
     else
@@ -1078,6 +1075,13 @@ int slet_agent_main(int argc, char **argv)
     event_free(a.ev_relist);
     event_free(a.ev_sigint);
     event_free(a.ev_sigterm);
+    if (a.watch_tls || a.logs_tls) {
+        /* libevent finalizes freed SSL bufferevents in the loop; run it once now
+         * that no timer or Cell of ours is left to fire */
+        event_base_loop(a.base, EVLOOP_NONBLOCK);
+        SSL_CTX_free(a.watch_tls);
+        SSL_CTX_free(a.logs_tls);
+    }
     event_base_free(a.base);
     sc_client_free(a.api);
     sc_client_free(a.hb_api);

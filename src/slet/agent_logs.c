@@ -245,10 +245,5 @@ void slet_logs_stop(struct slet_agent *a)
             slet_logs_detach(in);
     if (a->http)
         evhttp_free(a->http);
-    a->http = NULL;
-    if (a->logs_tls) {
-        event_base_loop(a->base, EVLOOP_NONBLOCK); /* freed SSL bufferevents finalized */
-        SSL_CTX_free(a->logs_tls);
-    }
-    a->logs_tls = NULL;
+    a->http = NULL; /* logs_tls is freed at the agent's end (agent.c) */
 }

@@ -197,13 +197,12 @@ sc_node_restart() {
   before=$(node_assigned 2)
   [ -n "$before" ] || { no "n2 has no Assignment"; return 1; }
   restart n2 # SIGTERM: slet stops its Cells and leaves its lease to expire
-  wait_for 20 curl_ok "http://${IP[n2]}:$CL_PORT_LOGS/healthz" || { no "n2's slet not back"; return 1; }
+  wait_for 20 curl_node client 2 /healthz -f -o /dev/null || { no "n2's slet not back"; return 1; }
   node_ready "$F1" n2 || { no "n2 not READY right after its restart (its lease should outlive it)"; return 1; }
   wait_for 30 runs_its_own 2 || { no "$(runs_what 2)"; return 1; }
   [ "$(node_assigned 2)" = "$before" ] || { no "n2's Assignments changed: $before -> $(node_assigned 2)"; return 1; }
   wait_for 30 ready_n "$F1" web 8 || { no "web: $(instances "$F1" web | tr '\n' ';')"; return 1; }
 }
-curl_ok() { on client curl -sf -m 2 -o /dev/null "$1"; }
 
 sc_leader() {
   local t0 dt n
@@ -239,7 +238,8 @@ sc_minority() {
   body=$(tr -d '\n' <<<"${body% *}")
   [ "$code" = 503 ] || { no "the cut-off c$P answered a write with '$body', want 503"; return 1; }
   echo "# cut-off c$P: PUT /v1/kv -> HTTP $code in $dt ms: $body"
-  out=$(on c$P "$SCTL" --server "$(url c$P)" scale web --replicas 6 2>&1); rc=$?
+  # shellcheck disable=SC2046
+  out=$(on c$P "$SCTL" --server "$(url c$P)" $(cl_sctl_tls) scale web --replicas 6 2>&1); rc=$?
   [ "$rc" = 3 ] || { no "sctl scale through the cut-off c$P: exit $rc ($out), want 3 (unavailable)"; return 1; }
   echo "# cut-off c$P: sctl scale -> exit $rc: $out"
   # the majority goes on: scale, and the nodes (on c$F1, c$F2) follow
@@ -271,20 +271,12 @@ sc_latency() {
   latency c1 100; rc=$?
   [ "$rc" = 2 ] && { no "this kernel has no netem (CONFIG_NET_SCH_NETEM): latency HOST MS cannot work"; return 2; }
   [ "$rc" = 0 ] || { no "tc netem failed"; return 1; }
-  t=$(on client curl -s -o /dev/null -w '%{time_connect}' "$(url c1)/healthz")
+  t=$(api c1 /healthz -o /dev/null -w '%{time_connect}')
   latency c1 0
   awk -v t="$t" 'BEGIN { exit !(t >= 0.1) }' || { no "connect took $t s with 100 ms added"; return 1; }
 }
 
 sc_failover() {
-  local out rc
-  out=$(timeout 5 "$SLET" agent --server "$(urls "c1 c2")" --name probe --data-dir "$dir/probe" \
-    --simulate 1 2>&1)
-  rc=$?
-  if [ "$rc" = 2 ] && [[ $out == *"--server"* || $out == *"server '"* ]]; then
-    no "slet takes a single --server and does not fail over (slet agent --server A,B: $(head -1 <<<"$out"))"
-    return 2
-  fi
   # slet takes several: n2 and n4 get c$F2 first, then c$L; c$F2 is killed
   NODE_SERVER[n2]="c$F2 c$L" NODE_SERVER[n4]="c$F2 c$L"
   restart n2 && restart n4
@@ -365,7 +357,7 @@ sc_node_heal() {
 # node_assigned N / node_runs N / node_cells N: what is assigned to nN, what its
 # slet says it runs (/instances), its Cell cgroups (any hierarchy); sorted names
 node_assigned() { api "c$F1" "/v1/assignments?selector=node%3Dn$1" | jq -r '[.items[].metadata.name] | sort | join(" ")'; }
-node_runs() { on client curl -sf "http://${IP[n$1]}:$CL_PORT_LOGS/instances" | jq -r '[.[].name] | sort | join(" ")'; }
+node_runs() { curl_node client "$1" /instances -f | jq -r '[.[].name] | sort | join(" ")'; }
 node_cells() {
   local p d
   for p in $(cg_parents "$1"); do

@@ -29,9 +29,10 @@
 # What it gives (each described where defined):
 #   cluster_up                 the namespaces, bridge, routes
 #   on HOST CMD...             run CMD in HOST's network namespace
-#   start_controller N         launch lines, ONE place per binary (TLS and join
-#   start_node N               flags will be added there)
-#   start_lb
+#   start_controller N         launch lines, ONE place per binary (with CL_TLS=1,
+#   start_node N               the default: --tls-dir and --join-listen, slet
+#   start_lb                   --join with a token, sclb with the admin pair)
+#   api / api_from / curl_node curl from a host with the admin's (a node: c1's) pair
 #   sctl_c N ARGS...           sctl from the client host against cN
 #   stop HOST / kill9 HOST / restart HOST / kill_node N
 #   partition HOST / split "A B" "C D ..." / heal / latency HOST MS
@@ -49,7 +50,14 @@
 CL_NET=10.79
 CL_PORT_API=7400
 CL_PORT_PEER=7410
+CL_PORT_JOIN=7402
 CL_PORT_LOGS=7420
+# Mutual TLS everywhere (the default, as a cluster runs): c1 creates the CA on its
+# first start, c2 and c3 get ca.crt/ca.key copied before theirs (the operator's
+# step, docs/operations.md), nodes join with a bootstrap token and the pinned CA
+# hash, sctl/curl/sclb present the admin certificate.  CL_TLS=0: plain HTTP.
+CL_TLS=${CL_TLS:-1}
+CL_TOKEN=
 CL_HOSTS=(c1 c2 c3 n1 n2 n3 n4 lb client)
 declare -A IP=([c1]=$CL_NET.0.1 [c2]=$CL_NET.0.2 [c3]=$CL_NET.0.3
   [n1]=$CL_NET.0.11 [n2]=$CL_NET.0.12 [n3]=$CL_NET.0.13 [n4]=$CL_NET.0.14
@@ -73,7 +81,27 @@ done
 tag=sccl$$
 { ip netns add $tag-br && ip netns del $tag-br; } 2>/dev/null || cl_skip "cannot create network namespaces"
 
-url() { echo "http://${IP[$1]}:$CL_PORT_API"; }
+if [ "$CL_TLS" = 1 ]; then CL_SCHEME=https; else CL_SCHEME=http; fi
+url() { echo "$CL_SCHEME://${IP[$1]}:$CL_PORT_API"; }
+# the operator's files (c1's --tls-dir): the CA, the admin pair, c1's controller pair
+cl_pki() { echo "$dir/c1/pki"; }
+# curl's TLS flags as the admin (or, with "controller", as c1: what nodes' logs
+# endpoints answer); nothing without TLS
+cl_curl_tls() {
+  [ "$CL_TLS" = 1 ] || return 0
+  local who=${1:-admin}
+  echo "--cacert $(cl_pki)/ca.crt --cert $(cl_pki)/$who.crt --key $(cl_pki)/$who.key"
+}
+# sctl's TLS flags as the admin (nothing without TLS)
+cl_sctl_tls() {
+  [ "$CL_TLS" = 1 ] && echo "--ca $(cl_pki)/ca.crt --cert $(cl_pki)/admin.crt --key $(cl_pki)/admin.key"
+  return 0
+}
+# node_url N PATH: nN's logs endpoint
+node_url() { echo "$CL_SCHEME://${IP[n$1]}:$CL_PORT_LOGS$2"; }
+# curl_node HOST N PATH [curl args]: from HOST to nN's logs endpoint, as a controller
+# shellcheck disable=SC2046
+curl_node() { on "$1" curl -s -m 2 $(cl_curl_tls controller) "$(node_url "$2" "$3")" "${@:4}"; }
 # urls "cA cB ...": their URLs joined by commas (one URL for one host)
 urls() {
   local h out=
@@ -238,12 +266,39 @@ EOF
 
 # start_controller N: sctld cN in its namespace (PID[cN]); logs in $dir/cN.log.
 start_controller() {
-  local h=c$1
+  local h=c$1 tls=()
   mkdir -p "$dir/$h"
+  if [ "$CL_TLS" = 1 ]; then
+    # a controller's first start after c1's: the cluster CA copied in first
+    if [ "$h" != c1 ] && [ ! -f "$dir/$h/pki/ca.key" ]; then
+      wait_for 10 test -s "$dir/c1/pki/ca.key" || { echo "# no CA from c1" >&2; return 1; }
+      install -d -m 700 "$dir/$h/pki"
+      cp -p "$dir/c1/pki/ca.crt" "$dir/c1/pki/ca.key" "$dir/$h/pki/"
+    fi
+    tls=(--tls-dir "$dir/$h/pki" --join-listen "${IP[$h]}:$CL_PORT_JOIN")
+  fi
   spawn $h "$SCTLD" --name $h --data-dir "$dir/$h/data" --listen "${IP[$h]}:$CL_PORT_API" \
-    --peer-listen "${IP[$h]}:$CL_PORT_PEER" --initial-cluster "$CL_IC" \
+    --peer-listen "${IP[$h]}:$CL_PORT_PEER" --initial-cluster "$CL_IC" "${tls[@]}" \
     >>"$dir/$h.log" 2>&1 3>&- &
   PID[$h]=$!
+}
+
+# cl_token: a reusable bootstrap token, made once through any controller (CL_TOKEN);
+# cl_join_args: slet's --join flags: every controller's join listener, that
+# token, the CA hash from c1's log
+cl_token() {
+  local n
+  [ "$CL_TLS" = 1 ] && [ -z "$CL_TOKEN" ] || return 0
+  for n in 1 2 3; do
+    CL_TOKEN=$(sctl_c $n token create --uses 0 --ttl 2h --description "cluster harness" 2>/dev/null) && break
+  done
+}
+cl_join_args() {
+  [ "$CL_TLS" = 1 ] || return 0
+  local hash
+  hash=$(grep -o 'ca_hash=sha256:[0-9a-f]*' "$dir/c1.log" | head -1 | cut -d= -f2)
+  echo "--join https://${IP[c1]}:$CL_PORT_JOIN,https://${IP[c2]}:$CL_PORT_JOIN,https://${IP[c3]}:$CL_PORT_JOIN"
+  echo "--token $CL_TOKEN --ca-hash $hash"
 }
 
 # start_node N: slet nN in its namespace, talking to ${NODE_SERVER[nN]} (c1 if
@@ -253,7 +308,11 @@ start_controller() {
 start_node() {
   local h=n$1
   mkdir -p "$dir/$h"
-  spawn $h "$SLET" agent --server "$(urls "${NODE_SERVER[$h]:-c1}")" --name $h \
+  local join
+  cl_token # here, not in $(...): the token is made once
+  join=$(cl_join_args)
+  # shellcheck disable=SC2086
+  spawn $h "$SLET" agent --server "$(urls "${NODE_SERVER[$h]:-c1}")" --name $h $join \
     --data-dir "$dir/$h/data" --store "$dir/$h/store" --trust "$dir/img/trust" \
     --address "${IP[$h]}" --listen "${IP[$h]}:$CL_PORT_LOGS" --cell-net bridge \
     --bridge cbr$1 --cell-range $CL_NET.$1.0/24 --cgroup-parent $tag-$h --grace 2 \
@@ -264,7 +323,9 @@ start_node() {
 # start_lb: sclb on the lb host, serving on its address, talking to $LB_SERVER.
 start_lb() {
   mkdir -p "$dir/lb"
-  spawn lb "$SCLB" --server "$(url "${LB_SERVER:-c1}")" --dir "$dir/lb/state" \
+  local tls=()
+  [ "$CL_TLS" = 1 ] && tls=(--ca "$(cl_pki)/ca.crt" --cert "$(cl_pki)/admin.crt" --key "$(cl_pki)/admin.key")
+  spawn lb "$SCLB" --server "$(url "${LB_SERVER:-c1}")" "${tls[@]}" --dir "$dir/lb/state" \
     --listen-addr "${IP[lb]}" >>"$dir/lb.log" 2>&1 3>&- &
   PID[lb]=$!
 }
@@ -273,12 +334,15 @@ start_lb() {
 sctl_c() {
   local n=$1
   shift
-  on client "$SCTL" --server "$(url c$n)" "$@"
+  # shellcheck disable=SC2046
+  on client "$SCTL" --server "$(url c$n)" $(cl_sctl_tls) "$@"
 }
 # api HOST PATH [curl args]: a request from the client host (or from HOST's own
 # namespace when HOST is cut off: api_from).
-api() { on client curl -s -m 4 "$(url "$1")$2" "${@:3}"; }
-api_from() { on "$1" curl -s -m 4 "$(url "$2")$3" "${@:4}"; }
+# shellcheck disable=SC2046
+api() { on client curl -s -m 4 $(cl_curl_tls) "$(url "$1")$2" "${@:3}"; }
+# shellcheck disable=SC2046
+api_from() { on "$1" curl -s -m 4 $(cl_curl_tls) "$(url "$2")$3" "${@:4}"; }
 
 # node_image: builds the test image once (hello_image, sctld_lib.bash) and
 # imports it into each node's store; sets IMG to its blake3 id.
@@ -351,9 +415,10 @@ latency() {
 }
 # reach FROM TO: FROM's connection to TO's API or logs port succeeds in 1 s.
 reach() {
-  local port=$CL_PORT_API
-  [[ $2 == n? ]] && port=$CL_PORT_LOGS
-  on "$1" curl -s -o /dev/null --connect-timeout 1 -m 2 "http://${IP[$2]}:$port/healthz"
+  local port=$CL_PORT_API who=admin
+  [[ $2 == n? ]] && port=$CL_PORT_LOGS who=controller
+  # shellcheck disable=SC2046
+  on "$1" curl -s -o /dev/null --connect-timeout 1 -m 2 $(cl_curl_tls $who) "$CL_SCHEME://${IP[$2]}:$port/healthz"
 }
 
 # ---- the controllers' view ---------------------------------------------------------
@@ -380,6 +445,7 @@ wait_leader() {
 # revision HOST: the store revision HOST's controller has applied (a local read,
 # so a follower answers with what it has), from its X-Sc-Revision header.
 revision() {
-  on "$1" curl -s -m 2 -D - -o /dev/null "$(url "$1")/v1/kv/sc-probe?serializable=1" |
+  # shellcheck disable=SC2046
+  on "$1" curl -s -m 2 -D - -o /dev/null $(cl_curl_tls) "$(url "$1")/v1/kv/sc-probe?serializable=1" |
     tr -d '\r' | awk -F': ' 'tolower($1) == "x-sc-revision" { print $2 }'
 }
