@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# cluster.sh: the multi-host scenarios of issue 7 (part 4) that run without TLS
-# (the join and certificate refusals come with the PKI wiring), on the namespace cluster of cluster_lib.sh (three sctld, four slet, sclb
+# cluster.sh: the multi-host scenarios of issue 7 (part 4), with mutual TLS
+# everywhere (CL_TLS=0: plain HTTP), on the namespace cluster of cluster_lib.sh (three sctld, four slet, sclb
 # with nginx on an lb host, a client host; docs/cluster_tests.md).  Output is TAP,
 # one line per scenario; they run in order on one cluster:
 #
-#   register   four nodes register: four Node objects, all READY
+#   register   four nodes join (bootstrap token, pinned CA hash) and register:
+#              four Node objects, all READY
+#   refusals   a wrong and an expired token (slet --join exits 1 with the reason),
+#              a certificate of another CA, plain HTTP: each refused and logged
 #   spread     a Deployment of 8 replicas: 2 per node, all ready, each reached
 #              through nginx on the lb host (sclb) from the client host
 #   node-restart  n2's slet stopped (SIGTERM) and started: READY throughout (its
@@ -170,6 +173,55 @@ sc_register() {
     grep -Eq "^n$n +true .* ${IP[n$n]} " <<<"$out" || { no "n$n: $(grep "^n$n " <<<"$out")"; return 1; }
   done
   echo "$out" | sed 's/^/#   /'
+}
+
+# refused_in_logs PATTERN: a controller's log has a line matching the extended regex
+refused_in_logs() { grep -Eq "$1" "$dir"/c[123].log; }
+# join_as NAME TOKEN [HASH]: slet --join from the client host; exit status, stderr in $dir/NAME.err
+join_as() {
+  local hash=${3:-$(grep -o 'ca_hash=sha256:[0-9a-f]*' "$dir/c1.log" | head -1 | cut -d= -f2)}
+  on client timeout 20 "$SLET" agent --server "$(urls "c1 c2 c3")" --name "$1" \
+    --data-dir "$dir/$1" --join "$(cl_join_args | head -1 | cut -d' ' -f2)" --token "$2" \
+    --ca-hash "$hash" >/dev/null 2>"$dir/$1.err"
+}
+
+sc_refusals() {
+  [ "$CL_TLS" = 1 ] || { no "CL_TLS=0: plain HTTP"; return 2; }
+  local t rc other="$dir/other"
+  # a wrong secret for a real token
+  t=$(sctl_c "$F1" token create --ttl 1h) || { no "token create failed"; return 1; }
+  join_as intruder1 "${t%%.*}.0000000000000000"; rc=$?
+  [ "$rc" = 1 ] && grep -q "HTTP 401: token ${t%%.*}: wrong secret" "$dir/intruder1.err" ||
+    { no "wrong secret: exit $rc, $(tail -1 "$dir/intruder1.err")"; return 1; }
+  refused_in_logs "msg=\"join refused\".*token ${t%%.*}: wrong secret" || { no "wrong secret not logged"; return 1; }
+  # an expired token
+  t=$(sctl_c "$F1" token create --ttl 1s) || { no "token create failed"; return 1; }
+  sleep 1.2
+  join_as intruder2 "$t"; rc=$?
+  [ "$rc" = 1 ] && grep -q "token ${t%%.*} expired at" "$dir/intruder2.err" ||
+    { no "expired token: exit $rc, $(tail -1 "$dir/intruder2.err")"; return 1; }
+  refused_in_logs "msg=\"join refused\".*token ${t%%.*} expired at" || { no "expired token not logged"; return 1; }
+  echo "# wrong secret and expired token: $(tail -1 "$dir/intruder2.err" | cut -c1-120)"
+  # a certificate from another CA, presented to a controller's API
+  mkdir -p "$other"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=other-ca" \
+    -keyout "$other/ca.key" -out "$other/ca.crt" 2>/dev/null &&
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=swiftcube:admins/CN=admin" \
+      -keyout "$other/admin.key" -out "$other/admin.csr" 2>/dev/null &&
+    openssl x509 -req -in "$other/admin.csr" -CA "$other/ca.crt" -CAkey "$other/ca.key" -CAcreateserial \
+      -days 1 -out "$other/admin.crt" 2>/dev/null || { no "openssl could not make the other CA"; return 1; }
+  on client curl -s -m 4 --cacert "$(cl_pki)/ca.crt" --cert "$other/admin.crt" --key "$other/admin.key" \
+    "$(url c$F1)/v1/kv" >/dev/null && { no "a certificate of another CA was accepted"; return 1; }
+  wait_for 5 refused_in_logs "tls handshake refused.*cn=\"admin\".*unknown CA" ||
+    { no "other CA not logged"; return 1; }
+  # plain HTTP to the TLS port
+  on client curl -s -m 4 "http://${IP[c$F1]}:$CL_PORT_API/v1/kv" >/dev/null &&
+    { no "plain HTTP was answered"; return 1; }
+  wait_for 5 refused_in_logs 'tls handshake refused.*plain HTTP sent to a TLS port' ||
+    { no "plain HTTP not logged"; return 1; }
+  # none of them got a Node
+  [ "$(api "c$F1" /v1/nodes | jq '[.items[].metadata.name | select(startswith("intruder"))] | length')" = 0 ] ||
+    { no "an intruder has a Node"; return 1; }
 }
 
 sc_spread() {
@@ -431,6 +483,7 @@ start_lb
 echo "# leader c$L; nodes n1 n3 and the lb on c$F1, n2 n4 on c$F2; up in $(($(ms) - T0)) ms"
 
 scenario register "four nodes register: four Node objects, all ready"
+scenario refusals "a wrong and an expired token, another CA's certificate, plain HTTP: each refused and logged"
 scenario spread "8 replicas: 2 per node, ready, all reached through nginx on the lb host"
 scenario node-restart "a node's slet restarted (SIGTERM): READY throughout, its own Cells again"
 scenario leader "kill -9 of the leader: apply and scale through the others; it restarts and catches up"
