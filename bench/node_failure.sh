@@ -2,7 +2,8 @@
 # node_failure.sh: issue 7's failure benchmark on the namespace cluster of
 # tests/system/cluster_lib.sh (three sctld, four slet with real Cells on their
 # own bridges, a client host), release build, default timeouts (slet's 2 s
-# heartbeat lease, sctld's 500 ms grace):
+# heartbeat lease, sctld's 500 ms grace), mutual TLS everywhere as the harness
+# runs by default (nodes joined by token; CL_TLS=0 for plain HTTP):
 #
 #   1. node failure: kill -9 of a node's slet and every process of its Cells (the
 #      node with the most replicas of a 8-replica Deployment), until every replica
@@ -33,7 +34,7 @@ SCTL=$top/$build/src/sctl/sctl SCLB=$top/$build/src/sclb/sclb
 source "$top/tests/system/cluster_lib.sh"
 export SC_SRCDIR=$top
 source "$top/tests/system/sctld_lib.bash" # hello_image
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); mutual TLS: $([ "${CL_TLS:-1}" = 1 ] && echo on || echo off)"
 res=$(mktemp -d /tmp/sc-node-failure-XXXXXX) # the trials' times (the harness's $dir goes at exit)
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -126,5 +127,5 @@ printf '| node failure (kill -9 of slet + Cells) -> all replicas ready elsewhere
   "$node_med" "$(awk -v a="$node_med" 'BEGIN {printf "%.0f", 340000 / a}')" "$([ "$node_med" -le 3000 ] && echo met || echo missed)"
 printf '| controller leader kill -9 -> first acknowledged write (ms) | %s | etcd: bench/raft_failover.sh | 300: %s |\n' \
   "$ctl_med" "$([ "$ctl_med" -le 300 ] && echo met || echo missed)"
-echo "| cost of mutual TLS on put throughput | bench/tls_put.sh (one sctld: TLS is not yet on the Raft peers) | | 15 % |"
+echo "| cost of mutual TLS on put throughput | MEMBERS=3 bench/tls_put.sh | | 15 % |"
 rm -rf "$res"

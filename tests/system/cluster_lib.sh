@@ -289,9 +289,15 @@ start_controller() {
 cl_token() {
   local n
   [ "$CL_TLS" = 1 ] && [ -z "$CL_TOKEN" ] || return 0
-  for n in 1 2 3; do
-    CL_TOKEN=$(sctl_c $n token create --uses 0 --ttl 2h --description "cluster harness" 2>/dev/null) && break
+  for _ in $(seq 50); do # a leader just elected may not be known everywhere yet
+    for n in 1 2 3; do
+      CL_TOKEN=$(sctl_c $n token create --uses 0 --ttl 2h --description "cluster harness" 2>/dev/null) &&
+        return 0
+    done
+    sleep 0.2
   done
+  echo "# no bootstrap token could be made" >&2
+  return 1
 }
 cl_join_args() {
   [ "$CL_TLS" = 1 ] || return 0
