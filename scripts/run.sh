@@ -8,9 +8,13 @@
 # them, fetches pages through the load balancer, rolls out a new version while
 # a client keeps fetching (and counts the failed requests: none), and keeps the
 # cluster up until Ctrl-C, which stops everything (the Cells go with slet's
-# instances when the Deployment is deleted on the way out).
+# instances when the Deployment is deleted on the way out).  Everything speaks
+# mutual TLS under the cluster's own CA, as a real cluster does: sctld makes the
+# CA and an admin certificate with an sctl config on its first start, the node
+# joins with a bootstrap token and the CA's pinned hash (docs/operations.md).
 #
 #   scripts/run.sh                  data under ./swiftcube-data, API on 127.0.0.1:7400
+#                                   (node logs :7401, join :7402, plain /healthz :7403)
 #   SC_PORT=7500 scripts/run.sh     another API port (the load balancer: SC_LB_PORT, 8088)
 #   SC_TOUR_ONLY=1 scripts/run.sh   stop after showing the running instances
 set -euo pipefail
@@ -29,7 +33,9 @@ SCLB=$top/$build/src/sclb/sclb
 port=${SC_PORT:-7400}
 lb_port=${SC_LB_PORT:-8088}
 data=${SC_DATA:-$top/swiftcube-data}
-export SCTL_SERVER=http://127.0.0.1:$port
+export SCTL_SERVER=https://127.0.0.1:$port
+pki=$data/sctld/pki
+export SCTL_CONFIG=$pki/admin.conf # the CA and the admin certificate for sctl
 mkdir -p "$data"
 pids=()
 cleanup() {
@@ -53,11 +59,18 @@ trap 'exit 130' INT TERM
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 # 1. the control plane
-"$SCTLD" --data-dir "$data/sctld" --listen "127.0.0.1:$port" --log-level warn >>"$data/sctld.log" 2>&1 &
+join_port=$((port + 2)) health=http://127.0.0.1:$((port + 3))/healthz
+"$SCTLD" --data-dir "$data/sctld" --listen "127.0.0.1:$port" --tls-dir "$pki" \
+  --join-listen "127.0.0.1:$join_port" --health-listen "127.0.0.1:$((port + 3))" \
+  --log-level warn >>"$data/sctld.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -sf "$SCTL_SERVER/healthz" >/dev/null && break; sleep 0.05; done
-curl -sf "$SCTL_SERVER/healthz" >/dev/null || { echo "sctld did not come up; see $data/sctld.log"; exit 1; }
-echo "sctld (pid ${pids[0]}) serves $SCTL_SERVER, data in $data/sctld"
+for _ in $(seq 100); do curl -sf "$health" >/dev/null && break; sleep 0.05; done
+curl -sf "$health" >/dev/null || { echo "sctld did not come up; see $data/sctld.log"; exit 1; }
+# the hash nodes pin: SHA-256 of the CA's public key (kubeadm's recipe)
+ca_hash=sha256:$(openssl x509 -in "$pki/ca.crt" -noout -pubkey | openssl pkey -pubin -outform der |
+  sha256sum | cut -d' ' -f1)
+echo "sctld (pid ${pids[0]}) serves $SCTL_SERVER (mutual TLS), data in $data/sctld"
+echo "cluster CA $pki/ca.crt, $ca_hash; sctl uses $SCTL_CONFIG"
 
 # 2. the example app's image: one static binary, packed, signed, imported
 img=$data/image
@@ -74,17 +87,22 @@ id=$("$SLET" image pack "$img/root" -o "$img/hello.pack" --name hello --arg /hel
 echo "image hello = $id (signed, in $data/store)"
 
 # 3. the node agent: Cells get addresses on the bridge scbr0 (10.88.0.0/24)
+#    It joins with a single-use bootstrap token (a restart keeps its certificate).
 logs_port=$((port + 1))
+token=$("$SCTL" token create --ttl 10m --description "run.sh node1")
+echo "bootstrap token ${token%%.*}.**************** (sctl token create; single use, 10 minutes)"
 "$SLET" agent --server "$SCTL_SERVER" --name node1 --data-dir "$data/slet" --store "$data/store" \
   --trust "$img/trust" --listen "127.0.0.1:$logs_port" --cell-net bridge --log-level warn \
+  --join "https://127.0.0.1:$join_port" --token "$token" --ca-hash "$ca_hash" \
   >>"$data/slet.log" 2>&1 &
 slet_pid=$!
 pids+=("$slet_pid")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$logs_port/healthz" >/dev/null && break; sleep 0.05; done
-echo "slet (pid $slet_pid) runs node1"
+for _ in $(seq 200); do "$SCTL" get nodes 2>/dev/null | grep -Eq '^node1 +true' && break; sleep 0.05; done
+echo "slet (pid $slet_pid) runs node1 with certificate $data/slet/pki/node.crt"
 
 # 4. the load balancer programmer: nginx in front of each exposed port
-"$SCLB" --server "$SCTL_SERVER" --dir "$data/lb" --listen-addr 127.0.0.1 --log-level warn \
+"$SCLB" --server "$SCTL_SERVER" --ca "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+  --dir "$data/lb" --listen-addr 127.0.0.1 --log-level warn \
   >>"$data/sclb.log" 2>&1 &
 pids+=($!)
 echo "sclb (pid $!) programs nginx from the Endpoints"
@@ -127,7 +145,7 @@ step "$SCTL" rollout history hello
 cat <<MSG
 
 The cluster keeps running. Try:
-  export SCTL_SERVER=$SCTL_SERVER
+  export SCTL_SERVER=$SCTL_SERVER SCTL_CONFIG=$SCTL_CONFIG
   curl http://127.0.0.1:$lb_port/                  # through nginx, to any ready instance
   $SCTL get instances -o wide          # each instance's address on scbr0
   $SCTL get endpoints -o wide          # what nginx is told to serve

@@ -18,6 +18,7 @@
  *                             wildcard), localhost, 127.0.0.1, ::1 and the host
  *                             name as SANs: a changed address reissues it
  *   DIR/admin.crt, .key       pki_ca_ensure_issued for the admin (sctl --cert)
+ *   DIR/admin.conf            an sctl config naming them and this API (first start)
  *
  * then one server SSL_CTX (TLS 1.3, client certificate REQUIRED, any role the
  * CA signed) becomes the API evhttp's bufferevent factory.  With --peer-listen,
@@ -172,6 +173,30 @@ static int own_cluster_host(const struct srv *s, char *host, size_t hsize)
 /* The CA, this controller's certificate and the admin's, in cfg.tls_dir; host,
  * phost, ichost: the --listen, --peer-listen and own --initial-cluster hosts
  * ("" when not given). */
+/* DIR/admin.conf, an sctl config for the operator (sctl --config-less use:
+ * SCTL_CONFIG=DIR/admin.conf), written once: an operator's edits are kept. */
+static void write_admin_conf(struct srv *s, const char *host)
+{
+    char path[4096], text[4096 + 512];
+    snprintf(path, sizeof(path), "%s/admin.conf", s->cfg.tls_dir);
+    const char *port = strrchr(s->cfg.listen, ':');
+    if (access(path, F_OK) == 0 || !port || !strcmp(port, ":0"))
+        return;
+    bool wildcard = !*host || !strcmp(host, "0.0.0.0") || !strcmp(host, "::");
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(text, sizeof(text),
+             "# sctl config for this cluster's admin, written by sctld --tls-dir on its first\n"
+             "# start: export SCTL_CONFIG=%s (relative paths are relative to this file)\n"
+             "server = https://%s%s%s%s\nca = ca.crt\ncert = admin.crt\nkey = admin.key\n",
+             path, v6 && !wildcard ? "[" : "", wildcard ? "127.0.0.1" : host,
+             v6 && !wildcard ? "]" : "", port);
+    struct sc_error e = {0};
+    if (pki_file_write(path, text, 0600, &e) < 0)
+        log_warn("msg=\"cannot write the sctl config\" file=%s error=\"%s\"", path, e.msg);
+    else
+        log_info("msg=\"sctl config written\" file=%s", path);
+}
+
 static int ensure_files(struct srv *s, const char *host, const char *phost, const char *ichost)
 {
     const char *dir = s->cfg.tls_dir;
@@ -212,6 +237,8 @@ static int ensure_files(struct srv *s, const char *host, const char *phost, cons
     if ((r = issue_pair(ca, &ctl, dir, "controller")) >= 0)
         r = issue_pair(ca, &admin, dir, "admin");
     pki_ca_free(ca);
+    if (r >= 0)
+        write_admin_conf(s, host);
     return r;
 }
 
