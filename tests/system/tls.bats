@@ -98,6 +98,10 @@ new_refusal() {
   # --server https://... from the flag takes ca/cert/key from the config file
   SCTL_CONFIG=$BATS_TEST_TMPDIR/config run "$SCTL" --server "https://127.0.0.1:$PORT" kv get tls/k
   [ "$status" -eq 0 ] && [ "$output" = two ]
+  # the config sctld wrote for the operator on its first start works as it is
+  [ "$(stat -c %a "$PKI/admin.conf")" = 600 ]
+  grep -qx "server = https://127.0.0.1:$PORT" "$PKI/admin.conf"
+  (cd / && SCTL_CONFIG=$PKI/admin.conf run "$SCTL" kv get tls/k && [ "$output" = two ])
   # https without a CA is a usage error naming what is missing
   run "$SCTL" --server "https://127.0.0.1:$PORT" kv get tls/k
   [ "$status" -eq 2 ] && [[ "$output" == *"the cluster CA file is needed"* ]]
