@@ -9,8 +9,10 @@
  *                       authorizes it as that node (the checks that read the
  *                       store run there: a follower's store may not have applied
  *                       the node's previous write yet)
- *   node:NAME           reads, except BootstrapTokens; and the writes its slet
- *                       makes, for itself only (Kubernetes' NodeRestriction):
+ *   node:NAME           object reads, except BootstrapTokens (and no /v1/kv but
+ *                       its heartbeat key: the raw store holds the tokens too);
+ *                       and the writes its slet makes, for itself only
+ *                       (Kubernetes' NodeRestriction):
  *                         PUT /v1/nodes/NAME[/status]
  *                         PUT|POST /v1/instances[/X] whose spec.node is NAME and
  *                           whose Assignment is on NAME
@@ -27,6 +29,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,15 +108,42 @@ static bool instance_write_ok(struct srv *s, struct evhttp_request *req, enum ev
     return ok;
 }
 
+/* GET /v1/kv?prefix=P: whether P lies under /registry/heartbeats/. */
+static bool heartbeat_prefix(struct evhttp_request *req)
+{
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *query = u ? evhttp_uri_get_query(u) : NULL;
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (!query || evhttp_parse_query_str(query, &q) < 0)
+        return false;
+    const char *p = evhttp_find_header(&q, "prefix");
+    bool ok = p && !strncmp(p, "/registry/heartbeats/", 21);
+    evhttp_clear_headers(&q);
+    return ok;
+}
+
 static bool node_may(struct srv *s, struct evhttp_request *req, const char *path, size_t plen,
                      const char *node)
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    char want[160];
     if (starts(path, plen, "/v1/tokens"))
         return false; /* not even to read: the hashes are nobody's business */
+    if (starts(path, plen, "/v1/kv")) {
+        /* the raw store holds the tokens too: its own heartbeat key, and reads of
+         * the heartbeats (sctl get nodes lists them for READY) */
+        snprintf(want, sizeof(want), "/v1/kv/%%2Fregistry%%2Fheartbeats%%2F%s", node);
+        if (equals(path, plen, want))
+            return true;
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD)
+            return false;
+        if (starts(path, plen, "/v1/kv/%2Fregistry%2Fheartbeats%2F"))
+            return true;
+        return equals(path, plen, "/v1/kv") && heartbeat_prefix(req);
+    }
     if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)
         return true;
-    char want[160];
     snprintf(want, sizeof(want), "/v1/nodes/%s", node);
     if (m == EVHTTP_REQ_PUT &&
         (equals(path, plen, want) ||
@@ -124,9 +154,6 @@ static bool node_may(struct srv *s, struct evhttp_request *req, const char *path
             return true; /* forwarded with the node's name: the leader decides */
         return instance_write_ok(s, req, m, path + 14, plen > 14 ? plen - 14 : 0, node);
     }
-    snprintf(want, sizeof(want), "/v1/kv/%%2Fregistry%%2Fheartbeats%%2F%s", node);
-    if ((m == EVHTTP_REQ_PUT || m == EVHTTP_REQ_DELETE) && equals(path, plen, want))
-        return true;
     if (equals(path, plen, "/v1/leases") || starts(path, plen, "/v1/leases/"))
         return m == EVHTTP_REQ_POST || m == EVHTTP_REQ_PUT;
     return equals(path, plen, "/v1/renew") && m == EVHTTP_REQ_POST;

@@ -202,6 +202,10 @@ EOF
   [ "$status" -eq 1 ]
   run sctl_node n1 kv put /registry/heartbeats/n1 mine
   [ "$status" -eq 0 ]
+  # the raw store holds the tokens too: no key reads but its own heartbeat
+  run sctl_node n1 kv ls /registry/
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"node n1 may not read /v1/kv"* ]]
   # another node's Instance: its status is not n1's to write
   local other
   other=$(sctl_admin get instances -o json | jq -r '.items[0].metadata.name')
