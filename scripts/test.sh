@@ -54,12 +54,11 @@ if [ -z "${SC_SUITES:-}" ] && [ -d tests/fuzz ] && [ -f tests/fuzz/run.sh ]; the
 fi
 
 # what failed, near the end where a truncated CI log still shows it: each failing
-# TAP case with the lines bats printed under it, and the tail of any other failing
-# test's output (meson's --print-errorlogs put them in test.out)
+# TAP case with the lines printed under it, from meson's log of the run
 if [ "$failed" -gt 0 ]; then
   echo "--- failures (whole logs: $build/meson-logs/testlog.txt) ---"
   grep -E '^ *[0-9]+/[0-9]+ .*(FAIL|ERROR|TIMEOUT)' "$build/test.out" | sort -u
-  grep -E -A12 '^not ok ' "$build/test.out" | head -80
+  grep -E -A12 '^not ok ' "$build/meson-logs/testlog.txt" | head -80
 fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -17,7 +17,8 @@
  *      server against that CA; the answer is the certificate.
  * A node that already holds a certificate from the pinned CA for its name skips
  * the join (a restart does not spend a token).  URL may be a comma-separated list
- * of controllers' join listeners: a 503 (a follower) or no answer moves to the next.
+ * of controllers' join listeners: a 503 (a follower) or no answer moves to the next;
+ * a 409 (two joins counted the same use of a multi-use token at once) is retried.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "net/tls_curl.h"
@@ -257,11 +259,19 @@ int slet_join(const struct slet_agent *a, struct sc_error *e)
     }
     char list[1024];
     snprintf(list, sizeof(list), "%s", a->o.join);
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL)); /* the 409 retries' jitter */
     for (int round = 0; round < 30; round++) {
         char *save = NULL;
         for (char *u = strtok_r(list, ",", &save); u; u = strtok_r(NULL, ",", &save)) {
             long status = 0;
             r = join_one(a, &p, u, &status, e);
+            /* 409: another node's join used the same token at the same moment (a
+             * multi-use token); the leader is right here, so again at once */
+            for (int again = 0; r < 0 && status == 409 && again < 10; again++) {
+                struct timespec ts = {0, (50 + (long)(random() % 100)) * 1000 * 1000};
+                nanosleep(&ts, NULL);
+                r = join_one(a, &p, u, &status, e);
+            }
             if (r >= 0) {
                 log_info("msg=\"joined\" server=%s cert=%s", u, p.cert);
                 return 0;

@@ -191,6 +191,23 @@ EOF
   [[ "$output" == *"serves only GET /v1/cluster/ca and POST /v1/join"* ]]
 }
 
+@test "four nodes joining at once with one multi-use token all get in (the use is counted through the log)" {
+  local t n
+  t=$(sctl_admin token create --uses 0 --description "a rack at once")
+  for n in m1 m2 m3 m4; do start_slet "$n" "$t"; done
+  for n in m1 m2 m3 m4; do
+    wait_for 30 node_ready "$n" || { cat "$F/slet-$n.log"; false; }
+  done
+  run sctl_admin token list
+  [[ "$output" =~ ${t%%.*}\ +4/any\ .*valid\ +a\ rack\ at\ once ]]
+  for n in m1 m2 m3 m4; do
+    kill "$(cat "$F/slet-$n.pid")"
+    wait_gone "$(cat "$F/slet-$n.pid")"
+    rm -f "$F/slet-$n.pid"
+    sctl_admin delete node "$n" >/dev/null
+  done
+}
+
 @test "a node certificate writes only for its own node and cannot read tokens; plain HTTP is refused and logged" {
   run sctl_node n1 token list
   [ "$status" -eq 1 ]
