@@ -43,6 +43,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,7 @@ static void join(struct srv *s, struct evhttp_request *req)
                  (long long)used, (long long)max_uses);
         why = msg;
     }
+    OPENSSL_cleanse(&t, sizeof(t)); /* the secret is not needed any more */
     if (why || !sign(s, req, j, "join")) {
         json_decref(tok);
         sc_buf_free(&key);
@@ -330,7 +332,8 @@ static void handle_join_listener(struct evhttp_request *req, void *arg)
         if (m != EVHTTP_REQ_GET)
             return srv_send_coded(s, req, 405, "method_not_allowed", "use GET");
         char *pem = NULL;
-        ca_pem_of(s, &pem);
+        if (ca_pem_of(s, &pem) < 0 || !pem)
+            return srv_send_coded(s, req, 500, "internal", "cannot encode the CA certificate");
         struct evbuffer *out = evhttp_request_get_output_buffer(req);
         evbuffer_add(out, pem, strlen(pem));
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

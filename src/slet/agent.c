@@ -580,7 +580,16 @@ static int watch_start(struct slet_agent *a)
     if (a->watch_conn)
         evhttp_connection_free(a->watch_conn);
     if (a->tls) {
+        /* a fresh context for each watch: it loads node.crt as renewed since */
         struct sc_error e = {0};
+        struct net_tls_files wf = {.ca = a->pki.ca, .cert = a->pki.cert, .key = a->pki.key};
+        SSL_CTX *fresh = NULL;
+        if (net_tls_client_ctx_new(&wf, PKI_ROLE_CONTROLLER, &fresh, &e) == 0) {
+            SSL_CTX_free(a->watch_tls); /* a connection still using it holds a reference */
+            a->watch_tls = fresh;
+        } else {
+            log_warn("msg=\"cannot reload the node certificate\" error=\"%s\"", e.msg);
+        }
         a->watch_conn = net_tls_evhttp_connection_new(a->base, a->watch_tls, a->server_host,
                                                       (uint16_t)a->server_port, &e);
         if (!a->watch_conn)
