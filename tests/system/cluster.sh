@@ -451,6 +451,21 @@ show_logs() {
   for h in c1 c2 c3 n1 n2 n3 n4 lb; do
     [ -f "$dir/$h.log" ] && { echo "# --- $h.log"; tail -6 "$dir/$h.log" | sed 's/^/#   /'; }
   done
+  show_stuck
+}
+# show_stuck: where each node's slet and its helpers (the Cell spawners) wait in
+# the kernel, thread by thread: a node whose log stopped shows here what it waits on
+show_stuck() {
+  local h pid p t
+  for h in n1 n2 n3 n4; do
+    pid=${PID[$h]:-}
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || continue
+    for p in "$pid" $(pgrep -P "$pid"); do
+      for t in /proc/$p/task/*; do
+        echo "# $h pid $p ($(cat /proc/$p/comm 2>/dev/null)) task ${t##*/}: $(cut -d' ' -f3 "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null) $(head -3 "$t/stack" 2>/dev/null | awk '{print $2}' | tr '\n' ' ')"
+      done
+    done
+  done
 }
 scenario() { # scenario NAME DESCRIPTION: runs sc_NAME, prints its TAP line
   local t0 rc
