@@ -15,7 +15,7 @@
  *                       (Kubernetes' NodeRestriction):
  *                         PUT /v1/nodes/NAME[/status]
  *                         PUT|POST /v1/instances[/X] whose spec.node is NAME and
- *                           whose Assignment is on NAME
+ *                           whose Assignment (the Instance's namesake) is on NAME
  *                         PUT /v1/instances/X/status, DELETE /v1/instances/X of
  *                           an Instance stored with spec.node NAME
  *                         PUT|DELETE /v1/kv/%2Fregistry%2Fheartbeats%2FNAME
@@ -99,7 +99,10 @@ static bool instance_write_ok(struct srv *s, struct evhttp_request *req, enum ev
     const json_t *spec = json_object_get(o, "spec");
     const char *claims = json_string_value(json_object_get(spec, "node"));
     const char *asg = json_string_value(json_object_get(spec, "assignment"));
-    bool ok = claims && !strcmp(claims, node) && asg;
+    const char *name = json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+    /* an Instance is named after its Assignment: the path's (or a POST's) name is it */
+    bool named = asg && (nlen ? equals(rest, nlen, asg) : name && !strcmp(name, asg));
+    bool ok = claims && !strcmp(claims, node) && named;
     if (ok) {
         stored_node(s, "Assignment", asg, strlen(asg), have, sizeof(have));
         ok = !strcmp(have, node);

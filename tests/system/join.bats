@@ -230,6 +230,15 @@ EOF
     -X PUT "$API/v1/instances/$other/status" -d '{"status":{"phase":"failed"}}'
   [[ "$output" == *'"forbidden"'* ]]
   grep -q 'msg="request refused".*cn="node:n2"' "$F/sctld.log"
+  # an Instance is named after its Assignment: n1 cannot write one under another name
+  local mine rev
+  mine=$(sctl_admin get assignments -o json | jq -r '[.items[] | select(.spec.node == "n1")][0].metadata.name')
+  rev=$(sctl_admin get assignments -o json | jq -r '[.items[] | select(.spec.node == "n1")][0].spec.revision')
+  [ -n "$mine" ] && [ "$mine" != null ] && [ -n "$rev" ] && [ "$rev" != null ]
+  run curl -s --cacert "$PKI/ca.crt" --cert "$F/n1/pki/node.crt" --key "$F/n1/pki/node.key" \
+    -X PUT "$API/v1/instances/forged" -d "{\"kind\":\"Instance\",\"metadata\":{\"name\":\"forged\"},
+      \"spec\":{\"assignment\":\"$mine\",\"node\":\"n1\",\"revision\":\"$rev\"}}"
+  [[ "$output" == *'"forbidden"'* ]]
   run sctl_node n1 get nodes
   [ "$status" -eq 0 ]
   # plain HTTP to the TLS port: no answer, and a log line that says what it was
