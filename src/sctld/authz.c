@@ -63,16 +63,12 @@ static void stored_node(struct srv *s, const char *kind, const char *name, size_
     nm[nlen] = '\0';
     struct sc_buf key = {0};
     obj_key(&key, obj_kind_by_name(kind), nm);
-    struct store_op op = {.type = STORE_OP_GET, .key = key.data, .key_len = key.len};
-    struct store_op_result res = {0};
-    struct sc_error e;
-    if (store_read(s->store, &op, &res, &e) == 0 && res.nkvs == 1) {
-        json_t *o = json_loadb((const char *)res.kvs[0].value, res.kvs[0].value_len, 0, NULL);
-        const char *n = json_string_value(json_object_get(json_object_get(o, "spec"), "node"));
-        snprintf(out, size, "%s", n ? n : "");
-        json_decref(o);
-    }
-    free(res.kvs);
+    sc_buf_put_u8(&key, 0);
+    int64_t mod;
+    json_t *o = srv_obj_load(s, (const char *)key.data, &mod);
+    const char *n = json_string_value(json_object_get(json_object_get(o, "spec"), "node"));
+    snprintf(out, size, "%s", n ? n : "");
+    json_decref(o);
     sc_buf_free(&key);
 }
 
@@ -205,13 +201,9 @@ bool srv_authorize(struct srv *s, struct evhttp_request *req, const char *path, 
                  id.cn);
         why = msg;
     }
-    struct evhttp_connection *c = evhttp_request_get_connection(req);
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    if (c)
-        evhttp_connection_get_peer(c, &addr, &port);
-    log_warn("msg=\"request refused\" peer=%s:%u cn=\"%s\" reason=\"%s\"", addr ? addr : "?",
-             (unsigned)port, id.cn, why);
+    char peer[80];
+    srv_peer_of(req, peer, sizeof(peer));
+    log_warn("msg=\"request refused\" peer=%s cn=\"%s\" reason=\"%s\"", peer, id.cn, why);
     srv_send_coded(s, req, 403, "forbidden", why);
     return false;
 }

@@ -22,7 +22,7 @@
 #include "sctld/server_int.h"
 
 /* The stored value of key, or NULL; presented with its mod revision. */
-static json_t *load(struct srv *s, const char *key, int64_t *mod)
+json_t *srv_obj_load(struct srv *s, const char *key, int64_t *mod)
 {
     struct store_op op = {
         .type = STORE_OP_GET, .key = (const uint8_t *)key, .key_len = strlen(key)};
@@ -174,7 +174,7 @@ static void write_obj(struct srv *s, struct evhttp_request *req, const struct ob
     obj_key(&key, k, nm);
     sc_buf_put_u8(&key, 0);
     int64_t mod;
-    json_t *cur = load(s, (const char *)key.data, &mod);
+    json_t *cur = srv_obj_load(s, (const char *)key.data, &mod);
     int64_t want = obj_revision(in);
     const char *fail = NULL;
     int code = 0;
@@ -239,7 +239,7 @@ static void write_obj(struct srv *s, struct evhttp_request *req, const struct ob
                 json_string_value(json_object_get(json_object_get(rv, "metadata"), "name")));
         sc_buf_put_u8(&rkey, 0);
         int64_t rmod;
-        json_t *have = load(s, (const char *)rkey.data, &rmod);
+        json_t *have = srv_obj_load(s, (const char *)rkey.data, &rmod);
         if (!have) {
             rev_text = manifest_dump(rv);
             ops[nops++] = (struct store_op){.type = STORE_OP_PUT,
@@ -275,7 +275,7 @@ static void delete_obj(struct srv *s, struct evhttp_request *req, const struct o
     obj_key(&key, k, name);
     sc_buf_put_u8(&key, 0);
     int64_t mod;
-    json_t *cur = load(s, (const char *)key.data, &mod);
+    json_t *cur = srv_obj_load(s, (const char *)key.data, &mod);
     char msg[200];
     if (!cur) {
         snprintf(msg, sizeof(msg), "%s %s does not exist", k->kind, name);
@@ -358,7 +358,7 @@ void srv_http_obj(struct srv *s, struct evhttp_request *req, const struct srv_ca
             obj_key(&key, k, name);
             sc_buf_put_u8(&key, 0);
             int64_t mod;
-            json_t *o = load(s, (const char *)key.data, &mod);
+            json_t *o = srv_obj_load(s, (const char *)key.data, &mod);
             if (o) {
                 send_obj_json(s, req, 200, o);
                 srv_observe(s, c->start);

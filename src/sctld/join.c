@@ -76,22 +76,12 @@ void srv_join_free(struct srv_join *j)
     free(j);
 }
 
-static void peer_of(struct evhttp_request *req, char *out, size_t size)
-{
-    struct evhttp_connection *c = evhttp_request_get_connection(req);
-    char *addr = NULL;
-    ev_uint16_t port = 0;
-    if (c)
-        evhttp_connection_get_peer(c, &addr, &port);
-    snprintf(out, size, "%s:%u", addr ? addr : "?", (unsigned)port);
-}
-
 /* A refusal: answered with status/code/msg and logged with the peer (invariant 2). */
 static void refuse(struct srv *s, struct evhttp_request *req, int status, const char *code,
                    const char *what, const char *msg)
 {
     char peer[80];
-    peer_of(req, peer, sizeof(peer));
+    srv_peer_of(req, peer, sizeof(peer));
     log_warn("msg=\"%s refused\" peer=%s status=%d reason=\"%s\"", what, peer, status, msg);
     srv_send_coded(s, req, status, code, msg);
 }
@@ -188,7 +178,7 @@ static void answer(struct srv *s, struct evhttp_request *req, const struct srv_j
     sc_buf_put(&s->scratch, text, strlen(text));
     srv_send_json(s, req, 200, &s->scratch);
     char peer[80];
-    peer_of(req, peer, sizeof(peer));
+    srv_peer_of(req, peer, sizeof(peer));
     log_info("msg=\"certificate signed\" for=%s node=%s peer=%s valid_sec=%llu", what, j->name,
              peer, (unsigned long long)s->cfg.node_cert_sec);
     free(text);
@@ -218,7 +208,7 @@ static void join(struct srv *s, struct evhttp_request *req)
     if (s->st.role != RAFT_LEADER || s->shutting_down) {
         srv_join_free(j);
         char peer[80];
-        peer_of(req, peer, sizeof(peer));
+        srv_peer_of(req, peer, sizeof(peer));
         log_info("msg=\"join sent elsewhere: not the leader\" peer=%s", peer);
         return srv_send_coded(s, req, 503, "not_leader",
                               "this controller is not the leader; join through another one");
@@ -227,17 +217,11 @@ static void join(struct srv *s, struct evhttp_request *req)
     struct sc_buf key = {0};
     obj_key(&key, obj_kind_by_name("BootstrapToken"), t.id);
     sc_buf_put_u8(&key, 0); /* key.len - 1 bytes of key, then a NUL */
-    struct store_op op = {.type = STORE_OP_GET, .key = key.data, .key_len = key.len - 1};
-    struct store_op_result res = {0};
-    json_t *tok = NULL;
     int64_t mod = 0;
-    if (store_read(s->store, &op, &res, &e) == 0 && res.nkvs == 1) {
-        mod = res.kvs[0].mod_rev;
-        tok = json_loadb((const char *)res.kvs[0].value, res.kvs[0].value_len, 0, NULL);
-    }
-    free(res.kvs);
+    json_t *tok = srv_obj_load(s, (const char *)key.data, &mod);
+    /* metadata.revision is presented, never stored */
+    json_object_del(json_object_get(tok, "metadata"), "revision");
     const char *why = NULL;
-    int status = 401;
     json_t *spec = json_object_get(tok, "spec"), *st = json_object_get(tok, "status");
     struct pki_token_hash h = {0};
     snprintf(h.id, sizeof(h.id), "%s", t.id);
@@ -272,7 +256,7 @@ static void join(struct srv *s, struct evhttp_request *req)
         sc_buf_free(&key);
         srv_join_free(j);
         if (why)
-            refuse(s, req, status, "unauthorized", "join", why);
+            refuse(s, req, 401, "unauthorized", "join", why);
         return;
     }
     /* count the use: the token as stored, status.used + 1, guarded by its revision */
@@ -297,7 +281,7 @@ static void join(struct srv *s, struct evhttp_request *req)
                            .value_len = strlen(text)};
     struct store_cmd cmd = {
         .type = STORE_CMD_TXN, .cmps = &cmp, .ncmps = 1, .success = &put, .nsuccess = 1};
-    peer_of(req, j->peer, sizeof(j->peer));
+    srv_peer_of(req, j->peer, sizeof(j->peer));
     struct srv_proposal *p =
         srv_propose_ex(s, req, R_JOIN, &cmd, now_usec(CLOCK_MONOTONIC)); /* answers if refused */
     if (p)
@@ -379,13 +363,6 @@ void srv_http_renew(struct srv *s, struct evhttp_request *req, const struct srv_
     free(j.cert);
 }
 
-static void log_refusal(void *ud, const struct net_tls_refusal *r)
-{
-    (void)ud;
-    log_warn("msg=\"tls handshake refused\" listener=join side=%s peer=%s cn=\"%s\" reason=\"%s\"",
-             r->sent ? "server" : "client", r->peer, r->subject, r->reason);
-}
-
 /* At start-up with --tls-dir: the CA for signing, logs.c's client context, and
  * the join listener when --join-listen is set. */
 int srv_join_start(struct srv *s)
@@ -418,22 +395,17 @@ int srv_join_start(struct srv *s)
     if (!s->cfg.join_listen)
         return 0;
     char host[256];
-    const char *colon = strrchr(s->cfg.join_listen, ':');
-    char *end = NULL;
-    long port = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (!colon || colon == s->cfg.join_listen || !end || *end || port <= 0 || port > 65535 ||
-        (size_t)(colon - s->cfg.join_listen) >= sizeof(host)) {
-        log_error("msg=\"--join-listen must be HOST:PORT\" got=\"%s\"", s->cfg.join_listen);
-        return -EINVAL;
-    }
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - s->cfg.join_listen), s->cfg.join_listen);
+    long port;
+    if ((r = srv_split_hostport("--join-listen", s->cfg.join_listen, host, sizeof(host), &port)) <
+        0)
+        return r;
     struct net_tls_files f = {.ca = ca, .cert = crt, .key = key};
     if ((r = net_tls_server_ctx_new(&f, NET_TLS_CLIENT_OPTIONAL, PKI_ROLE_NONE, &s->join_tls, &e)) <
         0) {
         log_error("msg=\"cannot make the join listener's TLS context\" error=\"%s\"", e.msg);
         return r;
     }
-    net_tls_on_refused(s->join_tls, log_refusal, s);
+    net_tls_on_refused(s->join_tls, srv_tls_log_refusal, (void *)"join");
     s->join_http = evhttp_new(s->base);
     evhttp_set_allowed_methods(s->join_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                                  EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |

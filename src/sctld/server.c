@@ -106,6 +106,16 @@ void srv_send_coded(struct srv *s, struct evhttp_request *req, int status, const
 
 /* ---- connections -------------------------------------------------------------------- */
 
+void srv_peer_of(struct evhttp_request *req, char *out, size_t size)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (c)
+        evhttp_connection_get_peer(c, &addr, &port);
+    snprintf(out, size, "%s:%u", addr ? addr : "?", (unsigned)port);
+}
+
 static void on_conn_close(struct evhttp_connection *conn, void *arg)
 {
     struct srv *s = arg;
@@ -363,8 +373,7 @@ int srv_run(const struct srv_config *cfg)
         goto out;
     }
     if ((r = srv_tls_start(s)) < 0 || (r = bind_listener(s)) < 0 || (r = srv_health_start(s)) < 0 ||
-        (r = srv_join_start(s)) < 0 ||
-        (r = start_peers(s)) < 0)
+        (r = srv_join_start(s)) < 0 || (r = start_peers(s)) < 0)
         goto out;
     srv_sync_peers(s); /* members added after --initial-cluster, from their address keys */
     s->wake_ev = event_new(s->base, s->persist.wake_fd, EV_READ | EV_PERSIST, srv_on_durable, s);

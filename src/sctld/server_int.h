@@ -252,6 +252,8 @@ void srv_send_error(struct srv *s, struct evhttp_request *req, int r, const stru
 void srv_send_coded(struct srv *s, struct evhttp_request *req, int status, const char *code,
                     const char *msg);
 void srv_json_str(struct sc_buf *b, const char *v);
+/* "ADDR:PORT" of the request's peer ("?:0" when it went away). */
+void srv_peer_of(struct evhttp_request *req, char *out, size_t size);
 struct srv_conn *srv_conn_get(struct srv *s, struct evhttp_connection *conn);
 void srv_conn_forget(struct srv *s, struct evhttp_connection *conn, struct srv_proposal *p,
                      struct srv_stream *st);
@@ -313,7 +315,9 @@ void srv_fmt_reset(struct srv *s);
 void srv_check_stalled(struct srv *s, usec_t now);
 void srv_watch_progress(struct srv *s, usec_t now);
 
-/* http_obj.c: /v1/<kind>[/<name>[/status]] */
+/* http_obj.c: /v1/<kind>[/<name>[/status]]; srv_obj_load: the object stored at
+ * key (NUL-terminated), presented with its metadata.revision, or NULL */
+json_t *srv_obj_load(struct srv *s, const char *key, int64_t *mod);
 void srv_http_obj(struct srv *s, struct evhttp_request *req, const struct srv_call *c);
 
 /* sched_loop.c: the leader's scheduler loop, run from housekeeping */
@@ -352,6 +356,12 @@ int srv_recover(struct srv *s, struct wal **ret_wal);
 /* tls.c: --tls-dir (before the API socket is bound), --health-listen, their teardown
  * (after evhttp_free(s->http), before event_base_free) */
 int srv_tls_start(struct srv *s);
+/* HOST:PORT (HOST may be [v6]) into host and port; logs what is wrong with flag. */
+int srv_split_hostport(const char *flag, const char *addr, char *host, size_t hsize, long *port);
+/* net_tls_on_refused's hook for every TLS context of sctld; ud: the listener's
+ * name for the log ("api", "peer", "client", "join"). */
+struct net_tls_refusal;
+void srv_tls_log_refusal(void *ud, const struct net_tls_refusal *r);
 /* The header a follower adds to a node's forwarded write: the node's CN, which the
  * leader authorizes (only on a hop from a controller certificate). */
 #define SRV_ON_BEHALF_OF "X-Sc-On-Behalf-Of"

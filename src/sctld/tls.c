@@ -71,14 +71,14 @@
 
 /* ud: which context, "api", "peer" (the peer listener) or "client" (dialling a
  * peer or the leader).  side: which end refused, this server or this client. */
-static void log_refusal(void *ud, const struct net_tls_refusal *r)
+void srv_tls_log_refusal(void *ud, const struct net_tls_refusal *r)
 {
     log_warn("msg=\"tls handshake refused\" side=%s peer=%s cn=\"%s\" reason=\"%s\" conn=%s",
              r->sent ? "server" : "client", r->peer, r->subject, r->reason, (const char *)ud);
 }
 
 /* HOST:PORT (HOST may be [v6]) split into host and port. */
-static int split_hostport(const char *flag, const char *addr, char *host, size_t hsize, long *port)
+int srv_split_hostport(const char *flag, const char *addr, char *host, size_t hsize, long *port)
 {
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr || (size_t)(colon - addr) >= hsize) {
@@ -162,7 +162,7 @@ static int own_cluster_host(const struct srv *s, char *host, size_t hsize)
         char *eq = strchr(it, '=');
         if (eq && (size_t)(eq - it) == strlen(s->cfg.name) &&
             !strncmp(it, s->cfg.name, (size_t)(eq - it))) {
-            r = split_hostport("--initial-cluster", eq + 1, host, hsize, &port);
+            r = srv_split_hostport("--initial-cluster", eq + 1, host, hsize, &port);
             break;
         }
     }
@@ -311,8 +311,8 @@ static int peer_tls_start(struct srv *s, const struct net_tls_files *f)
         log_error("msg=\"cannot make the peer TLS contexts\" error=\"%s\"", e.msg);
         return r;
     }
-    net_tls_on_refused(s->peer_tls, log_refusal, (void *)"peer");
-    net_tls_on_refused(s->tls_client, log_refusal, (void *)"client");
+    net_tls_on_refused(s->peer_tls, srv_tls_log_refusal, (void *)"peer");
+    net_tls_on_refused(s->tls_client, srv_tls_log_refusal, (void *)"client");
     s->peer_ops = (struct peer_sock_ops){.wrap = peer_wrap, .check = peer_check, .ud = s};
     log_info("msg=\"peer transport and forwarded writes are TLS, controller certificates "
              "required\"");
@@ -332,9 +332,9 @@ int srv_tls_start(struct srv *s)
     /* every address is checked before anything is written */
     char host[256], phost[256] = "", ichost[256];
     long port;
-    int r = split_hostport("--listen", s->cfg.listen, host, sizeof(host), &port);
+    int r = srv_split_hostport("--listen", s->cfg.listen, host, sizeof(host), &port);
     if (r >= 0 && s->cfg.peer_listen)
-        r = split_hostport("--peer-listen", s->cfg.peer_listen, phost, sizeof(phost), &port);
+        r = srv_split_hostport("--peer-listen", s->cfg.peer_listen, phost, sizeof(phost), &port);
     if (r < 0 || (r = own_cluster_host(s, ichost, sizeof(ichost))) < 0 ||
         (r = ensure_files(s, host, phost, ichost)) < 0)
         return r;
@@ -348,7 +348,7 @@ int srv_tls_start(struct srv *s)
         log_error("msg=\"cannot make the TLS context\" error=\"%s\"", e.msg);
         return r;
     }
-    net_tls_on_refused(s->tls, log_refusal, (void *)"api");
+    net_tls_on_refused(s->tls, srv_tls_log_refusal, (void *)"api");
     evhttp_set_bevcb(s->http, net_tls_evhttp_bevcb, s->tls);
     log_info("msg=\"API listener is HTTPS, client certificates required\" dir=%s", s->cfg.tls_dir);
     return s->cfg.peer_listen ? peer_tls_start(s, &f) : 0;
@@ -360,7 +360,7 @@ int srv_health_start(struct srv *s)
         return 0;
     char host[256];
     long port;
-    int r = split_hostport("--health-listen", s->cfg.health_listen, host, sizeof(host), &port);
+    int r = srv_split_hostport("--health-listen", s->cfg.health_listen, host, sizeof(host), &port);
     if (r < 0)
         return r;
     if (!is_loopback(host)) {

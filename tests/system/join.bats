@@ -18,12 +18,7 @@ setup_file() {
   [ "$(id -u)" -eq 0 ] || skip "Cells need root"
   command -v openssl >/dev/null || skip "needs the openssl CLI"
   export F=$BATS_FILE_TMPDIR PKI=$BATS_FILE_TMPDIR/pki
-  mkdir -p "$F/root"/{proc,dev,tmp,run} "$F/trust"
-  cc -O2 -static -o "$F/root/hello" "$SC_SRCDIR/examples/hello/hello.c"
-  "$SLET" image keygen "$F/key.pem" "$F/trust/key.pem" >/dev/null
-  IMG=$("$SLET" image pack "$F/root" -o "$F/hello.pack" --name hello --arg /hello)
-  "$SLET" image sign "$F/hello.pack" --key "$F/key.pem" >/dev/null
-  "$SLET" image import "$F/hello.pack" --store "$F/store" --trust "$F/trust" >/dev/null
+  IMG=$(hello_image "$F") # sctld_lib: the image in $F/store, its key in $F/trust
   export IMG PORT HPORT JPORT
   PORT=$("$SC_FREEPORT")
   HPORT=$("$SC_FREEPORT")
